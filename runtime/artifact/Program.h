@@ -1,0 +1,113 @@
+// The executable content of an artifact as plain C++ values.
+//
+// The compiler fills a Program and hands it to ArtifactWriter; the runtime's
+// ArtifactReader verifies the file and gives the same Program back (weights as
+// views into the mmapped file). No LLVM/MLIR here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace v4rt {
+
+enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, F8E4M3 = 3, I32 = 4, I64 = 5, U8 = 6 };
+size_t dtypeSize(DType dtype);
+const char *dtypeName(DType dtype);
+
+// Where a kernel argument lives.
+enum class ArgKind : uint8_t {
+  Arena = 0,  // bytes [offset, offset + size) of the bucket's arena
+  Weight = 1, // weights[index]
+  Cache = 2,  // the session's cache slot caches[index]
+  Input = 3,  // inputs[index] ("ids", "positions")
+  Output = 4, // outputs[index] ("logits")
+};
+
+struct ArgRef {
+  ArgKind kind = ArgKind::Arena;
+  uint32_t index = 0;   // Weight / Cache / Input / Output
+  uint64_t offset = 0;  // Arena: byte offset in the arena
+  DType dtype = DType::F32;
+  // Static shape for the bucket. Token-major activations have dim 0 = bucket
+  // tokens; at run time the kernel processes only the first n rows.
+  std::vector<int64_t> shape;
+  uint64_t byteSize() const;
+};
+
+// A named attribute of a launch: integers, floats or a string.
+struct Attr {
+  std::string name;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  std::string str;
+};
+
+struct Step {
+  uint32_t kernel = 0; // index into Program::kernels
+  std::vector<ArgRef> ins;
+  std::vector<ArgRef> outs;
+  std::vector<Attr> attrs;
+};
+
+enum class BucketKind : uint8_t { Prefill = 0, Decode = 1 };
+
+// One specialised function: a chunk of up to `tokens` tokens of one session
+// (prefill), or a decode step of up to `batch` sessions.
+struct Bucket {
+  std::string name;
+  BucketKind kind = BucketKind::Prefill;
+  int64_t tokens = 0;
+  int64_t batch = 1;
+  uint64_t arenaBytes = 0;
+  uint64_t naiveBytes = 0; // sum of all intermediates (memory planner report)
+  std::vector<Step> steps;
+};
+
+struct Kernel {
+  std::string name;             // "v4.linear" (CPU builtin) or a generated entry
+  std::vector<uint8_t> binary;  // cubin for CUDA targets; empty for cpu
+};
+
+enum class CacheKind : uint8_t { Window = 0, CompressState = 1, Entries = 2 };
+
+// Per-session state the plans read and write (see docs/ops.md cache types).
+struct CacheSlot {
+  std::string name; // "layers.3.window", "layers.3.entries", ...
+  int32_t layer = 0;
+  CacheKind kind = CacheKind::Window;
+  int64_t rows = 0;   // fixed rows (Window, CompressState); 0 for Entries
+  int64_t width = 0;  // elements per row
+  int64_t rate = 0;   // Entries: one row per `rate` tokens
+  DType dtype = DType::F32;
+};
+
+struct IoSlot {
+  std::string name; // inputs: "ids", "positions"; outputs: "logits"
+  DType dtype = DType::F32;
+  int64_t width = 1; // elements per token (logits: vocab)
+};
+
+struct Weight {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;   // from the start of the file, 4096-aligned
+  uint64_t size = 0;     // bytes
+  uint64_t checksum = 0; // XXH3-64 of the bytes
+  const uint8_t *data = nullptr; // reader: view into the mapped file
+};
+
+struct Program {
+  std::string target;         // "cpu", "sm_90a", ...
+  std::string configJson;     // ModelConfig::toJson(), canonical
+  std::string compileOptions; // JSON of the options v4c was run with
+  std::vector<Bucket> buckets;
+  std::vector<Kernel> kernels;
+  std::vector<CacheSlot> caches;
+  std::vector<IoSlot> inputs;
+  std::vector<IoSlot> outputs;
+  std::vector<Weight> weights;
+};
+
+} // namespace v4rt
