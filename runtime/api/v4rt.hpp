@@ -1,0 +1,70 @@
+// C++ wrappers over the C API: RAII handles, errors as v4rt::RuntimeError.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/api/v4rt.h"
+
+namespace v4rt {
+
+class RuntimeError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+inline void throwIfError(v4rt_status status) {
+  if (!status)
+    return;
+  std::string message = v4rt_status_message(status);
+  v4rt_status_free(status);
+  throw RuntimeError(message);
+}
+
+class ModelHandle {
+public:
+  explicit ModelHandle(const std::string &path, unsigned threads = 0, bool verifyChecksums = true) {
+    v4rt_model_options options{threads, verifyChecksums ? 1u : 0u};
+    throwIfError(v4rt_model_open(path.c_str(), &options, &model_));
+  }
+  ~ModelHandle() { v4rt_model_close(model_); }
+  ModelHandle(const ModelHandle &) = delete;
+  ModelHandle &operator=(const ModelHandle &) = delete;
+
+  int64_t vocabSize() const { return v4rt_model_vocab_size(model_); }
+  std::string identity() const { return v4rt_model_identity(model_); }
+  v4rt_model *get() const { return model_; }
+
+private:
+  v4rt_model *model_ = nullptr;
+};
+
+class SessionHandle {
+public:
+  explicit SessionHandle(const ModelHandle &model) : vocab_(model.vocabSize()) {
+    throwIfError(v4rt_session_create(model.get(), &session_));
+  }
+  ~SessionHandle() { v4rt_session_close(session_); }
+  SessionHandle(const SessionHandle &) = delete;
+  SessionHandle &operator=(const SessionHandle &) = delete;
+
+  // Returns ids.size() x vocab logits.
+  std::vector<float> prefill(const std::vector<int32_t> &ids) {
+    std::vector<float> logits(ids.size() * static_cast<size_t>(vocab_));
+    throwIfError(v4rt_session_prefill(session_, ids.data(), ids.size(), logits.data()));
+    return logits;
+  }
+  std::vector<float> decode(int32_t id) {
+    std::vector<float> logits(static_cast<size_t>(vocab_));
+    throwIfError(v4rt_session_decode(session_, id, logits.data()));
+    return logits;
+  }
+  int64_t position() const { return v4rt_session_position(session_); }
+
+private:
+  v4rt_session *session_ = nullptr;
+  int64_t vocab_ = 0;
+};
+
+} // namespace v4rt
