@@ -1,0 +1,158 @@
+// v4c: the compiler driver.
+//   v4c import CHECKPOINT_DIR -o model.mlir        the v4 graph of a checkpoint
+//   v4c compile CHECKPOINT_DIR --target cpu -o model.v4a
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include "codegen/ProgramFromPlan.h"
+#include "common/Error.h"
+#include "dialects/plan/PlanDialect.h"
+#include "dialects/v4/V4Dialect.h"
+#include "dialects/v4/V4Ops.h"
+#include "frontend/Checkpoint.h"
+#include "models/ModelBuilder.h"
+#include "models/config/NamedConfigs.h"
+#include "passes/Passes.h"
+#include "passes/Pipeline.h"
+#include "runtime/artifact/ArtifactWriter.h"
+
+namespace {
+
+struct Options {
+  std::string input;        // checkpoint directory
+  std::string namedModel;   // --model v4-flash (import without weights)
+  std::string output;
+  std::string target = "cpu";
+  int64_t prefillChunk = 64;
+  bool printPipeline = false;
+  bool printIrAfterAll = false;
+};
+
+void writeText(const std::string &path, llvm::function_ref<void(llvm::raw_ostream &)> write) {
+  if (path.empty() || path == "-") {
+    write(llvm::outs());
+    return;
+  }
+  std::string error;
+  auto file = mlir::openOutputFile(path, &error);
+  v4c::check(file != nullptr, path + ": " + error);
+  write(file->os());
+  file->keep();
+}
+
+mlir::OwningOpRef<mlir::ModuleOp> importModel(mlir::MLIRContext &context, const Options &options,
+                                              std::unique_ptr<v4c::Checkpoint> &checkpoint) {
+  if (!options.namedModel.empty())
+    return v4c::buildModel(context, v4c::namedConfig(options.namedModel));
+  v4c::check(!options.input.empty(), "give a checkpoint directory (or --model NAME)");
+  checkpoint = std::make_unique<v4c::Checkpoint>(v4c::Checkpoint::open(options.input));
+  return v4c::buildModel(context, checkpoint->config());
+}
+
+int runImport(const Options &options) {
+  mlir::MLIRContext context;
+  std::unique_ptr<v4c::Checkpoint> checkpoint;
+  auto module = importModel(context, options, checkpoint);
+  v4c::check(mlir::succeeded(mlir::verify(*module)), "internal error: the built graph does not verify");
+  writeText(options.output, [&](llvm::raw_ostream &os) { module->print(os); });
+  return 0;
+}
+
+v4c::PipelineOptions pipelineOptions(const Options &options) {
+  v4c::PipelineOptions pipeline;
+  pipeline.buckets = "prefill:" + std::to_string(options.prefillChunk) + ",decode:1";
+  return pipeline;
+}
+
+int runCompile(const Options &options) {
+  v4c::check(options.target == "cpu",
+             "target '" + options.target + "' is not supported yet; this build compiles --target cpu");
+  v4c::check(options.prefillChunk >= 1 && options.prefillChunk <= 65536,
+             "--prefill-chunk must be in [1, 65536]");
+  mlir::MLIRContext context;
+  context.loadDialect<v4c::plan::PlanDialect>();
+  mlir::PassManager pm(&context);
+  v4c::buildDefaultPipeline(pm, pipelineOptions(options));
+  if (options.printPipeline) {
+    pm.printAsTextualPipeline(llvm::outs());
+    llvm::outs() << "\n";
+    return 0;
+  }
+  v4c::check(!options.output.empty(), "give an output file with -o");
+  std::unique_ptr<v4c::Checkpoint> checkpoint;
+  auto module = importModel(context, options, checkpoint);
+  v4c::check(checkpoint != nullptr, "compile needs a checkpoint directory");
+  if (options.printIrAfterAll) {
+    context.disableMultithreading();
+    pm.enableIRPrinting();
+  }
+  v4c::check(mlir::succeeded(pm.run(*module)), "compilation failed (see the diagnostics above)");
+
+  v4rt::Program program = v4c::programFromPlan(*module, options.target);
+  program.configJson = checkpoint->config().toJson().dump();
+  program.compileOptions = nlohmann::json{{"target", options.target},
+                                          {"precision", "fp32"},
+                                          {"prefill_chunk", options.prefillChunk}}
+                               .dump();
+  // The CPU target stores every weight as f32 (integer tables as i32).
+  v4rt::writeArtifact(options.output, program, [&](size_t index, uint8_t *dst, size_t size) {
+    const v4rt::Weight &weight = program.weights[index];
+    if (weight.dtype == v4rt::DType::I32) {
+      auto values = checkpoint->readI32(weight.name);
+      v4c::check(values.size() * sizeof(int32_t) == size, "internal error: size of " + weight.name);
+      std::memcpy(dst, values.data(), size);
+    } else {
+      auto values = checkpoint->readF32(weight.name);
+      v4c::check(values.size() * sizeof(float) == size, "internal error: size of " + weight.name);
+      std::memcpy(dst, values.data(), size);
+    }
+  });
+  std::printf("v4c: wrote %s (%zu weights, %zu buckets, target %s)\n", options.output.c_str(),
+              program.weights.size(), program.buckets.size(), options.target.c_str());
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"v4c: compile DeepSeek-V4 checkpoints into v4c artifacts"};
+  app.require_subcommand(1);
+  Options options;
+
+  CLI::App *import = app.add_subcommand("import", "print the v4 dialect graph of a checkpoint");
+  import->add_option("checkpoint", options.input, "checkpoint directory (config.json + safetensors)");
+  import->add_option("--model", options.namedModel, "a named config instead: v4-flash, v4-pro, v4-flash-2layer");
+  import->add_option("-o,--output", options.output, "output .mlir (default: stdout)");
+
+  CLI::App *compile = app.add_subcommand("compile", "compile a checkpoint into an artifact");
+  compile->add_option("checkpoint", options.input, "checkpoint directory");
+  compile->add_option("-o,--output", options.output, "output artifact (.v4a)");
+  compile->add_option("--target", options.target, "cpu (more targets come with the CUDA backend)");
+  compile->add_option("--prefill-chunk", options.prefillChunk, "tokens per prefill bucket");
+  compile->add_flag("--print-pipeline", options.printPipeline, "print the pass pipeline and exit");
+  compile->add_flag("--print-ir-after-all", options.printIrAfterAll, "print the IR after every pass");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    return app.exit(e);
+  }
+  try {
+    return *import ? runImport(options) : runCompile(options);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "v4c: error: %s\n", e.what());
+    return 1;
+  }
+}
