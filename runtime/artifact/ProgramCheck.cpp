@@ -1,0 +1,175 @@
+#include "runtime/artifact/ProgramCheck.h"
+
+#include <string>
+#include <unordered_set>
+
+#include "common/Error.h"
+
+namespace v4rt::artifact {
+namespace {
+
+using std::to_string;
+
+[[noreturn]] void fail(const std::string &message) { throw v4c::Error(message); }
+
+std::string quoted(const std::string &name) { return "\"" + name + "\""; }
+
+const char *argKindName(ArgKind kind) {
+  switch (kind) {
+  case ArgKind::Arena: return "arena";
+  case ArgKind::Weight: return "weight";
+  case ArgKind::Cache: return "cache";
+  case ArgKind::Input: return "input";
+  case ArgKind::Output: return "output";
+  }
+  return "unknown";
+}
+
+void checkArg(const Program &program, const Bucket &bucket, const ArgRef &arg,
+              const std::string &where) {
+  uint64_t bytes = 0;
+  try {
+    bytes = arg.byteSize();
+  } catch (const v4c::Error &error) {
+    fail(where + ": " + error.what());
+  }
+  auto checkIndex = [&](size_t count) {
+    if (arg.index >= count)
+      fail(where + ": " + argKindName(arg.kind) + " index " + to_string(arg.index) +
+           " is out of range (the program has " + to_string(count) + ")");
+  };
+  switch (arg.kind) {
+  case ArgKind::Arena:
+    // offset <= arenaBytes first, so arenaBytes - offset cannot wrap.
+    if (arg.offset > bucket.arenaBytes || bytes > bucket.arenaBytes - arg.offset)
+      fail(where + ": arena bytes [" + to_string(arg.offset) + ", +" + to_string(bytes) +
+           ") exceed the bucket's arena of " + to_string(bucket.arenaBytes) + " bytes");
+    return;
+  case ArgKind::Weight:
+    checkIndex(program.weights.size());
+    if (bytes > program.weights[arg.index].size)
+      fail(where + ": reads " + to_string(bytes) + " bytes of weight " +
+           quoted(program.weights[arg.index].name) + ", which has only " +
+           to_string(program.weights[arg.index].size));
+    return;
+  case ArgKind::Cache:
+    checkIndex(program.caches.size());
+    return;
+  case ArgKind::Input:
+    checkIndex(program.inputs.size());
+    return;
+  case ArgKind::Output:
+    checkIndex(program.outputs.size());
+    return;
+  }
+  fail(where + ": unknown argument kind " + to_string(static_cast<int>(arg.kind)));
+}
+
+void checkBucket(const Program &program, const Bucket &bucket) {
+  const std::string name = "bucket " + quoted(bucket.name);
+  if (bucket.kind != BucketKind::Prefill && bucket.kind != BucketKind::Decode)
+    fail(name + ": unknown bucket kind " + to_string(static_cast<int>(bucket.kind)));
+  if (bucket.batch < 1)
+    fail(name + ": batch " + to_string(bucket.batch) + " must be at least 1");
+  if (bucket.tokens < 0 || (bucket.kind == BucketKind::Prefill && bucket.tokens < 1))
+    fail(name + ": tokens " + to_string(bucket.tokens) +
+         (bucket.kind == BucketKind::Prefill ? " must be at least 1" : " must not be negative"));
+  for (size_t s = 0; s < bucket.steps.size(); ++s) {
+    const Step &step = bucket.steps[s];
+    const std::string where = name + " step " + to_string(s);
+    if (step.kernel >= program.kernels.size())
+      fail(where + ": kernel index " + to_string(step.kernel) +
+           " is out of range (the program has " + to_string(program.kernels.size()) +
+           " kernels)");
+    for (size_t i = 0; i < step.ins.size(); ++i)
+      checkArg(program, bucket, step.ins[i], where + " input " + to_string(i));
+    for (size_t i = 0; i < step.outs.size(); ++i)
+      checkArg(program, bucket, step.outs[i], where + " output " + to_string(i));
+    for (size_t i = 0; i < step.attrs.size(); ++i)
+      if (step.attrs[i].name.empty())
+        fail(where + ": attribute " + to_string(i) + " has an empty name");
+  }
+}
+
+void checkCache(const CacheSlot &cache, size_t index) {
+  const std::string name = "cache slot " + to_string(index) + " " + quoted(cache.name);
+  if (cache.name.empty())
+    fail(name + ": empty name");
+  if (cache.layer < 0)
+    fail(name + ": negative layer " + to_string(cache.layer));
+  if (cache.width <= 0)
+    fail(name + ": width " + to_string(cache.width) + " must be positive");
+  if (cache.rate < 0)
+    fail(name + ": rate " + to_string(cache.rate) + " must not be negative");
+  switch (cache.kind) {
+  case CacheKind::Window:
+  case CacheKind::CompressState:
+    if (cache.rows <= 0)
+      fail(name + ": rows " + to_string(cache.rows) + " must be positive for a fixed-size cache");
+    break;
+  case CacheKind::Entries:
+    if (cache.rows != 0)
+      fail(name + ": an entries cache grows with the session, so rows must be 0, not " +
+           to_string(cache.rows));
+    if (cache.rate <= 0)
+      fail(name + ": an entries cache needs a positive rate, not " + to_string(cache.rate));
+    break;
+  default:
+    fail(name + ": unknown cache kind " + to_string(static_cast<int>(cache.kind)));
+  }
+  // A fixed-size cache must be allocatable: rows * width * dtype fits in 64 bits.
+  ArgRef rowBlock;
+  rowBlock.dtype = cache.dtype;
+  rowBlock.shape = {cache.kind == CacheKind::Entries ? 1 : cache.rows, cache.width};
+  try {
+    (void)rowBlock.byteSize();
+  } catch (const v4c::Error &error) {
+    fail(name + ": " + error.what());
+  }
+}
+
+void checkIoSlots(const std::vector<IoSlot> &slots, const char *what) {
+  std::unordered_set<std::string> seen;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const IoSlot &slot = slots[i];
+    const std::string name = std::string(what) + " " + to_string(i) + " " + quoted(slot.name);
+    if (slot.name.empty())
+      fail(name + ": empty name");
+    if (!seen.insert(slot.name).second)
+      fail(name + ": duplicate name");
+    if (slot.width < 1)
+      fail(name + ": width " + to_string(slot.width) + " must be at least 1");
+    (void)dtypeSize(slot.dtype); // rejects unknown dtype codes
+  }
+}
+
+} // namespace
+
+void checkProgram(const Program &program) {
+  if (program.target.empty())
+    fail("the program has no target");
+  for (size_t k = 0; k < program.kernels.size(); ++k)
+    if (program.kernels[k].name.empty())
+      fail("kernel " + to_string(k) + " has an empty name");
+  std::unordered_set<std::string> weightNames;
+  for (const Weight &weight : program.weights) {
+    if (weight.name.empty())
+      fail("a weight has an empty name");
+    if (!weightNames.insert(weight.name).second)
+      fail("weight " + quoted(weight.name) + " appears twice");
+  }
+  for (size_t c = 0; c < program.caches.size(); ++c)
+    checkCache(program.caches[c], c);
+  checkIoSlots(program.inputs, "input");
+  checkIoSlots(program.outputs, "output");
+  std::unordered_set<std::string> bucketNames;
+  for (const Bucket &bucket : program.buckets) {
+    if (bucket.name.empty())
+      fail("a bucket has an empty name");
+    if (!bucketNames.insert(bucket.name).second)
+      fail("bucket " + quoted(bucket.name) + " appears twice");
+    checkBucket(program, bucket);
+  }
+}
+
+} // namespace v4rt::artifact
