@@ -29,6 +29,7 @@ struct RopeParams {
   double betaFast = 32.0;
   double betaSlow = 1.0;
   int64_t originalMaxPositionEmbeddings = 0;
+  bool truncate = true; // HF `truncate`: floor/ceil the correction range
   // cos/sin are multiplied by this (HF's attention_scaling); 1.0 unless YaRN
   // without an explicit attention_factor.
   double attentionScaling = 1.0;
@@ -77,6 +78,12 @@ struct ModelConfig {
   static ModelConfig fromFile(const std::string &path);
   // Canonical JSON (the transformers spelling); fromJson(toJson()) round-trips.
   nlohmann::json toJson() const;
+  // Throws v4c::Error naming the offending key when a field is out of range or
+  // inconsistent (fromJson calls it; use it after editing a config by hand).
+  void validate() const;
+  // Field-by-field equality (via the canonical JSON).
+  bool operator==(const ModelConfig &other) const;
+  bool operator!=(const ModelConfig &other) const { return !(*this == other); }
 
   // 0 for sliding layers, csaRate or hcaRate otherwise.
   int64_t compressRate(int64_t layer) const;
