@@ -138,8 +138,7 @@ Value GraphBuilder::rmsNorm(Value x, int64_t cols, int64_t group, const std::str
   if (!weightName.empty())
     operands.push_back(weight(weightName, {group}));
   return emit1("v4.rms_norm", operands, act(cols),
-               {intAttr("group", group), floatAttr("eps", config_.rmsNormEps),
-                segments({1, weightName.empty() ? 0 : 1})});
+               {intAttr("group", group), floatAttr("eps", config_.rmsNormEps)});
 }
 
 Value GraphBuilder::rope(Value x, int64_t cols, int64_t headDim, const RopeParams &params,
