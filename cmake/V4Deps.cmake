@@ -3,6 +3,7 @@ find_package(Threads REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(GTest REQUIRED)
 include(GoogleTest)
+set(OPENSSL_USE_STATIC_LIBS TRUE) # v4run must run where only libc and the CUDA driver exist
 find_package(OpenSSL REQUIRED)   # sha256 for artifact identity and cache keys
 find_path(FLATBUFFERS_INCLUDE_DIR flatbuffers/flatbuffers.h REQUIRED)
 find_library(FLATBUFFERS_LIBRARY NAMES libflatbuffers.a flatbuffers REQUIRED)
