@@ -30,6 +30,10 @@ llvm_config.add_tool_substitutions(
     [
         ToolSubst("v4-opt", command=os.path.join(config.v4c_tools_dir, "v4-opt"),
                   unresolved="fatal"),
+        ToolSubst("v4c", command=os.path.join(config.v4c_tools_dir, "v4c"), unresolved="fatal"),
     ],
     [config.v4c_tools_dir, config.llvm_tools_dir],
 )
+
+# The HF conformance checkpoints, for tests that import a real model.
+config.substitutions.append(("%conformance", os.path.join(config.v4c_src_root, "tests", "conformance")))
