@@ -8,7 +8,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "v4c"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.v4c_obj_root, "tests", "lit")
 config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs"]
@@ -31,6 +31,7 @@ llvm_config.add_tool_substitutions(
         ToolSubst("v4-opt", command=os.path.join(config.v4c_tools_dir, "v4-opt"),
                   unresolved="fatal"),
         ToolSubst("v4c", command=os.path.join(config.v4c_tools_dir, "v4c"), unresolved="fatal"),
+        ToolSubst("v4run", command=os.path.join(config.v4c_tools_dir, "v4run"), unresolved="fatal"),
     ],
     [config.v4c_tools_dir, config.llvm_tools_dir],
 )

@@ -99,6 +99,7 @@ int runVerify(const VerifyOptions &options) {
   const size_t N = g.decodeIds.size();
   std::printf("verify: prefill %.3e chunked %.3e decode %.3e tokens %zu/%zu\n", ePrefill, eChunked,
               eDecode, tokensMatched, N);
+  std::fflush(stdout);
   const bool ok = ePrefill <= options.tolerance && eChunked <= options.tolerance &&
                   eDecode <= options.tolerance && tokensMatched == N;
   if (!ok)
