@@ -121,6 +121,18 @@ uint64_t assignOffsets(MutableArrayRef<Lifetime> lifetimes) {
   return arenaBytes;
 }
 
+// The lower bound of any placement: the most bytes live during one launch.
+uint64_t peakLiveBytes(ArrayRef<Lifetime> lifetimes) {
+  int64_t launches = 0;
+  for (const Lifetime &lifetime : lifetimes)
+    launches = std::max(launches, lifetime.last + 1);
+  SmallVector<uint64_t> live(launches + 1, 0);
+  for (const Lifetime &lifetime : lifetimes)
+    for (int64_t i = lifetime.first; i <= lifetime.last; ++i)
+      live[i] += lifetime.size;
+  return live.empty() ? 0 : *std::max_element(live.begin(), live.end());
+}
+
 struct PlanMemoryPass : impl::PlanMemoryPassBase<PlanMemoryPass> {
   void runOnOperation() override {
     for (plan::BucketOp bucket : getOperation().getOps<plan::BucketOp>()) {
@@ -136,6 +148,9 @@ struct PlanMemoryPass : impl::PlanMemoryPassBase<PlanMemoryPass> {
       }
       bucket.setArenaBytesAttr(builder.getI64IntegerAttr(static_cast<int64_t>(arenaBytes)));
       bucket.setNaiveBytesAttr(builder.getI64IntegerAttr(static_cast<int64_t>(naiveBytes)));
+      // Reported by `v4c compile --stats` next to arena and naive bytes.
+      bucket->setAttr("peak_live_bytes",
+                      builder.getI64IntegerAttr(static_cast<int64_t>(peakLiveBytes(*lifetimes))));
     }
   }
 };

@@ -20,6 +20,7 @@
 #include "codegen/ProgramFromPlan.h"
 #include "common/Error.h"
 #include "dialects/plan/PlanDialect.h"
+#include "dialects/plan/PlanOps.h"
 #include "dialects/v4/V4Dialect.h"
 #include "dialects/v4/V4Ops.h"
 #include "frontend/Checkpoint.h"
@@ -39,7 +40,32 @@ struct Options {
   int64_t prefillChunk = 64;
   bool printPipeline = false;
   bool printIrAfterAll = false;
+  bool stats = false;
 };
+
+// Per bucket: kernels launched, planned arena, the naive sum of all
+// intermediates and the lower bound (most bytes live during one launch).
+void printStats(mlir::ModuleOp module) {
+  std::printf("%-14s %8s %14s %14s %14s %10s\n", "bucket", "kernels", "arena_bytes", "naive_bytes",
+              "peak_live", "arena/peak");
+  nlohmann::json rows = nlohmann::json::array();
+  for (auto bucket : module.getOps<v4c::plan::BucketOp>()) {
+    int64_t kernels = 0;
+    bucket.getBodyBlock().walk([&](v4c::plan::LaunchOp) { ++kernels; });
+    const uint64_t arena = bucket.getArenaBytes().value_or(0);
+    const uint64_t naive = bucket.getNaiveBytes().value_or(0);
+    uint64_t peak = 0;
+    if (auto attr = bucket->getAttrOfType<mlir::IntegerAttr>("peak_live_bytes"))
+      peak = attr.getInt();
+    const double ratio = peak ? static_cast<double>(arena) / peak : 0.0;
+    std::printf("%-14s %8lld %14llu %14llu %14llu %10.3f\n", bucket.getSymName().str().c_str(),
+                static_cast<long long>(kernels), static_cast<unsigned long long>(arena),
+                static_cast<unsigned long long>(naive), static_cast<unsigned long long>(peak), ratio);
+    rows.push_back({{"bucket", bucket.getSymName().str()}, {"kernels", kernels}, {"arena_bytes", arena},
+                    {"naive_bytes", naive}, {"peak_live_bytes", peak}});
+  }
+  std::printf("%s\n", nlohmann::json{{"stats", rows}}.dump().c_str());
+}
 
 void writeText(const std::string &path, llvm::function_ref<void(llvm::raw_ostream &)> write) {
   if (path.empty() || path == "-") {
@@ -91,15 +117,20 @@ int runCompile(const Options &options) {
     llvm::outs() << "\n";
     return 0;
   }
-  v4c::check(!options.output.empty(), "give an output file with -o");
   std::unique_ptr<v4c::Checkpoint> checkpoint;
   auto module = importModel(context, options, checkpoint);
-  v4c::check(checkpoint != nullptr, "compile needs a checkpoint directory");
+  v4c::check(options.stats || !options.output.empty(), "give an output file with -o");
+  v4c::check(checkpoint != nullptr || options.output.empty(),
+             "writing an artifact needs a checkpoint directory (--model only prints --stats)");
   if (options.printIrAfterAll) {
     context.disableMultithreading();
     pm.enableIRPrinting();
   }
   v4c::check(mlir::succeeded(pm.run(*module)), "compilation failed (see the diagnostics above)");
+  if (options.stats)
+    printStats(*module);
+  if (options.output.empty())
+    return 0;
 
   v4rt::Program program = v4c::programFromPlan(*module, options.target);
   program.configJson = checkpoint->config().toJson().dump();
@@ -144,6 +175,8 @@ int main(int argc, char **argv) {
   compile->add_option("--prefill-chunk", options.prefillChunk, "tokens per prefill bucket");
   compile->add_flag("--print-pipeline", options.printPipeline, "print the pass pipeline and exit");
   compile->add_flag("--print-ir-after-all", options.printIrAfterAll, "print the IR after every pass");
+  compile->add_flag("--stats", options.stats, "print kernels and arena/naive/peak bytes per bucket");
+  compile->add_option("--model", options.namedModel, "a named config (v4-flash, ...): with --stats, no weights");
 
   try {
     app.parse(argc, argv);
