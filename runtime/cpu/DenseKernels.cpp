@@ -26,7 +26,7 @@ void linear(const float *x, int64_t T, int64_t K, const float *w, int64_t N, flo
             ThreadPool *pool) {
   // Parallel over output features: each weight row is read once per chunk of
   // tokens, which is what decode (T = 1, weight-bound) needs.
-  parallelFor(pool, N, 16, [&](int64_t begin, int64_t end) {
+  parallelFor(pool, N, grainFor(K * T), [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const float *wRow = w + n * K;
       for (int64_t t = 0; t < T; ++t)
@@ -38,7 +38,7 @@ void linear(const float *x, int64_t T, int64_t K, const float *w, int64_t N, flo
 void groupedLinear(const float *x, int64_t T, int64_t groups, int64_t Kg, const float *w,
                    int64_t R, float *out, ThreadPool *pool) {
   const int64_t outCols = groups * R;
-  parallelFor(pool, outCols, 16, [&](int64_t begin, int64_t end) {
+  parallelFor(pool, outCols, grainFor(Kg * T), [&](int64_t begin, int64_t end) {
     for (int64_t col = begin; col < end; ++col) {
       const int64_t g = col / R;
       const float *wRow = w + col * Kg;

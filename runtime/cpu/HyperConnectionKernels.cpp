@@ -81,7 +81,7 @@ void sinkhorn(float *C, int64_t hc, double eps, int64_t iterations) {
 void hcPre(const float *X, int64_t T, const float *fn, const float *base, const float *scale,
            const HyperParams &p, float *collapsed, float *post, float *comb, ThreadPool *pool) {
   const int64_t hc = p.hc, D = p.D, width = hc * D, rows = (2 + hc) * hc;
-  parallelFor(pool, T, 1, [&](int64_t begin, int64_t end) {
+  parallelFor(pool, T, grainFor(rows * width), [&](int64_t begin, int64_t end) {
     std::vector<float> normed, mix(rows), pre(hc);
     for (int64_t t = begin; t < end; ++t) {
       const float *x = X + t * width;

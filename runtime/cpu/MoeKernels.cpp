@@ -74,14 +74,14 @@ void moe(const float *h, int64_t T, const float *weights, const int32_t *experts
       const float *gu = gateUp + e * 2 * I * D;
       const float *dn = down + e * D * I;
       std::vector<float> act(I);
-      parallelFor(pool, I, 16, [&](int64_t begin, int64_t end) {
+      parallelFor(pool, I, grainFor(2 * D), [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
           const float g = dot(gu + i * D, x, D);
           const float u = dot(gu + (I + i) * D, x, D);
           act[i] = silu(std::min(g, L)) * std::clamp(u, -L, L);
         }
       });
-      parallelFor(pool, D, 16, [&](int64_t begin, int64_t end) {
+      parallelFor(pool, D, grainFor(I), [&](int64_t begin, int64_t end) {
         for (int64_t d = begin; d < end; ++d)
           out[t * D + d] += dot(dn + d * I, act.data(), I) * weight;
       });

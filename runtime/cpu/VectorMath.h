@@ -1,6 +1,7 @@
 // Small inner loops shared by the reference kernels.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -30,6 +31,12 @@ inline float inverseRms(const float *x, int64_t n, double eps) {
   for (int64_t i = 0; i < n; ++i)
     sumSquares += static_cast<double>(x[i]) * x[i];
   return static_cast<float>(1.0 / std::sqrt(sumSquares / static_cast<double>(n) + eps));
+}
+
+// Items per parallel task so each task does at least ~64K multiply-adds:
+// waking a worker for less costs more than it saves.
+inline int64_t grainFor(int64_t workPerItem) {
+  return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, workPerItem));
 }
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
