@@ -208,8 +208,8 @@ void addKernel(const KernelArgs &a) {
 
 } // namespace
 
-CpuKernelFn findCpuKernel(const std::string &name) {
-  static const std::unordered_map<std::string, CpuKernelFn> kernels = {
+std::vector<NamedKernel> coreCpuKernels() {
+  return {
       {"v4.embed", embedKernel},
       {"v4.hc_expand", hcExpandKernel},
       {"v4.hc_pre", hcPreKernel},
@@ -229,6 +229,16 @@ CpuKernelFn findCpuKernel(const std::string &name) {
       {"v4.swiglu", swigluKernel},
       {"v4.add", addKernel},
   };
+}
+
+CpuKernelFn findCpuKernel(const std::string &name) {
+  static const std::unordered_map<std::string, CpuKernelFn> kernels = [] {
+    std::unordered_map<std::string, CpuKernelFn> table;
+    for (auto family : {coreCpuKernels})
+      for (const NamedKernel &kernel : family())
+        table.emplace(kernel.name, kernel.fn);
+    return table;
+  }();
   auto it = kernels.find(name);
   return it == kernels.end() ? nullptr : it->second;
 }

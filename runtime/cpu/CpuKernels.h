@@ -50,4 +50,12 @@ using CpuKernelFn = void (*)(const KernelArgs &);
 // nullptr when this runtime has no CPU kernel of that name.
 CpuKernelFn findCpuKernel(const std::string &name);
 
+// Each family of kernels lists its adapters; findCpuKernel searches them all
+// (the list of families is in CpuKernels.cpp).
+struct NamedKernel {
+  const char *name;
+  CpuKernelFn fn;
+};
+std::vector<NamedKernel> coreCpuKernels(); // one per v4 op (docs/ops.md)
+
 } // namespace v4rt
