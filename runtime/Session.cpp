@@ -4,10 +4,13 @@
 #include <string>
 
 #include "common/Error.h"
+#include "runtime/PagePayload.h"
+#include "runtime/PrefixCache.h"
 
 namespace v4rt {
 
-Session::Session(const Model &model) : model_(model) {
+Session::Session(const Model &model, PrefixCache *prefixCache)
+    : model_(model), prefixCache_(prefixCache) {
   for (const CacheSlot &slot : model.program().caches) {
     CacheBuffer buffer;
     buffer.width = slot.width;
@@ -27,20 +30,87 @@ void Session::checkIds(const int32_t *ids, int64_t count) const {
                        std::to_string(model_.vocabSize()) + ")");
 }
 
-void Session::prefill(const int32_t *ids, int64_t count, float *logits) {
+int64_t Session::prefill(const int32_t *ids, int64_t count, float *logits, PrefillLogits rows) {
   checkIds(ids, count);
+  if (count <= 0)
+    return 0;
+  const int64_t V = model_.vocabSize();
+  int64_t reused = 0;
+  if (prefixCache_ && rows == PrefillLogits::LastRow && position_ == 0)
+    reused = restorePrefix(ids, count);
   const BoundBucket &bucket = model_.prefillBucket();
   const int64_t chunk = bucket.bucket->tokens;
-  for (int64_t done = 0; done < count;) {
-    const int64_t n = std::min(chunk, count - done);
-    run(bucket, ids + done, n, logits ? logits + done * model_.vocabSize() : nullptr);
+  const int64_t P = prefixCache_ ? prefixCache_->pageTokens() : 0;
+  std::vector<float> lastChunk;
+  for (int64_t done = reused; done < count;) {
+    int64_t n = std::min(chunk, count - done);
+    // End chunks on page boundaries so each page's snapshot can be taken.
+    if (P > 0)
+      n = std::min(n, P - position_ % P);
+    float *out = nullptr;
+    if (logits && rows == PrefillLogits::AllRows)
+      out = logits + done * V;
+    else if (logits && done + n == count) {
+      lastChunk.resize(static_cast<size_t>(n * V));
+      out = lastChunk.data();
+    }
+    run(bucket, ids + done, n, out);
+    notePageProgress(ids + done, n);
     done += n;
   }
+  if (logits && rows == PrefillLogits::LastRow)
+    std::copy(lastChunk.end() - V, lastChunk.end(), logits);
+  return reused;
+}
+
+int64_t Session::restorePrefix(const int32_t *ids, int64_t count) {
+  const int64_t P = prefixCache_->pageTokens();
+  // Keep at least the last token to run, so its logits exist.
+  const int64_t reusable = (count - 1) / P;
+  if (reusable == 0)
+    return 0;
+  const std::vector<kvcache::PageKey> keys = prefixCache_->prefixKeys(ids, reusable);
+  const std::vector<kvcache::PagePtr> pages = prefixCache_->fetch(keys);
+  if (pages.empty())
+    return 0;
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  for (const kvcache::PagePtr &page : pages)
+    appendPageEntries(page->payload, slots, P, caches_);
+  restorePageSnapshot(pages.back()->payload, slots, P, caches_);
+  const int64_t restored = static_cast<int64_t>(pages.size()) * P;
+  position_ = restored;
+  lastKey_.assign(1, keys[pages.size() - 1]);
+  pageIds_.clear();
+  prefixCache_->recordTokensSaved(restored);
+  return restored;
+}
+
+void Session::notePageProgress(const int32_t *ids, int64_t count) {
+  if (!prefixCache_)
+    return;
+  const int64_t P = prefixCache_->pageTokens();
+  pageIds_.insert(pageIds_.end(), ids, ids + count);
+  if (position_ % P != 0 || static_cast<int64_t>(pageIds_.size()) != P)
+    return; // callers feed at most up to the next boundary
+  const kvcache::PageKey key =
+      prefixCache_->pageKey(lastKey_.empty() ? nullptr : &lastKey_[0], pageIds_.data());
+  lastKey_.assign(1, key);
+  pageIds_.clear();
+  if (prefixCache_->contains(key))
+    return;
+  kvcache::Page page;
+  page.key = key;
+  page.pageIndex = position_ / P - 1;
+  page.tokens = P;
+  page.payload = encodePagePayload(model_.program().caches, caches_, page.pageIndex, P,
+                                   prefixCache_->strategy());
+  prefixCache_->store(std::move(page));
 }
 
 void Session::decode(int32_t id, float *logits) {
   checkIds(&id, 1);
   run(model_.decodeBucket(), &id, 1, logits);
+  notePageProgress(&id, 1);
 }
 
 void Session::run(const BoundBucket &bound, const int32_t *ids, int64_t count, float *logits) {

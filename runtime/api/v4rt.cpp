@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "common/Error.h"
 #include "runtime/Model.h"
+#include "runtime/PrefixCache.h"
 #include "runtime/Session.h"
 
 struct v4rt_status_t {
@@ -16,6 +18,7 @@ struct v4rt_status_t {
 struct v4rt_model_t {
   std::unique_ptr<v4rt::Model> model;
   std::string identity;
+  std::unique_ptr<v4rt::PrefixCache> cache; // sessions hold a pointer: freed after them
 };
 struct v4rt_session_t {
   std::unique_ptr<v4rt::Session> session;
@@ -63,10 +66,51 @@ void v4rt_model_close(v4rt_model *model) { delete model; }
 int64_t v4rt_model_vocab_size(const v4rt_model *model) { return model->model->vocabSize(); }
 const char *v4rt_model_identity(const v4rt_model *model) { return model->identity.c_str(); }
 
+v4rt_status v4rt_model_attach_cache(v4rt_model *model, const v4rt_cache_options *options) {
+  return guarded([&] {
+    v4c::check(options != nullptr, "v4rt_model_attach_cache: options are required");
+    v4rt::PrefixCacheOptions cache;
+    cache.directory = options->directory ? options->directory : "";
+    if (options->disk_bytes)
+      cache.diskBytes = options->disk_bytes;
+    cache.hostBytes = options->host_bytes;
+    cache.tenantSalt = options->tenant_salt ? options->tenant_salt : "";
+    cache.strategy = v4rt::parseSwaCacheStrategy(options->swa_cache ? options->swa_cache : "full");
+    model->cache = std::make_unique<v4rt::PrefixCache>(*model->model, cache);
+  });
+}
+
+v4rt_status v4rt_model_cache_stats(const v4rt_model *model, v4rt_cache_stats *out_stats) {
+  return guarded([&] {
+    v4c::check(model->cache != nullptr, "no KV cache attached: call v4rt_model_attach_cache first");
+    const v4rt::PrefixCacheStats stats = model->cache->stats();
+    v4rt_cache_stats out{};
+    out.page_tokens = stats.pageTokens;
+    out.prefill_tokens_saved = stats.prefillTokensSaved;
+    out.pages_hit = stats.pagesHit;
+    out.pages_missed = stats.pagesMissed;
+    out.pages_rejected = stats.pagesRejected;
+    out.pages_stored = stats.pagesStored;
+    out.io_failures = stats.ioFailures;
+    for (const v4rt::kvcache::TierStats &tier : stats.tiers.tiers) {
+      if (tier.name == "host") {
+        out.host_pages = tier.pages;
+        out.host_bytes = tier.bytes;
+      } else if (tier.name == "disk") {
+        out.disk_pages = tier.pages;
+        out.disk_bytes = tier.bytes;
+        out.disk_corrupt = tier.corrupt;
+        out.disk_orphans_removed = tier.orphansRemoved;
+      }
+    }
+    *out_stats = out;
+  });
+}
+
 v4rt_status v4rt_session_create(v4rt_model *model, v4rt_session **out_session) {
   return guarded([&] {
     auto handle = std::make_unique<v4rt_session_t>();
-    handle->session = std::make_unique<v4rt::Session>(*model->model);
+    handle->session = std::make_unique<v4rt::Session>(*model->model, model->cache.get());
     handle->vocab = model->model->vocabSize();
     *out_session = handle.release();
   });
@@ -77,6 +121,16 @@ void v4rt_session_close(v4rt_session *session) { delete session; }
 v4rt_status v4rt_session_prefill(v4rt_session *session, const int32_t *ids, size_t count,
                                  float *logits) {
   return guarded([&] { session->session->prefill(ids, static_cast<int64_t>(count), logits); });
+}
+
+v4rt_status v4rt_session_prefill_last(v4rt_session *session, const int32_t *ids, size_t count,
+                                      float *last_logits, int64_t *tokens_reused) {
+  return guarded([&] {
+    const int64_t reused = session->session->prefill(ids, static_cast<int64_t>(count), last_logits,
+                                                     v4rt::PrefillLogits::LastRow);
+    if (tokens_reused)
+      *tokens_reused = reused;
+  });
 }
 
 v4rt_status v4rt_session_decode(v4rt_session *session, int32_t id, float *logits) {

@@ -33,11 +33,43 @@ int64_t v4rt_model_vocab_size(const v4rt_model *model);
 /* Hex sha256 of the artifact's manifest; valid while the model is open. */
 const char *v4rt_model_identity(const v4rt_model *model);
 
+/* Prefix reuse through a tiered page cache (host memory -> disk directory).
+ * Sessions created after this call restore cached prompt prefixes in
+ * v4rt_session_prefill_last and store the pages they compute. */
+typedef struct v4rt_cache_options {
+  const char *directory;   /* disk tier; NULL or "": none */
+  uint64_t disk_bytes;     /* disk budget; 0: 16 GiB */
+  uint64_t host_bytes;     /* host-memory tier budget; 0: none */
+  const char *tenant_salt; /* pages are shared only within a salt; NULL: none */
+  const char *swa_cache;   /* window strategy: NULL or "full" ("periodic:P", "zero": not yet) */
+} v4rt_cache_options;
+
+v4rt_status v4rt_model_attach_cache(v4rt_model *model, const v4rt_cache_options *options);
+
+typedef struct v4rt_cache_stats {
+  int64_t page_tokens;
+  uint64_t prefill_tokens_saved;
+  uint64_t pages_hit, pages_missed, pages_rejected, pages_stored;
+  uint64_t io_failures;         /* lookups/stores that failed on I/O (warnings) */
+  uint64_t host_pages, host_bytes;
+  uint64_t disk_pages, disk_bytes;
+  uint64_t disk_corrupt;        /* damaged, truncated or foreign pages found (misses) */
+  uint64_t disk_orphans_removed;
+} v4rt_cache_stats;
+
+/* Fails when no cache is attached. */
+v4rt_status v4rt_model_cache_stats(const v4rt_model *model, v4rt_cache_stats *out_stats);
+
 v4rt_status v4rt_session_create(v4rt_model *model, v4rt_session **out_session);
 void v4rt_session_close(v4rt_session *session);
 /* Feeds count tokens; logits (count x vocab floats) may be NULL. */
 v4rt_status v4rt_session_prefill(v4rt_session *session, const int32_t *ids, size_t count,
                                  float *logits);
+/* Feeds count tokens; last_logits (vocab floats, may be NULL) receives the
+ * last row's logits. A fresh session with a cache restores the longest cached
+ * prefix instead of computing it; tokens_reused (may be NULL) says how many. */
+v4rt_status v4rt_session_prefill_last(v4rt_session *session, const int32_t *ids, size_t count,
+                                      float *last_logits, int64_t *tokens_reused);
 /* Feeds one token; logits receives vocab floats (may be NULL). */
 v4rt_status v4rt_session_decode(v4rt_session *session, int32_t id, float *logits);
 int64_t v4rt_session_position(const v4rt_session *session);

@@ -32,6 +32,19 @@ public:
   ModelHandle(const ModelHandle &) = delete;
   ModelHandle &operator=(const ModelHandle &) = delete;
 
+  // Options as in v4rt_cache_options; sessions created afterwards use the cache.
+  void attachCache(const std::string &directory, uint64_t diskBytes = 0, uint64_t hostBytes = 0,
+                   const std::string &tenantSalt = "", const std::string &swaCache = "full") {
+    v4rt_cache_options options{directory.c_str(), diskBytes, hostBytes, tenantSalt.c_str(),
+                               swaCache.c_str()};
+    throwIfError(v4rt_model_attach_cache(model_, &options));
+  }
+  v4rt_cache_stats cacheStats() const {
+    v4rt_cache_stats stats{};
+    throwIfError(v4rt_model_cache_stats(model_, &stats));
+    return stats;
+  }
+
   int64_t vocabSize() const { return v4rt_model_vocab_size(model_); }
   std::string identity() const { return v4rt_model_identity(model_); }
   v4rt_model *get() const { return model_; }
@@ -53,6 +66,14 @@ public:
   std::vector<float> prefill(const std::vector<int32_t> &ids) {
     std::vector<float> logits(ids.size() * static_cast<size_t>(vocab_));
     throwIfError(v4rt_session_prefill(session_, ids.data(), ids.size(), logits.data()));
+    return logits;
+  }
+  // Returns the last row's vocab logits; `tokensReused` (if given) receives
+  // the prompt tokens restored from the model's cache.
+  std::vector<float> prefillLast(const std::vector<int32_t> &ids, int64_t *tokensReused = nullptr) {
+    std::vector<float> logits(static_cast<size_t>(vocab_));
+    throwIfError(v4rt_session_prefill_last(session_, ids.data(), ids.size(), logits.data(),
+                                           tokensReused));
     return logits;
   }
   std::vector<float> decode(int32_t id) {

@@ -1,0 +1,171 @@
+#include "runtime/PagePayload.h"
+
+#include <cstring>
+#include <numeric>
+
+#include "common/Error.h"
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "page payloads are written as host bytes: little-endian hosts only");
+
+namespace v4rt {
+namespace {
+
+constexpr size_t kHeaderBytes = 32;
+constexpr size_t kDescriptorBytes = 32;
+
+bool isFixed(const CacheSlot &slot) { return slot.kind != CacheKind::Entries; }
+
+int64_t pageRows(const CacheSlot &slot, int64_t pageTokens) {
+  return isFixed(slot) ? slot.rows : pageTokens / slot.rate;
+}
+
+class Writer {
+public:
+  explicit Writer(size_t capacity) { bytes_.reserve(capacity); }
+  template <typename T> void put(T value) { raw(&value, sizeof(T)); }
+  void raw(const void *data, size_t size) {
+    const auto *p = static_cast<const uint8_t *>(data);
+    bytes_.insert(bytes_.end(), p, p + size);
+  }
+  std::vector<uint8_t> take() { return std::move(bytes_); }
+
+private:
+  std::vector<uint8_t> bytes_;
+};
+
+template <typename T> T readAt(const std::vector<uint8_t> &bytes, size_t offset) {
+  T value;
+  std::memcpy(&value, bytes.data() + offset, sizeof(T));
+  return value;
+}
+
+// Offset of slot `index`'s section in a payload of this schema.
+size_t sectionOffset(const std::vector<CacheSlot> &slots, size_t index, int64_t pageTokens) {
+  size_t offset = kHeaderBytes + kDescriptorBytes * slots.size();
+  for (size_t s = 0; s < index; ++s)
+    offset += sizeof(float) * pageRows(slots[s], pageTokens) * slots[s].width;
+  return offset;
+}
+
+} // namespace
+
+int64_t pageTokensFor(const std::vector<CacheSlot> &slots) {
+  int64_t rateLcm = 0, widestWindow = 0;
+  for (const CacheSlot &slot : slots) {
+    if (slot.kind == CacheKind::Entries) {
+      v4c::check(slot.rate > 0, "cache slot " + slot.name + " has rate " + std::to_string(slot.rate));
+      rateLcm = rateLcm == 0 ? slot.rate : std::lcm(rateLcm, slot.rate);
+    } else if (slot.kind == CacheKind::Window) {
+      widestWindow = std::max(widestWindow, slot.rows);
+    }
+  }
+  if (rateLcm > 0)
+    return rateLcm;
+  return std::max<int64_t>(16, (widestWindow + 15) / 16 * 16);
+}
+
+size_t pagePayloadSize(const std::vector<CacheSlot> &slots, int64_t pageTokens,
+                       SwaCacheStrategy strategy) {
+  (void)strategy; // Full is the only strategy: every fixed slot is kept
+  return sectionOffset(slots, slots.size(), pageTokens);
+}
+
+std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
+                                       const std::vector<CacheBuffer> &caches, int64_t pageIndex,
+                                       int64_t pageTokens, SwaCacheStrategy strategy) {
+  v4c::check(caches.size() == slots.size(), "page payload: session caches do not match the schema");
+  Writer out(pagePayloadSize(slots, pageTokens, strategy));
+  out.raw(kPagePayloadMagic, 4);
+  out.put<uint32_t>(kPagePayloadVersion);
+  out.put<uint32_t>(static_cast<uint32_t>(strategy));
+  out.put<uint32_t>(static_cast<uint32_t>(slots.size()));
+  out.put<int64_t>(pageTokens);
+  out.put<int64_t>(pageIndex);
+  for (const CacheSlot &slot : slots) {
+    out.put<uint8_t>(static_cast<uint8_t>(slot.kind));
+    out.put<uint8_t>(static_cast<uint8_t>(slot.dtype));
+    out.put<uint16_t>(0);
+    out.put<int32_t>(slot.layer);
+    out.put<int64_t>(slot.rows);
+    out.put<int64_t>(slot.width);
+    out.put<int64_t>(slot.rate);
+  }
+  for (size_t s = 0; s < slots.size(); ++s) {
+    const CacheSlot &slot = slots[s];
+    const CacheBuffer &cache = caches[s];
+    const int64_t rows = pageRows(slot, pageTokens);
+    const int64_t first = isFixed(slot) ? 0 : pageIndex * rows;
+    v4c::check(cache.width == slot.width && cache.rows >= first + rows,
+               "page payload: cache " + slot.name + " holds " + std::to_string(cache.rows) +
+                   " rows, page " + std::to_string(pageIndex) + " needs rows up to " +
+                   std::to_string(first + rows));
+    out.raw(cache.row(first), sizeof(float) * rows * slot.width);
+  }
+  return out.take();
+}
+
+std::string checkPagePayload(const std::vector<uint8_t> &payload,
+                             const std::vector<CacheSlot> &slots, int64_t pageIndex,
+                             int64_t pageTokens, SwaCacheStrategy strategy) {
+  const size_t headerEnd = kHeaderBytes + kDescriptorBytes * slots.size();
+  if (payload.size() < kHeaderBytes || std::memcmp(payload.data(), kPagePayloadMagic, 4) != 0)
+    return "not a page payload (bad magic)";
+  if (readAt<uint32_t>(payload, 4) != kPagePayloadVersion)
+    return "payload version " + std::to_string(readAt<uint32_t>(payload, 4)) + " is not " +
+           std::to_string(kPagePayloadVersion);
+  if (readAt<uint32_t>(payload, 8) != static_cast<uint32_t>(strategy))
+    return "page was stored under another window strategy";
+  if (readAt<uint32_t>(payload, 12) != slots.size())
+    return "page has " + std::to_string(readAt<uint32_t>(payload, 12)) + " cache slots, model has " +
+           std::to_string(slots.size());
+  if (readAt<int64_t>(payload, 16) != pageTokens || readAt<int64_t>(payload, 24) != pageIndex)
+    return "page size or index differs from the one asked for";
+  if (payload.size() < headerEnd)
+    return "payload truncated in its slot descriptors";
+  for (size_t s = 0; s < slots.size(); ++s) {
+    const size_t at = kHeaderBytes + kDescriptorBytes * s;
+    const CacheSlot &slot = slots[s];
+    if (payload[at] != static_cast<uint8_t>(slot.kind) ||
+        payload[at + 1] != static_cast<uint8_t>(slot.dtype) ||
+        readAt<int32_t>(payload, at + 4) != slot.layer ||
+        readAt<int64_t>(payload, at + 8) != slot.rows ||
+        readAt<int64_t>(payload, at + 16) != slot.width ||
+        readAt<int64_t>(payload, at + 24) != slot.rate)
+      return "cache slot " + std::to_string(s) + " (" + slot.name + ") has another schema";
+    if (slot.dtype != DType::F32)
+      return "cache slot " + slot.name + " is not f32";
+  }
+  const size_t expected = pagePayloadSize(slots, pageTokens, strategy);
+  if (payload.size() != expected)
+    return "payload has " + std::to_string(payload.size()) + " bytes, schema says " +
+           std::to_string(expected);
+  return "";
+}
+
+void appendPageEntries(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+                       int64_t pageTokens, std::vector<CacheBuffer> &caches) {
+  for (size_t s = 0; s < slots.size(); ++s) {
+    if (isFixed(slots[s]))
+      continue;
+    CacheBuffer &cache = caches[s];
+    const int64_t rows = pageRows(slots[s], pageTokens), first = cache.rows;
+    cache.resizeRows(first + rows);
+    std::memcpy(cache.row(first), payload.data() + sectionOffset(slots, s, pageTokens),
+                sizeof(float) * rows * cache.width);
+  }
+}
+
+void restorePageSnapshot(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+                         int64_t pageTokens, std::vector<CacheBuffer> &caches) {
+  for (size_t s = 0; s < slots.size(); ++s) {
+    if (!isFixed(slots[s]))
+      continue;
+    CacheBuffer &cache = caches[s];
+    cache.resizeRows(slots[s].rows);
+    std::memcpy(cache.row(0), payload.data() + sectionOffset(slots, s, pageTokens),
+                sizeof(float) * slots[s].rows * cache.width);
+  }
+}
+
+} // namespace v4rt

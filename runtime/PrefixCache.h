@@ -1,0 +1,96 @@
+// Prefix reuse across sessions and processes: a model's tiered page cache
+// (host memory -> disk directory) plus the counters of what it saved.
+//
+// Sessions created with a PrefixCache look up the longest run of cached
+// complete pages of a fresh prompt, restore them instead of prefilling, and
+// store every complete page they pass. Keys chain sha256 over the page's ids,
+// the previous key, the artifact identity and the tenant salt (PageKey.h).
+// A page that fails validation (v4kvcache's header checks or the payload's
+// schema check) is a miss: recomputed and counted, never used. I/O errors are
+// warnings counted in stats: a broken disk costs time, never a generation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "runtime/Model.h"
+#include "runtime/PagePayload.h"
+#include "runtime/kvcache/TieredPageCache.h"
+
+namespace v4rt {
+
+struct PrefixCacheOptions {
+  std::string directory;          // disk tier; empty: none
+  uint64_t diskBytes = 16ull << 30;
+  uint64_t hostBytes = 0;         // host tier; 0: none
+  std::string tenantSalt;         // pages are shared only within one salt
+  SwaCacheStrategy strategy = SwaCacheStrategy::Full;
+};
+
+// "full"; "periodic:P" and "zero" are recognised but not supported yet.
+SwaCacheStrategy parseSwaCacheStrategy(const std::string &text);
+
+struct PrefixCacheStats {
+  int64_t pageTokens = 0;
+  uint64_t prefillTokensSaved = 0; // prompt tokens restored instead of computed
+  uint64_t pagesHit = 0;           // pages restored
+  uint64_t pagesMissed = 0;        // reusable-length pages not found (or rejected)
+  uint64_t pagesRejected = 0;      // found but the payload did not fit the schema
+  uint64_t pagesStored = 0;        // new pages handed to the cache
+  uint64_t ioFailures = 0;         // lookups or stores that hit an I/O error
+  kvcache::CacheStats tiers;       // per-tier pages, bytes, corrupt, orphans
+
+  double hitRate() const {
+    const uint64_t asked = pagesHit + pagesMissed;
+    return asked == 0 ? 0.0 : static_cast<double>(pagesHit) / static_cast<double>(asked);
+  }
+};
+
+class PrefixCache {
+public:
+  // At least one tier: a directory or a host budget.
+  PrefixCache(const Model &model, const PrefixCacheOptions &options);
+
+  int64_t pageTokens() const { return pageTokens_; }
+  SwaCacheStrategy strategy() const { return options_.strategy; }
+  const std::vector<CacheSlot> &slots() const { return slots_; }
+
+  // Key of the page holding `ids` (pageTokens of them) after `previous`
+  // (null for page 0).
+  kvcache::PageKey pageKey(const kvcache::PageKey *previous, const int32_t *ids) const;
+  // Keys of the first `pages` pages of `ids`.
+  std::vector<kvcache::PageKey> prefixKeys(const int32_t *ids, int64_t pages) const;
+
+  // The cached pages for the leading keys, stopping at the first page that is
+  // missing or whose payload fails checkPagePayload. Counts hits and misses.
+  std::vector<kvcache::PagePtr> fetch(const std::vector<kvcache::PageKey> &keys);
+  bool contains(const kvcache::PageKey &key) const;
+  // Stores a page in the top tier and writes it through to the disk tier (so
+  // it survives this process). I/O errors are counted, never thrown.
+  void store(kvcache::Page page);
+  void recordTokensSaved(int64_t tokens);
+
+  PrefixCacheStats stats() const;
+  // The last I/O problem, for a warning line; empty if none.
+  std::string lastWarning() const;
+  // Removes every page from every tier; returns how many.
+  uint64_t clear();
+
+private:
+  void warn(const std::string &message);
+
+  const PrefixCacheOptions options_;
+  const std::string identity_;
+  const std::vector<CacheSlot> slots_;
+  const int64_t pageTokens_;
+  std::unique_ptr<kvcache::TieredPageCache> cache_;
+  kvcache::PageTier *writeThroughDisk_ = nullptr; // the disk tier when it is not the top one
+  mutable std::mutex mutex_;
+  PrefixCacheStats counters_;
+  std::string lastWarning_;
+};
+
+} // namespace v4rt
