@@ -6,7 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -119,6 +121,7 @@ void Checkpoint::resolveTensors() {
   for (const auto &[name, view] : stored_) {
     if (std::optional<std::string> weight = scaledWeightName(name); weight && stored_.count(*weight)) {
       quantized_.insert(*weight);
+      scales_[*weight] = view;
       continue;
     }
     if (isIgnoredTensor(name))
@@ -222,8 +225,51 @@ const Checkpoint::Resolved &Checkpoint::resolved(const std::string &canonical) c
 }
 
 void Checkpoint::rejectQuantized(const TensorView &view) const {
-  if (quantized_.count(view.name))
-    throw Error("FP8-quantized checkpoints are not supported yet: " + view.name + " (in " + view.file + ")");
+  if (quantized_.count(view.name) && view.dtype != DType::F8E4M3)
+    throw Error(view.file + ": tensor " + inQuotes(view.name) + " is stored as " + view.dtypeName +
+                " with block scales; only FP8 (F8_E4M3) quantized checkpoint tensors are supported "
+                "(convert packed FP4 experts to BF16/F32 first)");
+}
+
+std::vector<float> Checkpoint::scaleValues(const TensorView &scale) {
+  if (scale.dtypeName == "F8_E8M0") {
+    std::vector<float> values(static_cast<size_t>(scale.numel()));
+    for (size_t i = 0; i < values.size(); ++i)
+      values[i] = scale.data[i] == 0xFF ? std::numeric_limits<float>::quiet_NaN()
+                                        : std::ldexp(1.0f, static_cast<int>(scale.data[i]) - 127);
+    return values;
+  }
+  if (scale.dtype != DType::F32 && scale.dtype != DType::BF16)
+    throw Error(scale.file + ": scale tensor " + inQuotes(scale.name) + " has dtype " + scale.dtypeName +
+                "; block scales must be F32, BF16 or F8_E8M0");
+  return toF32(scale);
+}
+
+// w = e4m3 * scale of its 128 x 128 block (DeepSeek's weight_dequant).
+std::vector<float> Checkpoint::dequantizeStored(const TensorView &view) const {
+  const TensorView &scale = *scales_.at(view.name);
+  const int64_t block = kFp8CheckpointBlock;
+  if (view.shape.size() != 2 || scale.shape.size() != 2 ||
+      scale.shape[0] != (view.shape[0] + block - 1) / block || scale.shape[1] != (view.shape[1] + block - 1) / block)
+    throw Error(scale.file + ": scale tensor " + inQuotes(scale.name) + " has shape " + formatShape(scale.shape) +
+                " but " + inQuotes(view.name) + " " + formatShape(view.shape) +
+                " needs one scale per 128 x 128 block");
+  std::vector<float> values = toF32(view);
+  const std::vector<float> scales = scaleValues(scale);
+  const int64_t cols = view.shape[1], scaleCols = scale.shape[1];
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int64_t r = static_cast<int64_t>(i) / cols, c = static_cast<int64_t>(i) % cols;
+    values[i] *= scales[static_cast<size_t>((r / block) * scaleCols + c / block)];
+  }
+  return values;
+}
+
+std::optional<Checkpoint::QuantizedView> Checkpoint::quantizedView(const std::string &canonical) const {
+  const Resolved &r = resolved(canonical);
+  if (!r.stored || !quantized_.count(r.stored->name))
+    return std::nullopt;
+  rejectQuantized(*r.stored);
+  return QuantizedView{r.stored, scales_.at(r.stored->name)};
 }
 
 bool Checkpoint::has(const std::string &canonical) const { return tensors_.count(canonical) != 0; }
@@ -240,7 +286,7 @@ std::vector<float> Checkpoint::readF32(const std::string &canonical) const {
   const Resolved &r = resolved(canonical);
   if (r.stored) {
     rejectQuantized(*r.stored);
-    return toF32(*r.stored);
+    return quantized_.count(r.stored->name) ? dequantizeStored(*r.stored) : toF32(*r.stored);
   }
   // Stack per-expert tensors: gate_up_proj[e] = [w1_e; w3_e], down_proj[e] = w2_e.
   std::vector<float> out;
@@ -250,7 +296,7 @@ std::vector<float> Checkpoint::readF32(const std::string &canonical) const {
     for (const TensorView *view : r.down.empty() ? std::vector<const TensorView *>{r.gate[e], r.up[e]}
                                                  : std::vector<const TensorView *>{r.down[e]}) {
       rejectQuantized(*view);
-      std::vector<float> part = toF32(*view);
+      std::vector<float> part = quantized_.count(view->name) ? dequantizeStored(*view) : toF32(*view);
       out.insert(out.end(), part.begin(), part.end());
     }
   }

@@ -9,6 +9,7 @@
 #include "models/config/WeightSpec.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -38,6 +39,19 @@ public:
   // bf16 bytes without a detour through f32.
   const TensorView *storedView(const std::string &canonical) const;
 
+  // FP8 checkpoints: an e4m3 weight stored with its block scales
+  // ("X.weight_scale_inv" or DeepSeek's "X.scale"; F32, BF16 or F8_E8M0),
+  // one per 128 x 128 block. readF32 dequantizes such weights; a quantizing
+  // compile can pass the stored bytes through instead.
+  struct QuantizedView {
+    const TensorView *data = nullptr;
+    const TensorView *scale = nullptr;
+  };
+  std::optional<QuantizedView> quantizedView(const std::string &canonical) const;
+  // The scale tensor's values as f32 (F8_E8M0 bytes decoded as 2^(b - 127)).
+  static std::vector<float> scaleValues(const TensorView &scale);
+  static constexpr int64_t kFp8CheckpointBlock = 128;
+
 private:
   Checkpoint() = default;
 
@@ -50,6 +64,7 @@ private:
 
   const Resolved &resolved(const std::string &canonical) const;
   void rejectQuantized(const TensorView &view) const;
+  std::vector<float> dequantizeStored(const TensorView &view) const;
   void loadFiles();
   void resolveTensors();
   void checkAgainstSpec();
@@ -62,6 +77,7 @@ private:
   std::unordered_map<std::string, const TensorView *> stored_;
   std::unordered_map<std::string, Resolved> tensors_; // by canonical name
   std::unordered_set<std::string> quantized_;         // stored weights that have a scale tensor
+  std::unordered_map<std::string, const TensorView *> scales_; // stored weight name -> its scale tensor
 };
 
 } // namespace v4c

@@ -1,6 +1,8 @@
 // The v4c passes (see Passes.td for what each does, with examples).
 //
 // Declares, from the generated Passes.h.inc:
+//   std::unique_ptr<mlir::Pass> createFuseCompressPass();        (and FuseSwiglu,
+//     FuseHyperConnections, FuseNormLinear, FuseRopeAppend: docs/passes.md)
 //   std::unique_ptr<mlir::Pass> createSpecializePass();
 //   std::unique_ptr<mlir::Pass> createSpecializePass(SpecializePassOptions options);
 //   std::unique_ptr<mlir::Pass> createLowerToPlanPass();

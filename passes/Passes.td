@@ -4,6 +4,172 @@
 
 include "mlir/Pass/PassBase.td"
 
+//===----------------------------------------------------------------------===//
+// Fusion (docs/passes.md): each rewrite replaces a chain of v4 ops by one
+// fused op of dialects/v4/V4FusedOps.td with exactly the chain's numerics.
+// They run before v4-specialize, except v4-fuse-rope-append, which needs the
+// static token count.
+//===----------------------------------------------------------------------===//
+
+def FuseCompressPass : Pass<"v4-fuse-compress", "mlir::ModuleOp"> {
+  let summary = "fuses the compressor's kv and gate projections into v4.compress";
+  let description = [{
+    A `v4.compress` whose `kv` and `gate` are each the only use of a
+    `v4.linear` of the same input `h` becomes one `v4.linear_compress` taking
+    `h` and both weights: projection, pooling, norm and rope in one kernel.
+    Does not fire when a projection has another user, the two projections read
+    different inputs, or a weight is quantized.
+
+    Before:
+    ```mlir
+    %kv = v4.linear %h, %wkv : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    %g = v4.linear %h, %wg : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    %s2, %e2 = v4.compress %kv, %g, %ape, %norm, %pos, %s, %e {...} : (...) -> (...)
+    ```
+    After:
+    ```mlir
+    %s2, %e2 = v4.linear_compress %h, %wkv, %wg, %ape, %norm, %pos, %s, %e {...} : (...) -> (...)
+    ```
+  }];
+}
+
+def FuseSwigluPass : Pass<"v4-fuse-swiglu", "mlir::ModuleOp"> {
+  let summary = "fuses the SwiGLU clamp and activation into the gate/up matmuls' epilogue";
+  let description = [{
+    `v4.swiglu(v4.linear(h, gate_w), v4.linear(h, up_w))`, where each linear
+    feeds only the swiglu, becomes `v4.linear_swiglu(h, gate_w, up_w)` (the
+    shared expert). Does not fire when a projection result has another user,
+    the projections read different inputs, or a weight is quantized.
+
+    Before:
+    ```mlir
+    %g = v4.linear %h, %wg : (tensor<?x64xf32>, tensor<48x64xf32>) -> tensor<?x48xf32>
+    %u = v4.linear %h, %wu : (tensor<?x64xf32>, tensor<48x64xf32>) -> tensor<?x48xf32>
+    %a = v4.swiglu %g, %u {limit = 10.0 : f64} : (tensor<?x48xf32>, tensor<?x48xf32>) -> tensor<?x48xf32>
+    ```
+    After:
+    ```mlir
+    %a = v4.linear_swiglu %h, %wg, %wu {limit = 10.0 : f64}
+        : (tensor<?x64xf32>, tensor<48x64xf32>, tensor<48x64xf32>) -> tensor<?x48xf32>
+    ```
+  }];
+}
+
+def FuseHyperConnectionsPass : Pass<"v4-fuse-hc", "mlir::ModuleOp"> {
+  let summary = "fuses an mHC site's hc_post with the next site's hc_pre";
+  let description = [{
+    A `v4.hc_pre` whose streams `X` are the result of a `v4.hc_post` (same
+    `hc`) becomes one `v4.hc_post_pre` returning the new streams and the
+    pre outputs; other readers of the new streams (the next hc_post) read the
+    fused op's first result. Does not fire when the streams are read before
+    the hc_pre or the hc differs.
+
+    Before:
+    ```mlir
+    %X2 = v4.hc_post %X, %y, %post, %comb {hc = 4 : i64} : (...) -> tensor<?x256xf32>
+    %c, %p2, %m2 = v4.hc_pre %X2, %fn, %base, %scale {hc = 4 : i64, ...} : (...) -> (...)
+    ```
+    After:
+    ```mlir
+    %X2, %c, %p2, %m2 = v4.hc_post_pre %X, %y, %post, %comb, %fn, %base, %scale {hc = 4 : i64, ...}
+        : (...) -> (...)
+    ```
+  }];
+}
+
+def FuseNormLinearPass : Pass<"v4-fuse-norm-linear", "mlir::ModuleOp"> {
+  let summary = "fuses an RMS norm into the prologue of the linears that read it";
+  let description = [{
+    A `v4.rms_norm` whose every user is a `v4.linear` reading it as `x`
+    becomes one `v4.norm_linear` with all those weights and one result per
+    linear; the normed tensor is never written out. Weights defined after the
+    norm are hoisted (a `v4.weight` has no operands). Does not fire when the
+    norm result has any other user (router, rope, a fused op, ...) or a
+    weight is quantized. Runs after the other fusions, whose fused ops may
+    take the norm's place as the linears' consumer.
+
+    Before:
+    ```mlir
+    %n = v4.rms_norm %x, %w {eps = 1.0e-06 : f64, group = 64 : i64} : (...) -> tensor<?x64xf32>
+    %q = v4.linear %n, %wq : (tensor<?x64xf32>, tensor<32x64xf32>) -> tensor<?x32xf32>
+    %k = v4.linear %n, %wk : (tensor<?x64xf32>, tensor<16x64xf32>) -> tensor<?x16xf32>
+    ```
+    After:
+    ```mlir
+    %q, %k = v4.norm_linear %x norm %w weights %wq, %wk {eps = 1.0e-06 : f64, group = 64 : i64}
+        : (...) -> (tensor<?x32xf32>, tensor<?x16xf32>)
+    ```
+  }];
+}
+
+def FuseRopeAppendPass : Pass<"v4-fuse-rope-append", "mlir::ModuleOp"> {
+  let summary = "fuses the kv rope with the window-cache append for single-token chunks";
+  let description = [{
+    `v4.cache_append(win, v4.rope(kv, pos), pos)` with a one-token kv of one
+    head becomes `v4.rope_cache_append(win, kv, pos)` at the rope, returning
+    the roped kv (for attention) and the new window; attentions reading the
+    old window (same positions) read the new one. Only for T = 1 (decode
+    buckets, so it runs after v4-specialize): a chunk of T > 1 tokens would
+    overwrite ring rows its own attention still reads. Does not fire for
+    T != 1 or dynamic T, multi-head ropes, different positions, or when
+    something other than attention reads the old window.
+
+    Before (decode):
+    ```mlir
+    %k = v4.rope %kv, %pos {...} : (tensor<1x32xf32>, tensor<1xi32>) -> tensor<1x32xf32>
+    %o = v4.attention %q, %k, %sinks, %pos, %win {...} : (...) -> tensor<1x64xf32>
+    %win2 = v4.cache_append %win, %k, %pos : (...) -> !v4.cache<window, rows = 8, width = 32, f32>
+    ```
+    After:
+    ```mlir
+    %k, %win2 = v4.rope_cache_append %win, %kv, %pos {...} : (...) -> (tensor<1x32xf32>, !v4.cache<...>)
+    %o = v4.attention %q, %k, %sinks, %pos, %win2 {...} : (...) -> tensor<1x64xf32>
+    ```
+  }];
+}
+
+def QuantizePass : Pass<"v4-quantize", "mlir::ModuleOp"> {
+  let summary = "block-quantizes dense linears to fp8 (e4m3) and routed experts to fp4 (e2m1)";
+  let description = [{
+    With `precision=fp8`, every `v4.linear` whose weight DeepSeek releases in
+    FP8 (all but `lm_head`, the compressor/indexer kv and gate projections and
+    the indexer's `weights_proj`; a weight also read by another op stays
+    too) becomes `v4.linear_fp8` on an e4m3 weight with 128x128 ue8m0 blocks.
+    With `experts=fp4`, each `v4.moe` becomes `v4.moe_fp4` on e2m1 experts
+    with 1x32 ue8m0 blocks. Each quantized global `@W` changes type and gets
+    a scale global `@"W.scale"` (one i8 exponent byte per block); both carry
+    `v4.quant_source = "W"` and `v4.quant_part = "data" | "scale"`, which
+    tell the driver to fill them by quantizing checkpoint tensor W
+    (runtime/cpu/Quantization.h) or by copying its stored FP8 bytes and scales.
+    `precision=fp32|bf16` and `experts=same` leave the respective ops alone.
+
+    Before (`--v4-quantize=precision=fp8`):
+    ```mlir
+    v4.global @"model.layers.0.self_attn.q_a_proj.weight" : tensor<192x256xf32>
+    %w = v4.weight @"model.layers.0.self_attn.q_a_proj.weight" : tensor<192x256xf32>
+    %y = v4.linear %x, %w : (tensor<?x256xf32>, tensor<192x256xf32>) -> tensor<?x192xf32>
+    ```
+    After:
+    ```mlir
+    v4.global @"model.layers.0.self_attn.q_a_proj.weight"
+        {v4.quant_part = "data", v4.quant_source = "model.layers.0.self_attn.q_a_proj.weight"}
+        : tensor<192x256xf8E4M3FN, #v4.quant<fp8_e4m3, block = [128, 128], scale = ue8m0>>
+    v4.global @"model.layers.0.self_attn.q_a_proj.weight.scale"
+        {v4.quant_part = "scale", v4.quant_source = "model.layers.0.self_attn.q_a_proj.weight"}
+        : tensor<2x2xi8>
+    %w = v4.weight @"model.layers.0.self_attn.q_a_proj.weight" : tensor<192x256xf8E4M3FN, #v4.quant<...>>
+    %s = v4.weight @"model.layers.0.self_attn.q_a_proj.weight.scale" : tensor<2x2xi8>
+    %y = v4.linear_fp8 %x, %w, %s {block = array<i64: 128, 128>} : (...) -> tensor<?x192xf32>
+    ```
+  }];
+  let options = [
+    Option<"precision", "precision", "std::string", /*default=*/"\"fp8\"",
+           "dense linears: fp32 | bf16 (left unquantized) or fp8 (e4m3, 128x128 blocks)">,
+    Option<"experts", "experts", "std::string", /*default=*/"\"same\"",
+           "routed experts: same (as they are) or fp4 (e2m1, 1x32 blocks)">
+  ];
+}
+
 def SpecializePass : Pass<"v4-specialize", "mlir::ModuleOp"> {
   let summary = "clones @forward once per shape bucket with a static token count";
   let description = [{

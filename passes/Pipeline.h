@@ -11,6 +11,12 @@ struct PipelineOptions {
   // Comma-separated shape buckets as kind:size ("prefill:64" = chunks of up
   // to 64 tokens, "decode:4" = one token for each of up to 4 sessions).
   std::string buckets = "prefill:64,decode:1";
+  // Run the v4-fuse-* passes (v4c compile --no-fuse turns them off).
+  bool fuse = true;
+  // v4-quantize: dense linears fp32 | bf16 | fp8, routed experts same | fp4
+  // (v4c compile --precision / --experts); the pass runs only when one asks.
+  std::string precision = "fp32";
+  std::string experts = "same";
 };
 
 // Adds the passes to `pm`, which must run on builtin.module.

@@ -19,10 +19,13 @@ void Model::bind(const std::string &path) {
   if (program.target != "cpu")
     throw v4c::Error(path + ": compiled for target '" + program.target +
                      "', which needs the CUDA backend (this runtime runs 'cpu' artifacts)");
+  // f32 / i32, plus the quantized kernels' e4m3 codes (F8E4M3) and e2m1
+  // codes and ue8m0 scales (one byte each, U8); see docs/quantization.md.
   for (const Weight &weight : program.weights)
-    v4c::check(weight.dtype == DType::F32 || weight.dtype == DType::I32,
+    v4c::check(weight.dtype == DType::F32 || weight.dtype == DType::I32 || weight.dtype == DType::F8E4M3 ||
+                   weight.dtype == DType::U8,
                path + ": weight \"" + weight.name + "\" is " + dtypeName(weight.dtype) +
-                   "; the CPU backend needs f32/i32 weights");
+                   "; the CPU backend needs f32/i32 weights or quantized f8e4m3/u8 ones");
   v4c::check(program.outputs.size() == 1 && program.outputs[0].name == "logits",
              path + ": artifact has no 'logits' output");
   vocabSize_ = program.outputs[0].width;

@@ -166,21 +166,22 @@ LogicalResult GlobalOp::verify() {
   Type element = type.getElementType();
   if (getSymName().empty())
     return emitOpError() << "needs a non-empty checkpoint tensor name";
+  // i8: the ue8m0 block scales of a quantized weight (v4-quantize).
   if (element.isF32() || element.isBF16() || element.isSignlessInteger(32) ||
-      isQuantizedTensor(type))
+      element.isSignlessInteger(8) || isQuantizedTensor(type))
     return success();
   return emitOpError() << "weight @\"" << getSymName() << "\" has element type " << element
-                       << "; use f32, bf16, i32, or a #v4.quant encoding";
+                       << "; use f32, bf16, i32, i8 (block scales), or a #v4.quant encoding";
 }
 
 LogicalResult WeightOp::verify() {
   auto type = cast<RankedTensorType>(getType());
   Type element = type.getElementType();
   if (element.isF32() || element.isBF16() || element.isSignlessInteger(32) ||
-      isQuantizedTensor(type))
+      element.isSignlessInteger(8) || isQuantizedTensor(type))
     return success();
   return emitOpError() << "result element type " << element
-                       << " cannot hold a weight; use f32, bf16, i32, or a #v4.quant encoding";
+                       << " cannot hold a weight; use f32, bf16, i32, i8 (block scales), or a #v4.quant encoding";
 }
 
 LogicalResult WeightOp::verifySymbolUses(SymbolTableCollection &symbolTable) {

@@ -454,4 +454,9 @@ def V4_AddOp : V4_PureOp<"add"> {
   let results = (outs V4_Activation:$result);
 }
 
+// Fused ops made by the v4-fuse-* passes.
+include "dialects/v4/V4FusedOps.td"
+// Ops on block-quantized weights made by v4-quantize.
+include "dialects/v4/V4QuantOps.td"
+
 #endif // V4_OPS_TD

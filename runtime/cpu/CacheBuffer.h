@@ -1,6 +1,7 @@
 // One per-session cache slot on the CPU: rows of `width` floats.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

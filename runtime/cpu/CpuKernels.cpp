@@ -234,7 +234,7 @@ std::vector<NamedKernel> coreCpuKernels() {
 CpuKernelFn findCpuKernel(const std::string &name) {
   static const std::unordered_map<std::string, CpuKernelFn> kernels = [] {
     std::unordered_map<std::string, CpuKernelFn> table;
-    for (auto family : {coreCpuKernels})
+    for (auto family : {coreCpuKernels, quantCpuKernels, fusedCpuKernels})
       for (const NamedKernel &kernel : family())
         table.emplace(kernel.name, kernel.fn);
     return table;

@@ -57,5 +57,7 @@ struct NamedKernel {
   CpuKernelFn fn;
 };
 std::vector<NamedKernel> coreCpuKernels(); // one per v4 op (docs/ops.md)
+std::vector<NamedKernel> quantCpuKernels(); // v4.linear_fp8, v4.moe_fp4 (QuantKernels.cpp)
+std::vector<NamedKernel> fusedCpuKernels(); // the fused ops of V4FusedOps.td (FusedKernels.cpp)
 
 } // namespace v4rt

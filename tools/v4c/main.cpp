@@ -3,6 +3,7 @@
 //   v4c compile CHECKPOINT_DIR --target cpu -o model.v4a
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -28,7 +29,10 @@
 #include "models/config/NamedConfigs.h"
 #include "passes/Passes.h"
 #include "passes/Pipeline.h"
+#include "passes/Quantize.h"
 #include "runtime/artifact/ArtifactWriter.h"
+#include "tools/v4c/FusionStats.h"
+#include "tools/v4c/WeightSource.h"
 
 namespace {
 
@@ -41,6 +45,9 @@ struct Options {
   bool printPipeline = false;
   bool printIrAfterAll = false;
   bool stats = false;
+  bool noFuse = false;       // --no-fuse: skip the v4-fuse-* passes
+  std::string precision = "fp32"; // dense linears: fp32 | fp8
+  std::string experts = "same";   // routed experts: same | fp4
 };
 
 // Per bucket: kernels launched, planned arena, the naive sum of all
@@ -97,9 +104,48 @@ int runImport(const Options &options) {
   return 0;
 }
 
+// The globals v4-quantize marked, by weight-table name, for the weight source.
+std::map<std::string, v4c::QuantizedGlobal> quantizedGlobals(mlir::ModuleOp module) {
+  std::map<std::string, v4c::QuantizedGlobal> dataBySource, globals;
+  std::vector<std::pair<std::string, std::string>> scales; // (global, source)
+  for (auto global : module.getOps<v4c::v4::GlobalOp>()) {
+    auto part = global->getAttrOfType<mlir::StringAttr>(v4c::kQuantPartAttr);
+    auto source = global->getAttrOfType<mlir::StringAttr>(v4c::kQuantSourceAttr);
+    if (!part || !source)
+      continue;
+    if (part.getValue() == "scale") {
+      scales.push_back({global.getSymName().str(), source.str()});
+      continue;
+    }
+    auto type = mlir::cast<mlir::RankedTensorType>(global.getType());
+    auto encoding = mlir::dyn_cast_or_null<v4c::v4::QuantAttr>(type.getEncoding());
+    v4c::check(encoding && encoding.getBlock().size() == 2,
+               "internal error: quantized global " + global.getSymName().str() + " has no 2-D #v4.quant encoding");
+    v4c::QuantizedGlobal data;
+    data.source = source.str();
+    data.format = encoding.getFormat() == v4c::v4::QuantFormat::fp8_e4m3 ? v4rt::quant::Format::E4M3
+                                                                          : v4rt::quant::Format::E2M1;
+    data.block = {encoding.getBlock()[0], encoding.getBlock()[1]};
+    data.shape.assign(type.getShape().begin(), type.getShape().end());
+    dataBySource[data.source] = data;
+    globals[global.getSymName().str()] = data;
+  }
+  for (const auto &[name, source] : scales) {
+    auto data = dataBySource.find(source);
+    v4c::check(data != dataBySource.end(), "internal error: scale global " + name + " has no data global");
+    v4c::QuantizedGlobal scale = data->second;
+    scale.isScale = true;
+    globals[name] = scale;
+  }
+  return globals;
+}
+
 v4c::PipelineOptions pipelineOptions(const Options &options) {
   v4c::PipelineOptions pipeline;
   pipeline.buckets = "prefill:" + std::to_string(options.prefillChunk) + ",decode:1";
+  pipeline.fuse = !options.noFuse;
+  pipeline.precision = options.precision;
+  pipeline.experts = options.experts;
   return pipeline;
 }
 
@@ -126,31 +172,34 @@ int runCompile(const Options &options) {
     context.disableMultithreading();
     pm.enableIRPrinting();
   }
+  // Kernel counts without fusion come from compiling a copy of the graph.
+  v4c::KernelCounts unfused;
+  if (options.stats && !options.noFuse)
+    unfused = v4c::countUnfusedKernels(*module, pipelineOptions(options));
   v4c::check(mlir::succeeded(pm.run(*module)), "compilation failed (see the diagnostics above)");
   if (options.stats)
     printStats(*module);
+  if (options.stats && !options.noFuse)
+    v4c::printFusionStats(unfused, v4c::countKernels(*module));
   if (options.output.empty())
     return 0;
 
   v4rt::Program program = v4c::programFromPlan(*module, options.target);
   program.configJson = checkpoint->config().toJson().dump();
   program.compileOptions = nlohmann::json{{"target", options.target},
-                                          {"precision", "fp32"},
+                                          {"precision", options.precision},
+                                          {"experts", options.experts},
                                           {"prefill_chunk", options.prefillChunk}}
                                .dump();
-  // The CPU target stores every weight as f32 (integer tables as i32).
+  // Weights are f32 (integer tables i32), except what v4-quantize marked:
+  // e4m3 / e2m1 codes and ue8m0 scales.
+  v4c::CheckpointWeightSource weights(*checkpoint, quantizedGlobals(*module));
   v4rt::writeArtifact(options.output, program, [&](size_t index, uint8_t *dst, size_t size) {
-    const v4rt::Weight &weight = program.weights[index];
-    if (weight.dtype == v4rt::DType::I32) {
-      auto values = checkpoint->readI32(weight.name);
-      v4c::check(values.size() * sizeof(int32_t) == size, "internal error: size of " + weight.name);
-      std::memcpy(dst, values.data(), size);
-    } else {
-      auto values = checkpoint->readF32(weight.name);
-      v4c::check(values.size() * sizeof(float) == size, "internal error: size of " + weight.name);
-      std::memcpy(dst, values.data(), size);
-    }
+    weights.fill(program.weights[index], dst, size);
   });
+  if (weights.quantized() + weights.passedThrough() > 0)
+    std::printf("v4c: %lld tensors quantized, %lld FP8 tensors passed through as stored\n",
+                static_cast<long long>(weights.quantized()), static_cast<long long>(weights.passedThrough()));
   std::printf("v4c: wrote %s (%zu weights, %zu buckets, target %s)\n", options.output.c_str(),
               program.weights.size(), program.buckets.size(), options.target.c_str());
   return 0;
@@ -175,8 +224,14 @@ int main(int argc, char **argv) {
   compile->add_option("--prefill-chunk", options.prefillChunk, "tokens per prefill bucket");
   compile->add_flag("--print-pipeline", options.printPipeline, "print the pass pipeline and exit");
   compile->add_flag("--print-ir-after-all", options.printIrAfterAll, "print the IR after every pass");
+  compile->add_flag("--no-fuse", options.noFuse, "skip the fusion passes (v4-fuse-*)");
   compile->add_flag("--stats", options.stats, "print kernels and arena/naive/peak bytes per bucket");
   compile->add_option("--model", options.namedModel, "a named config (v4-flash, ...): with --stats, no weights");
+  compile->add_option("--precision", options.precision,
+                      "dense linears: fp32, or fp8 (e4m3 weights in 128x128 blocks, activations per 1x128)")
+      ->check(CLI::IsMember({"fp32", "fp8"}));
+  compile->add_option("--experts", options.experts, "routed experts: same (as --precision leaves them) or fp4 (e2m1, 1x32)")
+      ->check(CLI::IsMember({"same", "fp4"}));
 
   try {
     app.parse(argc, argv);

@@ -1,7 +1,7 @@
 // One verifier error per case: each op, the !v4.cache type and #v4.quant.
 // RUN: v4-opt --split-input-file --verify-diagnostics %s
 
-// expected-error @+1 {{has element type 'f16'; use f32, bf16, i32, or a #v4.quant encoding}}
+// expected-error @+1 {{has element type 'f16'; use f32, bf16, i32, i8 (block scales), or a #v4.quant encoding}}
 v4.global @"model.norm.weight" : tensor<64xf16>
 
 // -----

@@ -1,0 +1,210 @@
+// Verifiers of the fused v4 ops (V4FusedOps.td). A fused op must be exactly
+// the composition it replaces, so each check mirrors a check of one of the
+// component ops and says which size is wrong. A dynamic `?` matches anything.
+#include "dialects/v4/V4Ops.h"
+
+#include "mlir/IR/TypeUtilities.h"
+
+#include <string>
+
+using namespace mlir;
+using namespace v4c::v4;
+
+namespace {
+
+int64_t dimOf(Value value, unsigned index) {
+  return cast<ShapedType>(value.getType()).getDimSize(index);
+}
+int64_t rowsOf(Value value) { return dimOf(value, 0); }
+int64_t colsOf(Value value) { return dimOf(value, 1); }
+
+std::string sizeText(int64_t size) {
+  return ShapedType::isDynamic(size) ? "?" : std::to_string(size);
+}
+
+LogicalResult expectSize(Operation *op, const Twine &what, int64_t actual, int64_t expected,
+                         const Twine &rule) {
+  if (ShapedType::isDynamic(actual) || ShapedType::isDynamic(expected) || actual == expected)
+    return success();
+  return op->emitOpError() << what << " is " << sizeText(actual) << " but must be "
+                           << sizeText(expected) << " (" << rule << ")";
+}
+
+LogicalResult expectPositive(Operation *op, StringRef name, double value) {
+  if (value > 0)
+    return success();
+  return op->emitOpError() << "attribute `" << name << "` must be positive, got " << value;
+}
+
+// All token-major values have the same number of tokens.
+LogicalResult expectSameTokens(Operation *op, ArrayRef<std::pair<StringRef, Value>> values) {
+  int64_t tokens = ShapedType::kDynamic;
+  StringRef first;
+  for (auto [name, value] : values) {
+    int64_t rows = rowsOf(value);
+    if (ShapedType::isDynamic(rows))
+      continue;
+    if (ShapedType::isDynamic(tokens)) {
+      tokens = rows;
+      first = name;
+    } else if (rows != tokens) {
+      return op->emitOpError() << "`" << name << "` has " << rows << " tokens but `" << first
+                               << "` has " << tokens << "; all token-major values need the same count";
+    }
+  }
+  return success();
+}
+
+// The rope attributes shared by rope and compress.
+LogicalResult expectRopeAttrs(Operation *op, int64_t headDim, int64_t ropeDim,
+                              ArrayRef<float> invFreq) {
+  if (failed(expectPositive(op, "head_dim", headDim)) ||
+      failed(expectPositive(op, "rope_dim", ropeDim)))
+    return failure();
+  if (ropeDim % 2 != 0 || ropeDim > headDim)
+    return op->emitOpError() << "rope_dim (" << ropeDim
+                             << ") must be even and at most head_dim (" << headDim << ")";
+  if (static_cast<int64_t>(invFreq.size()) != ropeDim / 2)
+    return op->emitOpError() << "inv_freq has " << invFreq.size()
+                             << " frequencies but needs rope_dim/2 = " << ropeDim / 2;
+  return success();
+}
+
+// A projection weight [N, K] applied to an activation of width K.
+LogicalResult expectProjection(Operation *op, StringRef name, Value weight, Value input) {
+  return expectSize(op, Twine(name) + " columns", colsOf(weight), colsOf(input),
+                    "the input width K; a weight is [N, K]");
+}
+
+} // namespace
+
+LogicalResult NormLinearOp::verify() {
+  int64_t group = getGroupAttr().getInt();
+  if (failed(expectPositive(*this, "group", static_cast<double>(group))) ||
+      failed(expectPositive(*this, "eps", getEps().convertToDouble())))
+    return failure();
+  if (getWeights().empty())
+    return emitOpError() << "needs at least one weight: it is a norm feeding linears";
+  if (getWeights().size() != getResults().size())
+    return emitOpError() << "has " << getWeights().size() << " weights but " << getResults().size()
+                         << " results; give one result per weight";
+  int64_t channels = colsOf(getX());
+  if (!ShapedType::isDynamic(channels) && channels % group != 0)
+    return emitOpError() << "x has " << channels << " channels, not a multiple of group = " << group;
+  if (getNormW() && failed(expectSize(*this, "norm_w size", dimOf(getNormW(), 0), group,
+                                      "one weight per channel of a group")))
+    return failure();
+  SmallVector<std::pair<StringRef, Value>> tokenMajor = {{"x", getX()}};
+  Type element = getElementTypeOrSelf(getX().getType());
+  for (auto [index, pair] : llvm::enumerate(llvm::zip(getWeights(), getResults()))) {
+    auto [weight, result] = pair;
+    tokenMajor.push_back({"result", result});
+    if (failed(expectProjection(*this, "weight #" + std::to_string(index), weight, getX())) ||
+        failed(expectSize(*this, "result #" + std::to_string(index) + " width", colsOf(result),
+                          rowsOf(weight), "N = its weight's rows")))
+      return failure();
+    if (getElementTypeOrSelf(result.getType()) != element)
+      return emitOpError() << "result #" << index << " has element type "
+                           << getElementTypeOrSelf(result.getType()) << " but x has " << element;
+  }
+  return expectSameTokens(*this, tokenMajor);
+}
+
+LogicalResult LinearSwigluOp::verify() {
+  if (failed(expectPositive(*this, "limit", getLimit().convertToDouble())) ||
+      failed(expectSameTokens(*this, {{"h", getH()}, {"result", getResult()}})) ||
+      failed(expectProjection(*this, "gate_w", getGateW(), getH())) ||
+      failed(expectProjection(*this, "up_w", getUpW(), getH())) ||
+      failed(expectSize(*this, "up_w rows", rowsOf(getUpW()), rowsOf(getGateW()),
+                        "I = gate_w rows")) ||
+      failed(expectSize(*this, "result width", colsOf(getResult()), rowsOf(getGateW()),
+                        "I = gate_w rows")))
+    return failure();
+  return success();
+}
+
+LogicalResult HcPostPreOp::verify() {
+  int64_t hc = getHcAttr().getInt();
+  if (failed(expectPositive(*this, "hc", static_cast<double>(hc))) ||
+      failed(expectPositive(*this, "norm_eps", getNormEps().convertToDouble())) ||
+      failed(expectPositive(*this, "sinkhorn_iters", static_cast<double>(getSinkhornItersAttr().getInt()))))
+    return failure();
+  if (getHcEps().convertToDouble() < 0)
+    return emitOpError() << "attribute `hc_eps` must be >= 0";
+  int64_t width = colsOf(getX());
+  if (!ShapedType::isDynamic(width) && width % hc != 0)
+    return emitOpError() << "`X` has " << width << " channels, not a multiple of hc = " << hc;
+  int64_t D = ShapedType::isDynamic(width) ? width : width / hc, mixes = (2 + hc) * hc;
+  if (failed(expectSameTokens(*this, {{"X", getX()}, {"y", getY()}, {"post", getPost()},
+                                      {"comb", getComb()}, {"new_streams", getNewStreams()},
+                                      {"collapsed", getCollapsed()}, {"new_post", getNewPost()},
+                                      {"new_comb", getNewComb()}})) ||
+      failed(expectSize(*this, "y width", colsOf(getY()), D, "D = X width / hc")) ||
+      failed(expectSize(*this, "post width", colsOf(getPost()), hc, "hc")) ||
+      failed(expectSize(*this, "comb width", colsOf(getComb()), hc * hc, "hc*hc")) ||
+      failed(expectSize(*this, "fn rows", rowsOf(getFn()), mixes, "(2+hc)*hc mixing weights")) ||
+      failed(expectSize(*this, "fn columns", colsOf(getFn()), width, "X width hc*D")) ||
+      failed(expectSize(*this, "base size", dimOf(getBase(), 0), mixes, "(2+hc)*hc")) ||
+      failed(expectSize(*this, "scale size", dimOf(getScale(), 0), 3, "pre, post, comb")) ||
+      failed(expectSize(*this, "new_streams width", colsOf(getNewStreams()), width, "X width")) ||
+      failed(expectSize(*this, "collapsed width", colsOf(getCollapsed()), D, "D")) ||
+      failed(expectSize(*this, "new_post width", colsOf(getNewPost()), hc, "hc")) ||
+      failed(expectSize(*this, "new_comb width", colsOf(getNewComb()), hc * hc, "hc*hc")))
+    return failure();
+  return success();
+}
+
+LogicalResult RopeCacheAppendOp::verify() {
+  CacheType window = getWindow().getType();
+  int64_t headDim = getHeadDimAttr().getInt();
+  if (failed(expectRopeAttrs(*this, headDim, getRopeDimAttr().getInt(), getInvFreq())) ||
+      failed(expectSameTokens(*this, {{"kv", getKv()}, {"roped", getRoped()}})) ||
+      failed(expectSize(*this, "kv width", colsOf(getKv()), headDim,
+                        "head_dim: the window stores one kv head")) ||
+      failed(expectSize(*this, "window width", window.getWidth(), headDim, "head_dim")))
+    return failure();
+  if (getRoped().getType() != getKv().getType())
+    return emitOpError() << "roped type " << getRoped().getType() << " must equal the kv type "
+                         << getKv().getType();
+  if (getNewWindow().getType() != window)
+    return emitOpError() << "new_window type " << getNewWindow().getType()
+                         << " must equal the window operand type " << window;
+  if (getElementTypeOrSelf(getKv().getType()) != window.getElementType())
+    return emitOpError() << "kv element type differs from the cache's "
+                         << window.getElementType() << "; the cache stores kv rows as is";
+  return success();
+}
+
+LogicalResult LinearCompressOp::verify() {
+  int64_t rate = getRateAttr().getInt(), headDim = getHeadDimAttr().getInt();
+  if (failed(expectPositive(*this, "rate", static_cast<double>(rate))) ||
+      failed(expectPositive(*this, "eps", getEps().convertToDouble())) ||
+      failed(expectRopeAttrs(*this, headDim, getRopeDimAttr().getInt(), getInvFreq())) ||
+      failed(expectSameTokens(*this, {{"h", getH()}, {"positions", getPositions()}})))
+    return failure();
+  int64_t inWidth = (getOverlap() ? 2 : 1) * headDim;
+  const char *inRule = getOverlap() ? "Cin = 2*head_dim with overlap (CSA)"
+                                    : "Cin = head_dim without overlap (HCA)";
+  CacheType state = getState().getType(), entries = getEntries().getType();
+  if (failed(expectProjection(*this, "kv_w", getKvW(), getH())) ||
+      failed(expectProjection(*this, "gate_w", getGateW(), getH())) ||
+      failed(expectSize(*this, "kv_w rows", rowsOf(getKvW()), inWidth, inRule)) ||
+      failed(expectSize(*this, "gate_w rows", rowsOf(getGateW()), inWidth, inRule)) ||
+      failed(expectSize(*this, "position_bias rows", rowsOf(getPositionBias()), rate, "rate")) ||
+      failed(expectSize(*this, "position_bias columns", colsOf(getPositionBias()), inWidth, inRule)) ||
+      failed(expectSize(*this, "norm_w size", dimOf(getNormW(), 0), headDim, "head_dim")) ||
+      failed(expectSize(*this, "state rows", state.getRows(), 2 * rate, "2*rate")) ||
+      failed(expectSize(*this, "state width", state.getWidth(), 2 * inWidth, "2*Cin")) ||
+      failed(expectSize(*this, "entries width", entries.getWidth(), headDim, "head_dim")) ||
+      failed(expectSize(*this, "entries rate", entries.getRate(), rate, "attribute rate")))
+    return failure();
+  if (getNewState().getType() != state)
+    return emitOpError() << "new_state type " << getNewState().getType()
+                         << " must equal the state operand type " << state;
+  CacheType newEntries = getNewEntries().getType();
+  if (newEntries.getWidth() != entries.getWidth() || newEntries.getRate() != entries.getRate() ||
+      newEntries.getElementType() != entries.getElementType())
+    return emitOpError() << "new_entries type " << newEntries << " must match the entries type "
+                         << entries << " in width, rate and element type";
+  return success();
+}
