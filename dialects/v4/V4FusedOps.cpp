@@ -2,6 +2,7 @@
 // the composition it replaces, so each check mirrors a check of one of the
 // component ops and says which size is wrong. A dynamic `?` matches anything.
 #include "dialects/v4/V4Ops.h"
+#include "dialects/v4/VerifierSupport.h"
 
 #include "mlir/IR/TypeUtilities.h"
 
@@ -9,66 +10,9 @@
 
 using namespace mlir;
 using namespace v4c::v4;
+using namespace v4c::v4::verify;
 
 namespace {
-
-int64_t dimOf(Value value, unsigned index) {
-  return cast<ShapedType>(value.getType()).getDimSize(index);
-}
-int64_t rowsOf(Value value) { return dimOf(value, 0); }
-int64_t colsOf(Value value) { return dimOf(value, 1); }
-
-std::string sizeText(int64_t size) {
-  return ShapedType::isDynamic(size) ? "?" : std::to_string(size);
-}
-
-LogicalResult expectSize(Operation *op, const Twine &what, int64_t actual, int64_t expected,
-                         const Twine &rule) {
-  if (ShapedType::isDynamic(actual) || ShapedType::isDynamic(expected) || actual == expected)
-    return success();
-  return op->emitOpError() << what << " is " << sizeText(actual) << " but must be "
-                           << sizeText(expected) << " (" << rule << ")";
-}
-
-LogicalResult expectPositive(Operation *op, StringRef name, double value) {
-  if (value > 0)
-    return success();
-  return op->emitOpError() << "attribute `" << name << "` must be positive, got " << value;
-}
-
-// All token-major values have the same number of tokens.
-LogicalResult expectSameTokens(Operation *op, ArrayRef<std::pair<StringRef, Value>> values) {
-  int64_t tokens = ShapedType::kDynamic;
-  StringRef first;
-  for (auto [name, value] : values) {
-    int64_t rows = rowsOf(value);
-    if (ShapedType::isDynamic(rows))
-      continue;
-    if (ShapedType::isDynamic(tokens)) {
-      tokens = rows;
-      first = name;
-    } else if (rows != tokens) {
-      return op->emitOpError() << "`" << name << "` has " << rows << " tokens but `" << first
-                               << "` has " << tokens << "; all token-major values need the same count";
-    }
-  }
-  return success();
-}
-
-// The rope attributes shared by rope and compress.
-LogicalResult expectRopeAttrs(Operation *op, int64_t headDim, int64_t ropeDim,
-                              ArrayRef<float> invFreq) {
-  if (failed(expectPositive(op, "head_dim", headDim)) ||
-      failed(expectPositive(op, "rope_dim", ropeDim)))
-    return failure();
-  if (ropeDim % 2 != 0 || ropeDim > headDim)
-    return op->emitOpError() << "rope_dim (" << ropeDim
-                             << ") must be even and at most head_dim (" << headDim << ")";
-  if (static_cast<int64_t>(invFreq.size()) != ropeDim / 2)
-    return op->emitOpError() << "inv_freq has " << invFreq.size()
-                             << " frequencies but needs rope_dim/2 = " << ropeDim / 2;
-  return success();
-}
 
 // A projection weight [N, K] applied to an activation of width K.
 LogicalResult expectProjection(Operation *op, StringRef name, Value weight, Value input) {
@@ -107,12 +51,12 @@ LogicalResult NormLinearOp::verify() {
       return emitOpError() << "result #" << index << " has element type "
                            << getElementTypeOrSelf(result.getType()) << " but x has " << element;
   }
-  return expectSameTokens(*this, tokenMajor);
+  return verifyTokens(*this, tokenMajor);
 }
 
 LogicalResult LinearSwigluOp::verify() {
   if (failed(expectPositive(*this, "limit", getLimit().convertToDouble())) ||
-      failed(expectSameTokens(*this, {{"h", getH()}, {"result", getResult()}})) ||
+      failed(verifyTokens(*this, {{"h", getH()}, {"result", getResult()}})) ||
       failed(expectProjection(*this, "gate_w", getGateW(), getH())) ||
       failed(expectProjection(*this, "up_w", getUpW(), getH())) ||
       failed(expectSize(*this, "up_w rows", rowsOf(getUpW()), rowsOf(getGateW()),
@@ -135,7 +79,7 @@ LogicalResult HcPostPreOp::verify() {
   if (!ShapedType::isDynamic(width) && width % hc != 0)
     return emitOpError() << "`X` has " << width << " channels, not a multiple of hc = " << hc;
   int64_t D = ShapedType::isDynamic(width) ? width : width / hc, mixes = (2 + hc) * hc;
-  if (failed(expectSameTokens(*this, {{"X", getX()}, {"y", getY()}, {"post", getPost()},
+  if (failed(verifyTokens(*this, {{"X", getX()}, {"y", getY()}, {"post", getPost()},
                                       {"comb", getComb()}, {"new_streams", getNewStreams()},
                                       {"collapsed", getCollapsed()}, {"new_post", getNewPost()},
                                       {"new_comb", getNewComb()}})) ||
@@ -157,8 +101,8 @@ LogicalResult HcPostPreOp::verify() {
 LogicalResult RopeCacheAppendOp::verify() {
   CacheType window = getWindow().getType();
   int64_t headDim = getHeadDimAttr().getInt();
-  if (failed(expectRopeAttrs(*this, headDim, getRopeDimAttr().getInt(), getInvFreq())) ||
-      failed(expectSameTokens(*this, {{"kv", getKv()}, {"roped", getRoped()}})) ||
+  if (failed(verifyRopeAttrs(*this, headDim, getRopeDimAttr().getInt(), getInvFreq())) ||
+      failed(verifyTokens(*this, {{"kv", getKv()}, {"roped", getRoped()}})) ||
       failed(expectSize(*this, "kv width", colsOf(getKv()), headDim,
                         "head_dim: the window stores one kv head")) ||
       failed(expectSize(*this, "window width", window.getWidth(), headDim, "head_dim")))
@@ -179,8 +123,8 @@ LogicalResult LinearCompressOp::verify() {
   int64_t rate = getRateAttr().getInt(), headDim = getHeadDimAttr().getInt();
   if (failed(expectPositive(*this, "rate", static_cast<double>(rate))) ||
       failed(expectPositive(*this, "eps", getEps().convertToDouble())) ||
-      failed(expectRopeAttrs(*this, headDim, getRopeDimAttr().getInt(), getInvFreq())) ||
-      failed(expectSameTokens(*this, {{"h", getH()}, {"positions", getPositions()}})))
+      failed(verifyRopeAttrs(*this, headDim, getRopeDimAttr().getInt(), getInvFreq())) ||
+      failed(verifyTokens(*this, {{"h", getH()}, {"positions", getPositions()}})))
     return failure();
   int64_t inWidth = (getOverlap() ? 2 : 1) * headDim;
   const char *inRule = getOverlap() ? "Cin = 2*head_dim with overlap (CSA)"

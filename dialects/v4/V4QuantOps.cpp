@@ -2,32 +2,18 @@
 // #v4.quant encoding the kernel implements, `block` must repeat its block
 // sizes, and each scale tensor must have one entry per (partial) block.
 #include "dialects/v4/V4Ops.h"
+#include "dialects/v4/VerifierSupport.h"
 
 #include <string>
 
 using namespace mlir;
 using namespace v4c::v4;
+using namespace v4c::v4::verify;
 
 namespace {
 
-std::string sizeText(int64_t size) {
-  return ShapedType::isDynamic(size) ? "?" : std::to_string(size);
-}
-
 int64_t ceilDiv(int64_t a, int64_t b) {
   return ShapedType::isDynamic(a) ? ShapedType::kDynamic : (a + b - 1) / b;
-}
-
-LogicalResult expectSize(Operation *op, const Twine &what, int64_t actual, int64_t expected,
-                         const Twine &rule) {
-  if (ShapedType::isDynamic(actual) || ShapedType::isDynamic(expected) || actual == expected)
-    return success();
-  return op->emitOpError() << what << " is " << sizeText(actual) << " but must be "
-                           << sizeText(expected) << " (" << rule << ")";
-}
-
-int64_t dimOf(Value value, unsigned index) {
-  return cast<ShapedType>(value.getType()).getDimSize(index);
 }
 
 // The weight's #v4.quant encoding, checked against the format the op runs
@@ -75,28 +61,13 @@ LogicalResult expectScaleShape(Operation *op, StringRef name, Value weight, Valu
   }
   return success();
 }
-
-LogicalResult expectSameTokens(Operation *op, ArrayRef<std::pair<StringRef, Value>> values) {
-  int64_t tokens = ShapedType::kDynamic;
-  for (auto [name, value] : values) {
-    int64_t size = dimOf(value, 0);
-    if (ShapedType::isDynamic(size))
-      continue;
-    if (!ShapedType::isDynamic(tokens) && size != tokens)
-      return op->emitOpError() << name << " has " << size << " tokens but the other operands have "
-                               << tokens << "; every token-major operand has the same dim 0";
-    tokens = size;
-  }
-  return success();
-}
-
 } // namespace
 
 LogicalResult LinearFp8Op::verify() {
   Operation *op = getOperation();
   if (failed(expectQuantized(op, "w", getW(), QuantFormat::fp8_e4m3, getBlock())) ||
       failed(expectScaleShape(op, "scale", getW(), getScale(), getBlock())) ||
-      failed(expectSameTokens(op, {{"x", getX()}, {"result", getResult()}})) ||
+      failed(verifyTokens(op, {{"x", getX()}, {"result", getResult()}})) ||
       failed(expectSize(op, "w columns", dimOf(getW(), 1), dimOf(getX(), 1),
                         "the reduction size K = x width; w is [N, K]")))
     return failure();
@@ -115,7 +86,7 @@ LogicalResult MoeFp4Op::verify() {
                          << getBlock()[0] << ", " << getBlock()[1] << "]";
   if (failed(expectScaleShape(op, "gate_up_scale", getGateUp(), getGateUpScale(), getBlock())) ||
       failed(expectScaleShape(op, "down_scale", getDown(), getDownScale(), getBlock())) ||
-      failed(expectSameTokens(op, {{"h", getH()},
+      failed(verifyTokens(op, {{"h", getH()},
                                    {"weights", getWeights()},
                                    {"experts", getExperts()},
                                    {"result", getResult()}})))
