@@ -121,34 +121,15 @@ LogicalResult RopeCacheAppendOp::verify() {
 
 LogicalResult LinearCompressOp::verify() {
   int64_t rate = getRateAttr().getInt(), headDim = getHeadDimAttr().getInt();
-  if (failed(expectPositive(*this, "rate", static_cast<double>(rate))) ||
-      failed(expectPositive(*this, "eps", getEps().convertToDouble())) ||
-      failed(verifyRopeAttrs(*this, headDim, getRopeDimAttr().getInt(), getInvFreq())) ||
-      failed(verifyTokens(*this, {{"h", getH()}, {"positions", getPositions()}})))
-    return failure();
-  int64_t inWidth = (getOverlap() ? 2 : 1) * headDim;
-  const char *inRule = getOverlap() ? "Cin = 2*head_dim with overlap (CSA)"
-                                    : "Cin = head_dim without overlap (HCA)";
-  CacheType state = getState().getType(), entries = getEntries().getType();
-  if (failed(expectProjection(*this, "kv_w", getKvW(), getH())) ||
-      failed(expectProjection(*this, "gate_w", getGateW(), getH())) ||
-      failed(expectSize(*this, "kv_w rows", rowsOf(getKvW()), inWidth, inRule)) ||
-      failed(expectSize(*this, "gate_w rows", rowsOf(getGateW()), inWidth, inRule)) ||
-      failed(expectSize(*this, "position_bias rows", rowsOf(getPositionBias()), rate, "rate")) ||
-      failed(expectSize(*this, "position_bias columns", colsOf(getPositionBias()), inWidth, inRule)) ||
-      failed(expectSize(*this, "norm_w size", dimOf(getNormW(), 0), headDim, "head_dim")) ||
-      failed(expectSize(*this, "state rows", state.getRows(), 2 * rate, "2*rate")) ||
-      failed(expectSize(*this, "state width", state.getWidth(), 2 * inWidth, "2*Cin")) ||
-      failed(expectSize(*this, "entries width", entries.getWidth(), headDim, "head_dim")) ||
-      failed(expectSize(*this, "entries rate", entries.getRate(), rate, "attribute rate")))
-    return failure();
-  if (getNewState().getType() != state)
-    return emitOpError() << "new_state type " << getNewState().getType()
-                         << " must equal the state operand type " << state;
-  CacheType newEntries = getNewEntries().getType();
-  if (newEntries.getWidth() != entries.getWidth() || newEntries.getRate() != entries.getRate() ||
-      newEntries.getElementType() != entries.getElementType())
-    return emitOpError() << "new_entries type " << newEntries << " must match the entries type "
-                         << entries << " in width, rate and element type";
-  return success();
+  const CompressorShape shape = compressorShape(headDim, getOverlap());
+  return success(
+      succeeded(verifyTokens(*this, {{"h", getH()}, {"positions", getPositions()}})) &&
+      succeeded(expectProjection(*this, "kv_w", getKvW(), getH())) &&
+      succeeded(expectProjection(*this, "gate_w", getGateW(), getH())) &&
+      succeeded(expectSize(*this, "kv_w rows", rowsOf(getKvW()), shape.inWidth, shape.inRule)) &&
+      succeeded(expectSize(*this, "gate_w rows", rowsOf(getGateW()), shape.inWidth, shape.inRule)) &&
+      succeeded(verifyCompressor(*this, rate, headDim, getOverlap(), getRopeDimAttr().getInt(),
+                                 getInvFreq(), getEps().convertToDouble(), getPositionBias(),
+                                 getNormW(), getState().getType(), getEntries().getType(),
+                                 getNewState().getType(), getNewEntries().getType())));
 }

@@ -242,40 +242,17 @@ LogicalResult RopeOp::verify() {
 LogicalResult CompressOp::verify() {
   int64_t rate = intAttr(*this, "rate"), headDim = intAttr(*this, "head_dim");
   bool overlap = cast<BoolAttr>((*this)->getAttr("overlap")).getValue();
-  if (failed(expectPositive(*this, "rate", rate)) ||
-      failed(expectPositive(*this, "eps", floatAttr(*this, "eps"))) ||
-      failed(verifyRopeAttrs(*this, headDim, intAttr(*this, "rope_dim"), getInvFreq())) ||
-      failed(verifyTokens(*this, {{"kv", getKv()},
+  const CompressorShape shape = compressorShape(headDim, overlap);
+  if (failed(verifyTokens(*this, {{"kv", getKv()},
                                   {"gate", getGate()},
-                                  {"positions", getPositions()}})))
+                                  {"positions", getPositions()}})) ||
+      failed(expectSize(*this, "kv width", colsOf(getKv()), shape.inWidth, shape.inRule)) ||
+      failed(expectSize(*this, "gate width", colsOf(getGate()), shape.inWidth, shape.inRule)) ||
+      failed(verifyCompressor(*this, rate, headDim, overlap, intAttr(*this, "rope_dim"),
+                              getInvFreq(), floatAttr(*this, "eps"), getPositionBias(),
+                              getNormW(), getState().getType(), getEntries().getType(),
+                              getNewState().getType(), getNewEntries().getType())))
     return failure();
-  int64_t inWidth = (overlap ? 2 : 1) * headDim;
-  const char *inRule = overlap ? "Cin = 2*head_dim with overlap (CSA)"
-                               : "Cin = head_dim without overlap (HCA)";
-  CacheType state = getState().getType(), entries = getEntries().getType();
-  if (failed(expectSize(*this, "kv width", colsOf(getKv()), inWidth, inRule)) ||
-      failed(expectSize(*this, "gate width", colsOf(getGate()), inWidth, inRule)) ||
-      failed(expectSize(*this, "position_bias rows", rowsOf(getPositionBias()), rate,
-                        "one bias row per position of a window of rate tokens")) ||
-      failed(expectSize(*this, "position_bias columns", colsOf(getPositionBias()), inWidth,
-                        inRule)) ||
-      failed(expectSize(*this, "norm_w size", dimOf(getNormW(), 0), headDim, "head_dim")) ||
-      failed(expectSize(*this, "state rows", state.getRows(), 2 * rate,
-                        "2*rate: the previous and the pending window")) ||
-      failed(expectSize(*this, "state width", state.getWidth(), 2 * inWidth,
-                        "2*Cin: [kv | gate + position_bias]")) ||
-      failed(expectSize(*this, "entries width", entries.getWidth(), headDim, "head_dim")) ||
-      failed(expectSize(*this, "entries rate", entries.getRate(), rate, "attribute rate")))
-    return failure();
-  if (getNewState().getType() != state)
-    return emitOpError() << "new_state type " << getNewState().getType()
-                         << " must equal the state operand type " << state;
-  CacheType newEntries = getNewEntries().getType();
-  if (newEntries.getWidth() != entries.getWidth() || newEntries.getRate() != entries.getRate() ||
-      newEntries.getElementType() != entries.getElementType())
-    return emitOpError() << "new_entries type " << newEntries
-                         << " must match the entries operand type " << entries
-                         << " in width, rate and element type";
   return verifySameElementType(*this, {{"kv", getKv()}, {"gate", getGate()}});
 }
 

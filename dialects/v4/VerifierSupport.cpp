@@ -117,4 +117,35 @@ LogicalResult verifyRopeAttrs(Operation *op, int64_t headDim, int64_t ropeDim,
   return success();
 }
 
+LogicalResult
+verifyCompressor(Operation *op, int64_t rate, int64_t headDim, bool overlap, int64_t ropeDim,
+                 ArrayRef<float> invFreq, double eps, Value positionBias, Value normW,
+                 CacheType state, CacheType entries, CacheType newState, CacheType newEntries) {
+  if (failed(expectPositive(op, "rate", rate)) || failed(expectPositive(op, "eps", eps)) ||
+      failed(verifyRopeAttrs(op, headDim, ropeDim, invFreq)))
+    return failure();
+  const CompressorShape shape = compressorShape(headDim, overlap);
+  if (failed(expectSize(op, "position_bias rows", rowsOf(positionBias), rate,
+                        "one bias row per position of a window of rate tokens")) ||
+      failed(expectSize(op, "position_bias columns", colsOf(positionBias), shape.inWidth,
+                        shape.inRule)) ||
+      failed(expectSize(op, "norm_w size", dimOf(normW, 0), headDim, "head_dim")) ||
+      failed(expectSize(op, "state rows", state.getRows(), 2 * rate,
+                        "2*rate: the previous and the pending window")) ||
+      failed(expectSize(op, "state width", state.getWidth(), 2 * shape.inWidth,
+                        "2*Cin: [kv | gate + position_bias]")) ||
+      failed(expectSize(op, "entries width", entries.getWidth(), headDim, "head_dim")) ||
+      failed(expectSize(op, "entries rate", entries.getRate(), rate, "attribute rate")))
+    return failure();
+  if (newState != state)
+    return op->emitOpError() << "new_state type " << newState
+                             << " must equal the state operand type " << state;
+  if (newEntries.getWidth() != entries.getWidth() || newEntries.getRate() != entries.getRate() ||
+      newEntries.getElementType() != entries.getElementType())
+    return op->emitOpError() << "new_entries type " << newEntries
+                             << " must match the entries operand type " << entries
+                             << " in width, rate and element type";
+  return success();
+}
+
 } // namespace v4c::v4::verify

@@ -6,6 +6,8 @@
 #include "mlir/IR/Operation.h"
 #include "mlir/IR/Value.h"
 
+#include "dialects/v4/V4Types.h"
+
 #include <string>
 #include <utility>
 
@@ -38,5 +40,22 @@ mlir::LogicalResult verifySameElementType(mlir::Operation *op, llvm::ArrayRef<Na
 // The rotary part of a head of `headDim` channels (rope, compress and their fusions).
 mlir::LogicalResult verifyRopeAttrs(mlir::Operation *op, int64_t headDim, int64_t ropeDim,
                                     llvm::ArrayRef<float> invFreq);
+
+// The compressor's weights, attributes and caches, shared by v4.compress and
+// its fused form. `inWidth` is the per-token input width Cin (2*head_dim with
+// overlap, head_dim without); `inRule` says why, for the caller's messages.
+struct CompressorShape {
+  int64_t inWidth;
+  const char *inRule;
+};
+inline CompressorShape compressorShape(int64_t headDim, bool overlap) {
+  return {(overlap ? 2 : 1) * headDim, overlap ? "Cin = 2*head_dim with overlap (CSA)"
+                                               : "Cin = head_dim without overlap (HCA)"};
+}
+mlir::LogicalResult
+verifyCompressor(mlir::Operation *op, int64_t rate, int64_t headDim, bool overlap, int64_t ropeDim,
+                 llvm::ArrayRef<float> invFreq, double eps, mlir::Value positionBias,
+                 mlir::Value normW, CacheType state, CacheType entries, CacheType newState,
+                 CacheType newEntries);
 
 } // namespace v4c::v4::verify

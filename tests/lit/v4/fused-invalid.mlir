@@ -115,7 +115,7 @@ func.func @linear_compress_state_rows(%h: tensor<?x64xf32>, %wkv: tensor<32x64xf
                                       %norm: tensor<32xf32>, %pos: tensor<?xi32>,
                                       %s: !v4.cache<compress_state, rows = 4, width = 64, f32>,
                                       %e: !v4.cache<entries, width = 32, rate = 4, f32>) {
-  // expected-error @+1 {{state rows is 4 but must be 8 (2*rate)}}
+  // expected-error @+1 {{state rows is 4 but must be 8 (2*rate: the previous and the pending window)}}
   %s2, %e2 = v4.linear_compress %h, %wkv, %wg, %ape, %norm, %pos, %s, %e
       {eps = 1.0e-06 : f64, head_dim = 32 : i64, inv_freq = array<f32: 1.0, 0.1>,
        overlap = false, rate = 4 : i64, rope_dim = 4 : i64, scaling = 1.0 : f64}
