@@ -9,12 +9,22 @@
 
 namespace v4rt {
 
+namespace {
+// Boundary snapshots a session keeps (the most recent ones): each holds every
+// window and compressor slot, so this bounds a session's extra memory.
+constexpr size_t kKeptSnapshots = 8;
+} // namespace
+
 Session::Session(const Model &model, PrefixCache *prefixCache)
     : model_(model), prefixCache_(prefixCache) {
+  pageTokens_ = prefixCache ? prefixCache->pageTokens() : pageTokensFor(model.program().caches);
   for (const CacheSlot &slot : model.program().caches) {
     CacheBuffer buffer;
     buffer.width = slot.width;
-    // Entries grow with the context; fixed-size slots are allocated now.
+    // Entries grow with the context in page-sized chunks that forks share;
+    // fixed-size slots are allocated now.
+    if (slot.kind == CacheKind::Entries)
+      buffer.useChunks(pageTokens_ / slot.rate);
     buffer.resizeRows(slot.kind == CacheKind::Entries ? 0 : slot.rows);
     caches_.push_back(std::move(buffer));
   }
@@ -40,13 +50,12 @@ int64_t Session::prefill(const int32_t *ids, int64_t count, float *logits, Prefi
     reused = restorePrefix(ids, count);
   const BoundBucket &bucket = model_.prefillBucket();
   const int64_t chunk = bucket.bucket->tokens;
-  const int64_t P = prefixCache_ ? prefixCache_->pageTokens() : 0;
+  const int64_t P = pageTokens_;
   std::vector<float> lastChunk;
   for (int64_t done = reused; done < count;) {
     int64_t n = std::min(chunk, count - done);
     // End chunks on page boundaries so each page's snapshot can be taken.
-    if (P > 0)
-      n = std::min(n, P - position_ % P);
+    n = std::min(n, P - position_ % P);
     float *out = nullptr;
     if (logits && rows == PrefillLogits::AllRows)
       out = logits + done * V;
@@ -55,6 +64,7 @@ int64_t Session::prefill(const int32_t *ids, int64_t count, float *logits, Prefi
       out = lastChunk.data();
     }
     run(bucket, ids + done, n, out);
+    prefillTokensComputed_ += n;
     notePageProgress(ids + done, n);
     done += n;
   }
@@ -79,16 +89,21 @@ int64_t Session::restorePrefix(const int32_t *ids, int64_t count) {
   restorePageSnapshot(pages.back()->payload, slots, P, caches_);
   const int64_t restored = static_cast<int64_t>(pages.size()) * P;
   position_ = restored;
+  tokens_.assign(ids, ids + restored);
   lastKey_.assign(1, keys[pages.size() - 1]);
   pageIds_.clear();
+  takeSnapshot();
   prefixCache_->recordTokensSaved(restored);
   return restored;
 }
 
 void Session::notePageProgress(const int32_t *ids, int64_t count) {
+  tokens_.insert(tokens_.end(), ids, ids + count);
+  const int64_t P = pageTokens_;
+  if (position_ % P == 0)
+    takeSnapshot(); // callers feed at most up to the next boundary
   if (!prefixCache_)
     return;
-  const int64_t P = prefixCache_->pageTokens();
   pageIds_.insert(pageIds_.end(), ids, ids + count);
   if (position_ % P != 0 || static_cast<int64_t>(pageIds_.size()) != P)
     return; // callers feed at most up to the next boundary
@@ -105,6 +120,119 @@ void Session::notePageProgress(const int32_t *ids, int64_t count) {
   page.payload = encodePagePayload(model_.program().caches, caches_, page.pageIndex, P,
                                    prefixCache_->strategy());
   prefixCache_->store(std::move(page));
+}
+
+void Session::takeSnapshot() {
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  auto snapshot = std::make_shared<StateSnapshot>(slots.size());
+  for (size_t s = 0; s < slots.size(); ++s)
+    if (slots[s].kind != CacheKind::Entries)
+      (*snapshot)[s] = caches_[s].data;
+  snapshots_[position_] = std::move(snapshot);
+  while (snapshots_.size() > kKeptSnapshots)
+    snapshots_.erase(snapshots_.begin());
+}
+
+void Session::checkPosition(int64_t position, const char *operation) const {
+  if (position < 0 || position > position_)
+    throw v4c::Error(std::string(operation) + " position " + std::to_string(position) +
+                     " is out of range: the session holds " + std::to_string(position_) +
+                     " tokens (use 0.." + std::to_string(position_) + ")");
+}
+
+std::unique_ptr<Session> Session::fork(int64_t position) const {
+  checkPosition(position, "fork");
+  auto child = std::make_unique<Session>(model_, prefixCache_);
+  if (position < position_) {
+    child->rewindFrom(*this, position);
+    return child;
+  }
+  // Branching at the current position: the whole state is this one's (the
+  // Entries chunks shared, the fixed-size slots copied).
+  child->caches_ = caches_;
+  child->position_ = position_;
+  child->tokens_ = tokens_;
+  child->snapshots_ = snapshots_;
+  child->pageIds_ = pageIds_;
+  child->lastKey_ = lastKey_;
+  return child;
+}
+
+void Session::truncate(int64_t position) {
+  checkPosition(position, "truncate");
+  if (position != position_)
+    rewindFrom(*this, position);
+}
+
+void Session::rewindFrom(const Session &source, int64_t position) {
+  // Copied first: `source` may be this session, whose ids are about to shrink.
+  const std::vector<int32_t> ids(source.tokens_.begin(), source.tokens_.begin() + position);
+  const int64_t P = pageTokens_;
+  int64_t boundary = 0;
+  std::shared_ptr<const StateSnapshot> snapshot;
+  auto after = source.snapshots_.upper_bound(position);
+  if (after != source.snapshots_.begin()) {
+    --after;
+    boundary = after->first;
+    snapshot = after->second;
+  }
+  // The prefix cache may hold a later boundary of these very ids.
+  std::vector<kvcache::PagePtr> pages;
+  std::vector<kvcache::PageKey> keys;
+  if (prefixCache_ && position / P > boundary / P) {
+    keys = prefixCache_->prefixKeys(ids.data(), position / P);
+    pages = prefixCache_->fetch(keys);
+  }
+  if (static_cast<int64_t>(pages.size()) * P > boundary) {
+    const std::vector<CacheSlot> &slots = model_.program().caches;
+    for (size_t s = 0; s < slots.size(); ++s)
+      if (slots[s].kind == CacheKind::Entries)
+        caches_[s].resizeRows(0);
+    for (const kvcache::PagePtr &page : pages)
+      appendPageEntries(page->payload, slots, P, caches_);
+    restorePageSnapshot(pages.back()->payload, slots, P, caches_);
+    position_ = static_cast<int64_t>(pages.size()) * P;
+    tokens_.assign(ids.begin(), ids.begin() + position_);
+    pageIds_.clear();
+    lastKey_.assign(1, keys[pages.size() - 1]);
+    if (&source != this)
+      snapshots_ = source.snapshots_;
+    snapshots_.erase(snapshots_.upper_bound(position_), snapshots_.end());
+    takeSnapshot();
+    prefixCache_->recordTokensSaved(position_);
+  } else {
+    restoreBoundary(source, boundary, snapshot.get());
+  }
+  if (position > position_)
+    prefill(ids.data() + position_, position - position_, nullptr, PrefillLogits::AllRows);
+}
+
+void Session::restoreBoundary(const Session &source, int64_t boundary,
+                              const StateSnapshot *snapshot) {
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  for (size_t s = 0; s < slots.size(); ++s) {
+    CacheBuffer &cache = caches_[s];
+    if (slots[s].kind == CacheKind::Entries) {
+      // Entries are append-only: the rows below the boundary are its rows,
+      // shared chunk by chunk with the source (copied when written).
+      if (&source != this)
+        cache = source.caches_[s];
+      cache.resizeRows(boundary / slots[s].rate);
+    } else if (snapshot) {
+      cache.data = (*snapshot)[s];
+    } else {
+      std::fill(cache.data.begin(), cache.data.end(), 0.0f); // a fresh session's state
+    }
+  }
+  position_ = boundary;
+  tokens_.assign(source.tokens_.begin(), source.tokens_.begin() + boundary);
+  if (&source != this)
+    snapshots_ = source.snapshots_;
+  snapshots_.erase(snapshots_.upper_bound(boundary), snapshots_.end());
+  pageIds_.clear();
+  lastKey_.clear();
+  if (prefixCache_ && boundary > 0)
+    lastKey_.assign(1, prefixCache_->prefixKeys(tokens_.data(), boundary / pageTokens_).back());
 }
 
 void Session::decode(int32_t id, float *logits) {

@@ -1,7 +1,15 @@
 // One sequence being generated: its cache state and position.
+//
+// A session keeps its token ids and, at every page boundary it passes, an
+// immutable snapshot of its fixed-size state (window ring, compressor state),
+// shared by the sessions forked from it. fork/truncate restore the nearest
+// state at or below the target (a snapshot, a cached prefix page, or the
+// empty state) and prefill the tokens between it and the target again.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "runtime/Model.h"
@@ -24,23 +32,54 @@ public:
   explicit Session(const Model &model, PrefixCache *prefixCache = nullptr);
 
   // Feeds `count` tokens (in chunks of the prefill bucket, cut at page
-  // boundaries when a cache is attached). `logits` receives count x vocab
-  // floats (AllRows) or the last row's vocab floats (LastRow), or nothing
-  // when null. Returns the prompt tokens restored from the cache (< count).
+  // boundaries). `logits` receives count x vocab floats (AllRows) or the last
+  // row's vocab floats (LastRow), or nothing when null. Returns the prompt
+  // tokens restored from the cache (< count).
   int64_t prefill(const int32_t *ids, int64_t count, float *logits,
                   PrefillLogits rows = PrefillLogits::AllRows);
   // Feeds one token; `logits` receives vocab floats.
   void decode(int32_t id, float *logits);
   int64_t position() const { return position_; }
 
+  // A new session (same model and prefix cache) whose state equals this one's
+  // after its first `position` tokens, 0 <= position <= position().
+  // Compressed entries / indexer keys below the fork point and boundary
+  // snapshots are shared copy-on-write (page-sized chunks); the window and
+  // compressor slots are copied.
+  std::unique_ptr<Session> fork(int64_t position) const;
+  // Rolls this session back to its first `position` tokens.
+  void truncate(int64_t position);
+
+  // Tokens this session ran through prefill plans itself (not restored from
+  // the prefix cache, not inherited from the session it was forked from).
+  int64_t prefillTokensComputed() const { return prefillTokensComputed_; }
+  // The ids fed so far (position() of them).
+  const std::vector<int32_t> &tokens() const { return tokens_; }
+  // The cache slots, in the program's slot order (to inspect sharing).
+  const std::vector<CacheBuffer> &caches() const { return caches_; }
+
 private:
+  // Fixed-size slots' rows at a page boundary, indexed like caches_ (empty
+  // for Entries slots).
+  using StateSnapshot = std::vector<std::vector<float>>;
+
   void run(const BoundBucket &bucket, const int32_t *ids, int64_t count, float *logits);
   void checkIds(const int32_t *ids, int64_t count) const;
+  void checkPosition(int64_t position, const char *operation) const;
   // Restores the longest cached prefix of complete pages shorter than the
   // prompt; returns the tokens restored.
   int64_t restorePrefix(const int32_t *ids, int64_t count);
-  // Keeps the ids just fed and stores the page they completed, if any.
+  // Keeps the ids just fed, snapshots a page boundary and stores the page
+  // they completed, if any.
   void notePageProgress(const int32_t *ids, int64_t count);
+  void takeSnapshot();
+  // Makes this session's state that of `source` after `position` tokens:
+  // restores the nearest boundary at or below it and re-prefills the rest.
+  // `source` may be this session.
+  void rewindFrom(const Session &source, int64_t position);
+  // Sets this session to `source` at page boundary `boundary`, whose fixed
+  // state is `snapshot` (null: the empty state, boundary 0).
+  void restoreBoundary(const Session &source, int64_t boundary, const StateSnapshot *snapshot);
 
   const Model &model_;
   std::vector<CacheBuffer> caches_;
@@ -48,6 +87,12 @@ private:
   uint8_t *arena_ = nullptr; // 64-byte aligned view into arenaStorage_
   std::vector<int32_t> positions_;
   int64_t position_ = 0;
+  int64_t pageTokens_ = 0; // the cache's page size, or the schema's when none
+
+  std::vector<int32_t> tokens_;
+  // Page-boundary position -> fixed state there; the most recent ones only.
+  std::map<int64_t, std::shared_ptr<const StateSnapshot>> snapshots_;
+  int64_t prefillTokensComputed_ = 0;
 
   PrefixCache *prefixCache_ = nullptr;
   std::vector<int32_t> pageIds_;          // ids of the current incomplete page

@@ -141,4 +141,23 @@ int64_t v4rt_session_position(const v4rt_session *session) {
   return session->session->position();
 }
 
+v4rt_status v4rt_session_fork(const v4rt_session *session, int64_t position,
+                              v4rt_session **out_session) {
+  return guarded([&] {
+    v4c::check(out_session != nullptr, "v4rt_session_fork: out_session is required");
+    auto handle = std::make_unique<v4rt_session_t>();
+    handle->session = session->session->fork(position);
+    handle->vocab = session->vocab;
+    *out_session = handle.release();
+  });
+}
+
+v4rt_status v4rt_session_truncate(v4rt_session *session, int64_t position) {
+  return guarded([&] { session->session->truncate(position); });
+}
+
+int64_t v4rt_session_prefill_tokens_computed(const v4rt_session *session) {
+  return session->session->prefillTokensComputed();
+}
+
 } // extern "C"

@@ -74,6 +74,22 @@ v4rt_status v4rt_session_prefill_last(v4rt_session *session, const int32_t *ids,
 v4rt_status v4rt_session_decode(v4rt_session *session, int32_t id, float *logits);
 int64_t v4rt_session_position(const v4rt_session *session);
 
+/* A new session whose state equals this one's after its first `position`
+ * tokens (0 <= position <= v4rt_session_position); position == current
+ * branches here. The new session uses the same model and cache, and is closed
+ * with v4rt_session_close independently. Compressed entries below the fork
+ * point are shared copy-on-write in page-sized chunks; the window and
+ * compressor state is copied. An
+ * earlier position restores the nearest page-boundary state (a snapshot, a
+ * cached page, or the empty state) and prefills the tokens after it again. */
+v4rt_status v4rt_session_fork(const v4rt_session *session, int64_t position,
+                              v4rt_session **out_session);
+/* Rolls the session back to its first `position` tokens (0..current). */
+v4rt_status v4rt_session_truncate(v4rt_session *session, int64_t position);
+/* Tokens this session ran through prefill plans itself: not restored from the
+ * cache, not inherited from the session it was forked from. */
+int64_t v4rt_session_prefill_tokens_computed(const v4rt_session *session);
+
 #ifdef __cplusplus
 }
 #endif

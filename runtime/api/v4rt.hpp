@@ -61,6 +61,19 @@ public:
   ~SessionHandle() { v4rt_session_close(session_); }
   SessionHandle(const SessionHandle &) = delete;
   SessionHandle &operator=(const SessionHandle &) = delete;
+  SessionHandle(SessionHandle &&other) noexcept
+      : session_(other.session_), vocab_(other.vocab_) {
+    other.session_ = nullptr;
+  }
+  SessionHandle &operator=(SessionHandle &&other) noexcept {
+    if (this != &other) {
+      v4rt_session_close(session_);
+      session_ = other.session_;
+      vocab_ = other.vocab_;
+      other.session_ = nullptr;
+    }
+    return *this;
+  }
 
   // Returns ids.size() x vocab logits.
   std::vector<float> prefill(const std::vector<int32_t> &ids) {
@@ -83,7 +96,20 @@ public:
   }
   int64_t position() const { return v4rt_session_position(session_); }
 
+  // A new session equal to this one after its first `position` tokens.
+  SessionHandle fork(int64_t position) const {
+    v4rt_session *child = nullptr;
+    throwIfError(v4rt_session_fork(session_, position, &child));
+    return SessionHandle(child, vocab_);
+  }
+  // Rolls back to the first `position` tokens.
+  void truncate(int64_t position) { throwIfError(v4rt_session_truncate(session_, position)); }
+  // Tokens this session ran through prefill plans (not restored, not inherited).
+  int64_t prefillTokensComputed() const { return v4rt_session_prefill_tokens_computed(session_); }
+
 private:
+  SessionHandle(v4rt_session *session, int64_t vocab) : session_(session), vocab_(vocab) {}
+
   v4rt_session *session_ = nullptr;
   int64_t vocab_ = 0;
 };
