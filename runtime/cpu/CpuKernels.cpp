@@ -59,8 +59,6 @@ int64_t KernelArgs::outDim(int64_t result, int64_t dim) const {
   return step_.outs.at(result).shape.at(dim);
 }
 
-namespace {
-
 ref::RopeParams ropeParams(const KernelArgs &a) {
   ref::RopeParams p;
   p.headDim = a.attrInt("head_dim");
@@ -78,6 +76,29 @@ ref::HyperParams hyperParams(const KernelArgs &a, int64_t D) {
   p.hcEps = a.attrFloat("hc_eps");
   return p;
 }
+
+ref::CompressParams compressParams(const KernelArgs &a) {
+  ref::CompressParams p;
+  p.rate = a.attrInt("rate");
+  p.headDim = a.attrInt("head_dim");
+  p.overlap = a.attrBool("overlap");
+  p.rope = ropeParams(a);
+  p.rope.headDim = p.headDim;
+  p.eps = a.attrFloat("eps");
+  return p;
+}
+
+ref::MoeParams moeParams(const KernelArgs &a) {
+  ref::MoeParams p;
+  p.experts = a.inDim(3, 0);
+  p.topK = a.inDim(1, 1);
+  p.D = a.inDim(0, 1);
+  p.I = a.inDim(3, 1) / 2;
+  p.swigluLimit = a.attrFloat("swiglu_limit");
+  return p;
+}
+
+namespace {
 
 void embedKernel(const KernelArgs &a) {
   ref::embed(a.in<int32_t>(0), a.tokens, a.in<float>(1), a.inDim(1, 0), a.inDim(1, 1),
@@ -127,15 +148,9 @@ void ropeKernel(const KernelArgs &a) {
 }
 
 void compressKernel(const KernelArgs &a) {
-  ref::CompressParams p;
-  p.rate = a.attrInt("rate");
-  p.headDim = a.attrInt("head_dim");
-  p.overlap = a.attrBool("overlap");
-  p.rope = ropeParams(a);
-  p.rope.headDim = p.headDim;
-  p.eps = a.attrFloat("eps");
   ref::compress(a.in<float>(0), a.in<float>(1), a.tokens, a.in<float>(2), a.in<float>(3),
-                a.in<int32_t>(4), p, *a.in<CacheBuffer>(5), *a.in<CacheBuffer>(6));
+                a.in<int32_t>(4), compressParams(a), *a.in<CacheBuffer>(5),
+                *a.in<CacheBuffer>(6));
 }
 
 void indexerTopKKernel(const KernelArgs &a) {
@@ -187,14 +202,8 @@ void hashRouterKernel(const KernelArgs &a) {
 }
 
 void moeKernel(const KernelArgs &a) {
-  ref::MoeParams p;
-  p.experts = a.inDim(3, 0);
-  p.topK = a.inDim(1, 1);
-  p.D = a.inDim(0, 1);
-  p.I = a.inDim(3, 1) / 2;
-  p.swigluLimit = a.attrFloat("swiglu_limit");
   ref::moe(a.in<float>(0), a.tokens, a.in<float>(1), a.in<int32_t>(2), a.in<float>(3),
-           a.in<float>(4), p, a.out<float>(0), a.pool);
+           a.in<float>(4), moeParams(a), a.out<float>(0), a.pool);
 }
 
 void swigluKernel(const KernelArgs &a) {

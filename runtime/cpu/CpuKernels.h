@@ -6,6 +6,7 @@
 
 #include "runtime/artifact/Program.h"
 #include "runtime/cpu/CacheBuffer.h"
+#include "runtime/cpu/ReferenceKernels.h"
 #include "runtime/cpu/ThreadPool.h"
 
 namespace v4rt {
@@ -46,6 +47,14 @@ private:
 };
 
 using CpuKernelFn = void (*)(const KernelArgs &);
+
+// Kernel parameters decoded from a step's attributes, shared by the core,
+// fused and quantized kernel families.
+ref::RopeParams ropeParams(const KernelArgs &a);       // head_dim, rope_dim, inv_freq, scaling
+ref::HyperParams hyperParams(const KernelArgs &a, int64_t D); // hc, norm_eps, hc_eps
+ref::CompressParams compressParams(const KernelArgs &a);      // rate, head_dim, overlap, rope, eps
+// Operands h, weights [T, k], experts, gate_up [E, 2I, D], ... (v4.moe and v4.moe_fp4).
+ref::MoeParams moeParams(const KernelArgs &a);
 
 // nullptr when this runtime has no CPU kernel of that name.
 CpuKernelFn findCpuKernel(const std::string &name);

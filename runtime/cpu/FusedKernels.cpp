@@ -18,15 +18,6 @@ float *scratch(std::vector<float> &buffer, int64_t count) {
   return buffer.data();
 }
 
-ref::RopeParams ropeParams(const KernelArgs &a) {
-  ref::RopeParams p;
-  p.headDim = a.attrInt("head_dim");
-  p.ropeDim = a.attrInt("rope_dim");
-  p.invFreq = a.attrFloats("inv_freq");
-  p.scaling = a.attrFloat("scaling");
-  return p;
-}
-
 // v4.norm_linear: x, optional norm_w, weights... -> one result per weight.
 void normLinearKernel(const KernelArgs &a) {
   thread_local std::vector<float> normedRows;
@@ -60,11 +51,7 @@ void hcPostPreKernel(const KernelArgs &a) {
   float *streams = a.out<float>(0);
   ref::hcPost(a.in<float>(0), a.in<float>(1), a.in<float>(2), a.in<float>(3), a.tokens, hc, D,
               streams);
-  ref::HyperParams p;
-  p.hc = hc;
-  p.D = D;
-  p.normEps = a.attrFloat("norm_eps");
-  p.hcEps = a.attrFloat("hc_eps");
+  ref::HyperParams p = hyperParams(a, D);
   p.sinkhornIters = a.attrInt("sinkhorn_iters");
   ref::hcPre(streams, a.tokens, a.in<float>(4), a.in<float>(5), a.in<float>(6), p,
              a.out<float>(1), a.out<float>(2), a.out<float>(3), a.pool);
@@ -86,14 +73,8 @@ void linearCompressKernel(const KernelArgs &a) {
   float *gate = scratch(gateRows, a.tokens * Cin);
   ref::linear(a.in<float>(0), a.tokens, D, a.in<float>(1), Cin, kv, a.pool);
   ref::linear(a.in<float>(0), a.tokens, D, a.in<float>(2), Cin, gate, a.pool);
-  ref::CompressParams p;
-  p.rate = a.attrInt("rate");
-  p.headDim = a.attrInt("head_dim");
-  p.overlap = a.attrBool("overlap");
-  p.rope = ropeParams(a);
-  p.rope.headDim = p.headDim;
-  p.eps = a.attrFloat("eps");
-  ref::compress(kv, gate, a.tokens, a.in<float>(3), a.in<float>(4), a.in<int32_t>(5), p,
+  ref::compress(kv, gate, a.tokens, a.in<float>(3), a.in<float>(4), a.in<int32_t>(5),
+                compressParams(a),
                 *a.in<CacheBuffer>(6), *a.in<CacheBuffer>(7));
 }
 
