@@ -139,6 +139,7 @@ private:
     slot.width = slotOp.getWidth();
     slot.rate = slotOp.getRate();
     slot.dtype = dtypeOf(slotOp, slotOp.getElementType());
+    slot.ropeWidth = static_cast<int64_t>(slotOp.getRopeWidth().value_or(0));
     cacheIndex[slotOp.getSymName()] = program.caches.size();
     cacheShape.push_back({slot.rows, slot.width});
     program.caches.push_back(std::move(slot));

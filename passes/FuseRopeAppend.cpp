@@ -6,11 +6,15 @@
 // slots that, for T > 1, still hold positions attention needs (p+T-1-W >=
 // p-W+1); for T = 1 it writes only slot p mod W, which holds p-W, outside the
 // window. So this runs after v4-specialize, where decode buckets have T = 1.
+// A batched decode bucket (decode:B) has B rows, but each is one token of its
+// own session with its own window (docs/ops.md), so the same argument holds
+// per row and the fusion fires there too.
 #include "passes/Passes.h"
 
 #include "dialects/v4/V4Ops.h"
 
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 
 namespace v4c {
 #define GEN_PASS_DEF_FUSEROPEAPPENDPASS
@@ -22,9 +26,17 @@ using namespace mlir;
 namespace v4c {
 namespace {
 
-bool isSingleToken(Value activation) {
+// One token per session: a static one-row chunk, or any row of a decode bucket.
+bool isSingleTokenPerSession(Operation *op, Value activation) {
   auto type = dyn_cast<RankedTensorType>(activation.getType());
-  return type && type.getDimSize(0) == 1;
+  if (!type || type.isDynamicDim(0))
+    return false;
+  if (type.getDimSize(0) == 1)
+    return true;
+  auto function = op->getParentOfType<FunctionOpInterface>();
+  auto bucket = function ? function->getAttrOfType<DictionaryAttr>("v4.bucket") : DictionaryAttr();
+  auto kind = bucket ? bucket.getAs<StringAttr>("kind") : StringAttr();
+  return kind && kind.getValue() == "decode";
 }
 
 // Every reader of the old window other than the append must be an attention
@@ -52,7 +64,7 @@ struct FuseRopeAppendPass : impl::FuseRopeAppendPassBase<FuseRopeAppendPass> {
     IRRewriter rewriter(&getContext());
     for (v4::CacheAppendOp append : candidates) {
       auto rope = append.getKv().getDefiningOp<v4::RopeOp>();
-      if (!rope || !isSingleToken(rope.getX()) || rope.getPositions() != append.getPositions() ||
+      if (!rope || !isSingleTokenPerSession(rope, rope.getX()) || rope.getPositions() != append.getPositions() ||
           rope->getBlock() != append->getBlock())
         continue;
       // One head: the cache row is the whole roped vector.

@@ -43,12 +43,16 @@ public:
                                        "attributes; the model builder must name every cache";
     int64_t rows = type.hasStaticRows() ? type.getRows() : 0;
     StringRef kind = v4::stringifyCacheKind(type.getKind());
+    // Only fp8 rows split into e4m3 and bf16 (rope) channels.
+    IntegerAttr ropeWidth;
+    if (type.getElementType().isFloat8E4M3FN())
+      ropeWidth = IntegerAttr::get(IntegerType::get(module.getContext(), 64), type.getRopeWidth());
     auto existing = slots.find(name.getValue());
     if (existing != slots.end()) {
       plan::CacheSlotOp slot = existing->second;
       if (slot.getKind() != kind || slot.getLayer() != layer.getInt() || slot.getRows() != rows ||
           slot.getWidth() != type.getWidth() || slot.getRate() != type.getRate() ||
-          slot.getElementType() != type.getElementType())
+          slot.getElementType() != type.getElementType() || slot.getRopeWidthAttr() != ropeWidth)
         return function.emitOpError() << "cache argument #" << argIndex << " declares slot " << name
                                       << " with a different schema than an earlier bucket; give each "
                                          "cache a unique v4.cache_name";
@@ -63,7 +67,7 @@ public:
         function.getLoc(), builder.getStringAttr(name.getValue()), builder.getStringAttr(kind),
         builder.getI64IntegerAttr(layer.getInt()), builder.getI64IntegerAttr(rows),
         builder.getI64IntegerAttr(type.getWidth()), builder.getI64IntegerAttr(type.getRate()),
-        TypeAttr::get(type.getElementType()));
+        TypeAttr::get(type.getElementType()), ropeWidth);
     slots[name.getValue()] = created;
     return created;
   }
@@ -266,8 +270,13 @@ private:
     }
     if (outs.empty())
       return op->emitOpError() << "has no results; a launch must write at least one buffer";
-    builder.create<plan::LaunchOp>(op->getLoc(), op->getName().getStringRef(), ins, outs,
-                                   op->getAttrDictionary());
+    auto launch = builder.create<plan::LaunchOp>(op->getLoc(), op->getName().getStringRef(), ins, outs,
+                                                 op->getAttrDictionary());
+    // The op's V4_InPlaceElementwise property travels with the launch (ins
+    // are the op's operands in order), so v4-plan-memory needs no v4 ops.
+    SmallVector<int64_t> inPlace = v4::inPlaceOperands(op);
+    if (!inPlace.empty())
+      launch.setInPlaceAttr(builder.getDenseI64ArrayAttr(inPlace));
     return success();
   }
 

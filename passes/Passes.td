@@ -108,11 +108,13 @@ def FuseRopeAppendPass : Pass<"v4-fuse-rope-append", "mlir::ModuleOp"> {
     `v4.cache_append(win, v4.rope(kv, pos), pos)` with a one-token kv of one
     head becomes `v4.rope_cache_append(win, kv, pos)` at the rope, returning
     the roped kv (for attention) and the new window; attentions reading the
-    old window (same positions) read the new one. Only for T = 1 (decode
-    buckets, so it runs after v4-specialize): a chunk of T > 1 tokens would
-    overwrite ring rows its own attention still reads. Does not fire for
-    T != 1 or dynamic T, multi-head ropes, different positions, or when
-    something other than attention reads the old window.
+    old window (same positions) read the new one. Only for one token per
+    session (so it runs after v4-specialize): T = 1, or any decode bucket
+    (`decode:B` rows are B sessions' single tokens, each with its own window);
+    a prefill chunk of T > 1 tokens would overwrite ring rows its own
+    attention still reads. Does not fire for prefill T != 1 or dynamic T,
+    multi-head ropes, different positions, or when something other than
+    attention reads the old window.
 
     Before (decode):
     ```mlir
@@ -126,6 +128,84 @@ def FuseRopeAppendPass : Pass<"v4-fuse-rope-append", "mlir::ModuleOp"> {
     %o = v4.attention %q, %k, %sinks, %pos, %win2 {...} : (...) -> tensor<1x64xf32>
     ```
   }];
+}
+
+def KvCacheDtypePass : Pass<"v4-kv-cache-dtype", "mlir::ModuleOp"> {
+  let summary = "sets the storage format of the KV caches: fp32, bf16 or fp8 (e4m3 + bf16 rope)";
+  let description = [{
+    Retypes every window and entries cache of each function (arguments, the
+    ops' updated versions and the returned values) to the element type of
+    `dtype`: `bf16`, or `fp8` = `f8E4M3FN` with `rope = rope_dim` (the last
+    rope_dim channels, from the v4.rope / v4.compress that makes the rows,
+    stay bf16). Indexer keys (entries read by v4.indexer_topk) get `rope = 0`:
+    all channels e4m3. Compressor state stays f32. `dtype=fp32` changes
+    nothing. The ops still compute in f32; the kernels round each row they
+    store (docs/quantization.md, "KV cache"). Run it before the fusions.
+
+    Before (`--v4-kv-cache-dtype=dtype=fp8`):
+    ```mlir
+    func.func @forward(%ids: tensor<?xi32>, %pos: tensor<?xi32>,
+        %w: !v4.cache<window, rows = 8, width = 32, f32> {v4.cache_name = "layers.0.window", v4.layer = 0 : i64})
+        -> (tensor<?x512xf32>, !v4.cache<window, rows = 8, width = 32, f32>) {
+      %kv = v4.rope %x, %pos {rope_dim = 4 : i64, ...} : (...) -> tensor<?x32xf32>
+      %w2 = v4.cache_append %w, %kv, %pos : (...) -> !v4.cache<window, rows = 8, width = 32, f32>
+    ```
+    After:
+    ```mlir
+    func.func @forward(..., %w: !v4.cache<window, rows = 8, width = 32, rope = 4, f8E4M3FN> {...})
+        -> (tensor<?x512xf32>, !v4.cache<window, rows = 8, width = 32, rope = 4, f8E4M3FN>) {
+      %w2 = v4.cache_append %w, %kv, %pos : (...) -> !v4.cache<window, rows = 8, width = 32, rope = 4, f8E4M3FN>
+    ```
+  }];
+  let options = [
+    Option<"dtype", "dtype", "std::string", /*default=*/"\"fp32\"",
+           "KV cache storage: fp32 | bf16 | fp8 (e4m3 per 64-channel ue8m0 group, bf16 rope channels)">
+  ];
+}
+
+def CastPrecisionPass : Pass<"v4-cast-precision", "mlir::ModuleOp"> {
+  let summary = "stores weights and activations in bf16 (CUDA --precision bf16 / fp8), keeping tiny critical tensors f32";
+  let description = [{
+    With `precision=bf16`, every unencoded f32 tensor becomes bf16: weight
+    globals and their `v4.weight` reads, op results, tensor arguments.
+    Kernels still compute in fp32 (they load and store through bf16). Stays
+    f32: a returned `v4.linear` / `v4.norm_linear` result (the logits: the
+    head widens bf16 x to f32), the router's gate/bias weights and its weights result, mHC
+    fn/base/scale weights and the post/comb mixes of `v4.hc_pre` /
+    `v4.hc_post_pre`, attention sinks and the compressor's position_bias.
+    Integer tensors, i8 scales and `#v4.quant` weights are untouched; caches
+    are set by `v4-kv-cache-dtype`. `precision=fp32` changes nothing. Run it
+    after `v4-quantize` and before the fusions.
+
+    Before (`--v4-cast-precision=precision=bf16`):
+    ```mlir
+    v4.global @"model.norm.weight" : tensor<256xf32>
+    v4.global @"lm_head.weight" : tensor<512x256xf32>
+    func.func @forward(%x: tensor<?x256xf32>) -> tensor<?x512xf32> {
+      %nw = v4.weight @"model.norm.weight" : tensor<256xf32>
+      %h = v4.rms_norm %x, %nw {eps = 1.0e-6 : f64, group = 256 : i64} : (...) -> tensor<?x256xf32>
+      %w = v4.weight @"lm_head.weight" : tensor<512x256xf32>
+      %logits = v4.linear %h, %w : (tensor<?x256xf32>, tensor<512x256xf32>) -> tensor<?x512xf32>
+      return %logits : tensor<?x512xf32>
+    }
+    ```
+    After:
+    ```mlir
+    v4.global @"model.norm.weight" : tensor<256xbf16>
+    v4.global @"lm_head.weight" : tensor<512x256xbf16>
+    func.func @forward(%x: tensor<?x256xbf16>) -> tensor<?x512xf32> {
+      %nw = v4.weight @"model.norm.weight" : tensor<256xbf16>
+      %h = v4.rms_norm %x, %nw {...} : (...) -> tensor<?x256xbf16>
+      %w = v4.weight @"lm_head.weight" : tensor<512x256xbf16>
+      %logits = v4.linear %h, %w : (tensor<?x256xbf16>, tensor<512x256xbf16>) -> tensor<?x512xf32>
+      return %logits : tensor<?x512xf32>
+    }
+    ```
+  }];
+  let options = [
+    Option<"precision", "precision", "std::string", /*default=*/"\"bf16\"",
+           "storage of weights and activations: fp32 (no change) | bf16">
+  ];
 }
 
 def QuantizePass : Pass<"v4-quantize", "mlir::ModuleOp"> {
@@ -257,12 +337,18 @@ def PlanMemoryPass : Pass<"v4-plan-memory", "mlir::ModuleOp"> {
   let summary = "assigns arena offsets to every plan.alloc from buffer lifetimes";
   let description = [{
     Per bucket, a buffer is live from the first launch that uses it (its
-    writer) to the last launch that reads it. Buffers are placed largest
-    first, each at the best-fitting 64-byte aligned gap among the already
-    placed buffers whose lifetimes overlap its own, so buffers that are never
-    live together share bytes. Sets each alloc's `offset`, and the bucket's
-    `arena_bytes` (the planned size) and `naive_bytes` (one private range per
-    alloc) so the saving is visible in the IR.
+    writer) to the last launch that reads it. In place: when a launch has
+    `in_place` inputs (its v4 op is `V4_InPlaceElementwise`) and one of them
+    is an arena buffer of exactly outs[0]'s type whose last reader is this
+    launch, outs[0] takes that buffer's bytes (the first such input wins;
+    chains of in-place launches share one range). Then ranges are placed
+    largest first, each at the best-fitting 64-byte aligned gap among the
+    already placed ranges whose lifetimes overlap its own, so buffers that
+    are never live together share bytes. Sets each alloc's `offset`, and the
+    bucket's `arena_bytes` (the planned size), `naive_bytes` (one private
+    range per alloc), `peak_live_bytes` (the most bytes live during one
+    launch, an in-place pair counted once) and `written_in_place` (how many
+    buffers took the bytes of an input).
 
     Before:
     ```mlir
@@ -270,19 +356,25 @@ def PlanMemoryPass : Pass<"v4-plan-memory", "mlir::ModuleOp"> {
       %a = plan.alloc : !plan.buffer<4x8xf32>
       plan.launch "v4.embed"(...) -> (%a : !plan.buffer<4x8xf32>) {params = {}}
       %b = plan.alloc : !plan.buffer<4x8xf32>
-      plan.launch "v4.rms_norm"(%a : ...) -> (%b : !plan.buffer<4x8xf32>) {params = {...}}
+      plan.launch "v4.linear"(%a, %w : ...) -> (%b : !plan.buffer<4x8xf32>) {params = {}}
       %c = plan.alloc : !plan.buffer<4x8xf32>
-      plan.launch "v4.rms_norm"(%b : ...) -> (%c : !plan.buffer<4x8xf32>) {params = {...}}
+      plan.launch "v4.linear"(%b, %w : ...) -> (%c : !plan.buffer<4x8xf32>) {params = {}}
+      %d = plan.alloc : !plan.buffer<4x8xf32>
+      plan.launch "v4.rms_norm"(%c : ...) -> (%d : !plan.buffer<4x8xf32>)
+          {in_place = array<i64: 0>, params = {...}}
       ...
     }
     ```
-    After (%a is dead when %c is written, so they share offset 0):
+    After (%a is dead when %c is written, so they share offset 0; the norm
+    writes %d over %c, its last reader; the linears have no `in_place`):
     ```mlir
     plan.bucket @prefill_4 attributes {arena_bytes = 256 : i64, batch = 1 : i64, kind = "prefill",
-                                       naive_bytes = 384 : i64, tokens = 4 : i64} {
+                                       naive_bytes = 512 : i64, peak_live_bytes = 256 : i64,
+                                       tokens = 4 : i64, written_in_place = 1 : i64} {
       %a = plan.alloc offset 0 : !plan.buffer<4x8xf32>
       %b = plan.alloc offset 128 : !plan.buffer<4x8xf32>
       %c = plan.alloc offset 0 : !plan.buffer<4x8xf32>
+      %d = plan.alloc offset 0 : !plan.buffer<4x8xf32>
       ...
     }
     ```

@@ -15,6 +15,12 @@ void buildDefaultPipeline(mlir::OpPassManager &pm, const PipelineOptions &option
   std::vector<std::string> buckets; // the pass copies them
   for (llvm::StringRef part : parts)
     buckets.push_back(part.trim().str());
+  // The cache format first: it reads the rope_dim of the unfused producers.
+  if (options.kvCache != "fp32") {
+    KvCacheDtypePassOptions kvCache;
+    kvCache.dtype = options.kvCache;
+    pm.addPass(createKvCacheDtypePass(kvCache));
+  }
   // Quantize before fusion: the fusions match v4.linear / v4.moe, and a
   // quantized op must not be fused into an f32 kernel.
   if (options.precision == "fp8" || options.experts == "fp4") {
@@ -22,6 +28,13 @@ void buildDefaultPipeline(mlir::OpPassManager &pm, const PipelineOptions &option
     quantize.precision = options.precision;
     quantize.experts = options.experts;
     pm.addPass(createQuantizePass(quantize));
+  }
+  // After quantize (it leaves #v4.quant weights alone), before fusion (the
+  // fused ops take the narrowed types as they are).
+  if (options.activations != "fp32") {
+    CastPrecisionPassOptions cast;
+    cast.precision = options.activations;
+    pm.addPass(createCastPrecisionPass(cast));
   }
   // Fusion first, so each rewrite happens once on @forward, not per bucket;
   // the compressor and SwiGLU fusions take linears that the norm fusion
@@ -53,6 +66,12 @@ struct DefaultPipelineCLOptions : mlir::PassPipelineOptions<DefaultPipelineCLOpt
                                 llvm::cl::init("fp32")};
   Option<std::string> experts{*this, "experts", llvm::cl::desc("routed experts: same or fp4"),
                               llvm::cl::init("same")};
+  Option<std::string> kvCache{*this, "kv-cache",
+                              llvm::cl::desc("KV cache storage: fp32, bf16 or fp8 (runs v4-kv-cache-dtype)"),
+                              llvm::cl::init("fp32")};
+  Option<std::string> activations{*this, "activations",
+                                  llvm::cl::desc("weight/activation storage: fp32 or bf16 (runs v4-cast-precision)"),
+                                  llvm::cl::init("fp32")};
 };
 } // namespace
 
@@ -66,6 +85,8 @@ void registerDefaultPipeline() {
         options.fuse = cl.fuse;
         options.precision = cl.precision;
         options.experts = cl.experts;
+        options.kvCache = cl.kvCache;
+        options.activations = cl.activations;
         buildDefaultPipeline(pm, options);
       });
 }

@@ -17,6 +17,11 @@ struct PipelineOptions {
   // (v4c compile --precision / --experts); the pass runs only when one asks.
   std::string precision = "fp32";
   std::string experts = "same";
+  // v4-kv-cache-dtype: KV cache storage fp32 | bf16 | fp8 (v4c compile --kv-cache).
+  std::string kvCache = "fp32";
+  // v4-cast-precision: storage of weights and activations fp32 | bf16 (CUDA
+  // --precision bf16 / fp8); the pass runs only for bf16.
+  std::string activations = "fp32";
 };
 
 // Adds the passes to `pm`, which must run on builtin.module.

@@ -24,6 +24,10 @@ namespace {
 struct PlannedBuffer {
   int64_t first = -1, last = -1; // launch indices, recomputed from the IR
   uint64_t offset = 0, bytes = 0;
+  Type type;
+  // Buffers this one may be written over: inputs at an `in_place` position
+  // of the launch whose outs[0] it is.
+  std::vector<size_t> inPlaceOver;
 };
 
 // Reads the planned IR back without reusing anything of the pass.
@@ -37,6 +41,7 @@ std::vector<PlannedBuffer> readPlan(plan::BucketOp bucket) {
       PlannedBuffer buffer;
       buffer.offset = alloc.getOffset().value_or(0);
       buffer.bytes = alloc.getResult().getType().getByteSize();
+      buffer.type = alloc.getResult().getType();
       bufferOf[alloc] = buffers.size();
       buffers.push_back(buffer);
     } else if (auto launchOp = dyn_cast<plan::LaunchOp>(op)) {
@@ -47,6 +52,12 @@ std::vector<PlannedBuffer> readPlan(plan::BucketOp bucket) {
             buffer.first = launch;
           buffer.last = launch;
         }
+      auto out = launchOp.getOuts().empty() ? plan::AllocOp() : launchOp.getOuts()[0].getDefiningOp<plan::AllocOp>();
+      std::optional<ArrayRef<int64_t>> inPlace = launchOp.getInPlace();
+      if (out && inPlace)
+        for (int64_t index : *inPlace)
+          if (auto in = launchOp.getIns()[index].getDefiningOp<plan::AllocOp>())
+            buffers[bufferOf.at(out)].inPlaceOver.push_back(bufferOf.at(in));
       ++launch;
     }
   }
@@ -68,20 +79,33 @@ void checkPlan(plan::BucketOp bucket) {
   }
   EXPECT_GE(*bucket.getNaiveBytes(), naive);
   EXPECT_LE(arena, *bucket.getNaiveBytes());
+  // j written in place over i: exactly i's bytes and type, at i's last read.
+  auto writtenOver = [&](size_t i, size_t j) {
+    const PlannedBuffer &in = buffers[i], &out = buffers[j];
+    return llvm::is_contained(out.inPlaceOver, i) && in.last == out.first && in.offset == out.offset &&
+           in.type == out.type;
+  };
   for (size_t i = 0; i < buffers.size(); ++i)
     for (size_t j = i + 1; j < buffers.size(); ++j) {
       const PlannedBuffer &a = buffers[i], &b = buffers[j];
       bool liveTogether = a.first <= b.last && b.first <= a.last;
       bool shareBytes = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+      if (writtenOver(i, j) || writtenOver(j, i))
+        continue;
       EXPECT_FALSE(liveTogether && shareBytes)
           << "buffers " << i << " [" << a.first << "," << a.last << "] @" << a.offset << "+" << a.bytes
           << " and " << j << " [" << b.first << "," << b.last << "] @" << b.offset << "+" << b.bytes;
     }
   for (int64_t step = 0; step < launches; ++step) {
     uint64_t live = 0;
-    for (const PlannedBuffer &buffer : buffers)
-      if (buffer.first <= step && step <= buffer.last)
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      const PlannedBuffer &buffer = buffers[i];
+      bool overwritesADyingInput = false; // its bytes are counted with that input's
+      for (size_t in : buffer.inPlaceOver)
+        overwritesADyingInput |= buffer.first == step && writtenOver(in, i);
+      if (buffer.first <= step && step <= buffer.last && !overwritesADyingInput)
         live += buffer.bytes;
+    }
     EXPECT_GE(arena, live) << "at launch " << step;
   }
 }
@@ -101,7 +125,9 @@ protected:
 
   // A bucket whose launches write and read buffers with the given lifetimes
   // [writer, last reader] and sizes in f32 elements.
-  plan::BucketOp buildBucket(const std::vector<std::array<int64_t, 3>> &lifetimes, int64_t launches) {
+  // With `inPlace`, every launch lists all its inputs as `in_place`.
+  plan::BucketOp buildBucket(const std::vector<std::array<int64_t, 3>> &lifetimes, int64_t launches,
+                             bool inPlace = false) {
     OpBuilder builder(&context);
     builder.setInsertionPointToEnd(module->getBody());
     auto bucket = builder.create<plan::BucketOp>(builder.getUnknownLoc(), "prefill_" + std::to_string(count++),
@@ -124,8 +150,10 @@ protected:
         auto type = plan::BufferType::get(&context, {1}, builder.getF32Type());
         outs.push_back(builder.create<plan::AllocOp>(builder.getUnknownLoc(), type, IntegerAttr()));
       }
-      builder.create<plan::LaunchOp>(builder.getUnknownLoc(), "k" + std::to_string(step), ins, outs,
-                                     builder.getDictionaryAttr({}));
+      auto launch = builder.create<plan::LaunchOp>(builder.getUnknownLoc(), "k" + std::to_string(step), ins,
+                                                   outs, builder.getDictionaryAttr({}));
+      if (inPlace && !ins.empty())
+        launch.setInPlaceAttr(builder.getDenseI64ArrayAttr(llvm::to_vector(llvm::seq<int64_t>(0, ins.size()))));
     }
     return bucket;
   }
@@ -178,6 +206,40 @@ TEST_F(PlanMemoryTest, RandomLifetimesNeverOverlap) {
     checkPlan(bucket);
     EXPECT_LE(*bucket.getArenaBytes(), *bucket.getNaiveBytes());
   }
+}
+
+TEST_F(PlanMemoryTest, InPlaceOnlyWhereLegal) {
+  // a (0..1) dies at launch 1, which writes b (1..2) of the same size: b
+  // takes a's bytes. c (2..3, bigger) cannot take b's. Then d (3..3) of b's
+  // size is written while b is dead and c live: plain reuse of b's bytes.
+  plan::BucketOp bucket = buildBucket({{0, 1, 32}, {1, 2, 32}, {2, 3, 64}, {3, 3, 32}}, 4, /*inPlace=*/true);
+  ASSERT_TRUE(succeeded(runPass()));
+  checkPlan(bucket);
+  std::vector<PlannedBuffer> buffers = readPlan(bucket);
+  EXPECT_EQ(buffers[1].offset, buffers[0].offset);
+  EXPECT_EQ(bucket->getAttrOfType<IntegerAttr>("written_in_place").getInt(), 1);
+  EXPECT_EQ(*bucket.getArenaBytes(), 384u); // c (256) + one 128-byte range
+  EXPECT_EQ(bucket->getAttrOfType<IntegerAttr>("peak_live_bytes").getInt(), 384);
+}
+
+TEST_F(PlanMemoryTest, RandomInPlaceLifetimesNeverOverlap) {
+  std::mt19937 random(99);
+  int64_t inPlaceBuffers = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    int64_t launches = 1 + random() % 24;
+    size_t bufferCount = 1 + random() % 40;
+    std::vector<std::array<int64_t, 3>> lifetimes;
+    for (size_t i = 0; i < bufferCount; ++i) {
+      int64_t first = random() % launches;
+      int64_t last = first + random() % std::min<int64_t>(3, launches - first);
+      lifetimes.push_back({first, last, random() % 2 ? 16 : 32}); // equal sizes, so in place fires
+    }
+    plan::BucketOp bucket = buildBucket(lifetimes, launches, /*inPlace=*/true);
+    ASSERT_TRUE(succeeded(runPass())) << "trial " << trial;
+    checkPlan(bucket);
+    inPlaceBuffers += bucket->getAttrOfType<IntegerAttr>("written_in_place").getInt();
+  }
+  EXPECT_GT(inPlaceBuffers, 50);
 }
 
 TEST_F(PlanMemoryTest, ReadBeforeWriteFails) {

@@ -1,9 +1,11 @@
 #include "runtime/PagePayload.h"
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
 
 #include "common/Error.h"
+#include "runtime/cpu/CacheStorage.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "page payloads are written as host bytes: little-endian hosts only");
@@ -11,7 +13,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 namespace v4rt {
 namespace {
 
-constexpr size_t kHeaderBytes = 32;
+constexpr size_t kHeaderBytes = 48;
 constexpr size_t kDescriptorBytes = 32;
 
 bool isFixed(const CacheSlot &slot) { return slot.kind != CacheKind::Entries; }
@@ -19,6 +21,10 @@ bool isFixed(const CacheSlot &slot) { return slot.kind != CacheKind::Entries; }
 int64_t pageRows(const CacheSlot &slot, int64_t pageTokens) {
   return isFixed(slot) ? slot.rows : pageTokens / slot.rate;
 }
+
+// Bytes of one stored row of the slot: its rows are written in the slot's
+// format (bf16, fp8 codes + scales + bf16 rope), not as the f32 they are held in.
+size_t rowBytes(const CacheSlot &slot) { return cacheRowBytes(cacheRowFormat(slot), slot.width); }
 
 class Writer {
 public:
@@ -40,11 +46,14 @@ template <typename T> T readAt(const std::vector<uint8_t> &bytes, size_t offset)
   return value;
 }
 
-// Offset of slot `index`'s section in a payload of this schema.
-size_t sectionOffset(const std::vector<CacheSlot> &slots, size_t index, int64_t pageTokens) {
+// Offset of slot `index`'s section in a payload of this schema (fixed-size
+// slots have none without the snapshot).
+size_t sectionOffset(const std::vector<CacheSlot> &slots, size_t index, int64_t pageTokens,
+                     bool withSnapshot) {
   size_t offset = kHeaderBytes + kDescriptorBytes * slots.size();
   for (size_t s = 0; s < index; ++s)
-    offset += sizeof(float) * pageRows(slots[s], pageTokens) * slots[s].width;
+    if (withSnapshot || !isFixed(slots[s]))
+      offset += rowBytes(slots[s]) * pageRows(slots[s], pageTokens);
   return offset;
 }
 
@@ -65,27 +74,41 @@ int64_t pageTokensFor(const std::vector<CacheSlot> &slots) {
   return std::max<int64_t>(16, (widestWindow + 15) / 16 * 16);
 }
 
+int64_t windowRebuildTokens(const std::vector<CacheSlot> &slots) {
+  int64_t windows = 0, widestRate = 0;
+  for (const CacheSlot &slot : slots) {
+    if (slot.kind == CacheKind::Window)
+      windows += slot.rows;
+    else if (slot.kind == CacheKind::Entries)
+      widestRate = std::max(widestRate, slot.rate);
+  }
+  return windows + widestRate;
+}
+
 size_t pagePayloadSize(const std::vector<CacheSlot> &slots, int64_t pageTokens,
-                       SwaCacheStrategy strategy) {
-  (void)strategy; // Full is the only strategy: every fixed slot is kept
-  return sectionOffset(slots, slots.size(), pageTokens);
+                       bool withSnapshot) {
+  return sectionOffset(slots, slots.size(), pageTokens, withSnapshot);
 }
 
 std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
                                        const std::vector<CacheBuffer> &caches, int64_t pageIndex,
                                        int64_t pageTokens, SwaCacheStrategy strategy) {
   v4c::check(caches.size() == slots.size(), "page payload: session caches do not match the schema");
-  Writer out(pagePayloadSize(slots, pageTokens, strategy));
+  const bool withSnapshot = strategy.keepsSnapshotAt((pageIndex + 1) * pageTokens);
+  Writer out(pagePayloadSize(slots, pageTokens, withSnapshot));
   out.raw(kPagePayloadMagic, 4);
   out.put<uint32_t>(kPagePayloadVersion);
-  out.put<uint32_t>(static_cast<uint32_t>(strategy));
+  out.put<uint32_t>(static_cast<uint32_t>(strategy.kind));
   out.put<uint32_t>(static_cast<uint32_t>(slots.size()));
   out.put<int64_t>(pageTokens);
   out.put<int64_t>(pageIndex);
+  out.put<int64_t>(strategy.kind == SwaCacheKind::Periodic ? strategy.period : 0);
+  out.put<uint32_t>(withSnapshot ? 1 : 0);
+  out.put<uint32_t>(0);
   for (const CacheSlot &slot : slots) {
     out.put<uint8_t>(static_cast<uint8_t>(slot.kind));
     out.put<uint8_t>(static_cast<uint8_t>(slot.dtype));
-    out.put<uint16_t>(0);
+    out.put<uint16_t>(static_cast<uint16_t>(slot.ropeWidth));
     out.put<int32_t>(slot.layer);
     out.put<int64_t>(slot.rows);
     out.put<int64_t>(slot.width);
@@ -94,28 +117,37 @@ std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
   for (size_t s = 0; s < slots.size(); ++s) {
     const CacheSlot &slot = slots[s];
     const CacheBuffer &cache = caches[s];
+    if (isFixed(slot) && !withSnapshot)
+      continue;
     const int64_t rows = pageRows(slot, pageTokens);
     const int64_t first = isFixed(slot) ? 0 : pageIndex * rows;
     v4c::check(cache.width == slot.width && cache.rows >= first + rows,
                "page payload: cache " + slot.name + " holds " + std::to_string(cache.rows) +
                    " rows, page " + std::to_string(pageIndex) + " needs rows up to " +
                    std::to_string(first + rows));
-    out.raw(cache.row(first), sizeof(float) * rows * slot.width);
+    std::vector<uint8_t> encoded(rowBytes(slot) * rows);
+    encodeCacheRows(cache.format, cache.row(first), rows, slot.width, encoded.data());
+    out.raw(encoded.data(), encoded.size());
   }
   return out.take();
 }
 
 std::string checkPagePayload(const std::vector<uint8_t> &payload,
                              const std::vector<CacheSlot> &slots, int64_t pageIndex,
-                             int64_t pageTokens, SwaCacheStrategy strategy) {
+                             int64_t pageTokens) {
   const size_t headerEnd = kHeaderBytes + kDescriptorBytes * slots.size();
   if (payload.size() < kHeaderBytes || std::memcmp(payload.data(), kPagePayloadMagic, 4) != 0)
     return "not a page payload (bad magic)";
   if (readAt<uint32_t>(payload, 4) != kPagePayloadVersion)
     return "payload version " + std::to_string(readAt<uint32_t>(payload, 4)) + " is not " +
            std::to_string(kPagePayloadVersion);
-  if (readAt<uint32_t>(payload, 8) != static_cast<uint32_t>(strategy))
-    return "page was stored under another window strategy";
+  if (readAt<uint32_t>(payload, 8) > static_cast<uint32_t>(SwaCacheKind::Zero) ||
+      readAt<uint32_t>(payload, 40) > 1)
+    return "unknown window strategy or snapshot flag";
+  const bool strategyKeepsSnapshot =
+      pageStrategy(payload).keepsSnapshotAt((pageIndex + 1) * pageTokens);
+  if (strategyKeepsSnapshot != pageHasSnapshot(payload))
+    return "snapshot flag disagrees with the page's window strategy";
   if (readAt<uint32_t>(payload, 12) != slots.size())
     return "page has " + std::to_string(readAt<uint32_t>(payload, 12)) + " cache slots, model has " +
            std::to_string(slots.size());
@@ -128,19 +160,26 @@ std::string checkPagePayload(const std::vector<uint8_t> &payload,
     const CacheSlot &slot = slots[s];
     if (payload[at] != static_cast<uint8_t>(slot.kind) ||
         payload[at + 1] != static_cast<uint8_t>(slot.dtype) ||
+        readAt<uint16_t>(payload, at + 2) != slot.ropeWidth ||
         readAt<int32_t>(payload, at + 4) != slot.layer ||
         readAt<int64_t>(payload, at + 8) != slot.rows ||
         readAt<int64_t>(payload, at + 16) != slot.width ||
         readAt<int64_t>(payload, at + 24) != slot.rate)
       return "cache slot " + std::to_string(s) + " (" + slot.name + ") has another schema";
-    if (slot.dtype != DType::F32)
-      return "cache slot " + slot.name + " is not f32";
   }
-  const size_t expected = pagePayloadSize(slots, pageTokens, strategy);
+  const size_t expected = pagePayloadSize(slots, pageTokens, pageHasSnapshot(payload));
   if (payload.size() != expected)
     return "payload has " + std::to_string(payload.size()) + " bytes, schema says " +
            std::to_string(expected);
   return "";
+}
+
+bool pageHasSnapshot(const std::vector<uint8_t> &payload) {
+  return readAt<uint32_t>(payload, 40) == 1;
+}
+
+SwaCacheStrategy pageStrategy(const std::vector<uint8_t> &payload) {
+  return {static_cast<SwaCacheKind>(readAt<uint32_t>(payload, 8)), readAt<int64_t>(payload, 32)};
 }
 
 void appendPageEntries(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
@@ -151,20 +190,21 @@ void appendPageEntries(const std::vector<uint8_t> &payload, const std::vector<Ca
     CacheBuffer &cache = caches[s];
     const int64_t rows = pageRows(slots[s], pageTokens), first = cache.rows;
     cache.resizeRows(first + rows);
-    std::memcpy(cache.row(first), payload.data() + sectionOffset(slots, s, pageTokens),
-                sizeof(float) * rows * cache.width);
+    const size_t offset = sectionOffset(slots, s, pageTokens, pageHasSnapshot(payload));
+    decodeCacheRows(cache.format, payload.data() + offset, rows, cache.width, cache.row(first));
   }
 }
 
 void restorePageSnapshot(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
                          int64_t pageTokens, std::vector<CacheBuffer> &caches) {
+  v4c::check(pageHasSnapshot(payload), "page payload: this page keeps no window snapshot");
   for (size_t s = 0; s < slots.size(); ++s) {
     if (!isFixed(slots[s]))
       continue;
     CacheBuffer &cache = caches[s];
     cache.resizeRows(slots[s].rows);
-    std::memcpy(cache.row(0), payload.data() + sectionOffset(slots, s, pageTokens),
-                sizeof(float) * slots[s].rows * cache.width);
+    decodeCacheRows(cache.format, payload.data() + sectionOffset(slots, s, pageTokens, true),
+                    slots[s].rows, cache.width, cache.row(0));
   }
 }
 

@@ -1,5 +1,7 @@
 #include "runtime/PrefixCache.h"
 
+#include <algorithm>
+
 #include "common/Error.h"
 #include "runtime/kvcache/PageKey.h"
 
@@ -8,14 +10,37 @@ namespace v4rt {
 SwaCacheStrategy parseSwaCacheStrategy(const std::string &text) {
   if (text == "full")
     return SwaCacheStrategy::Full;
-  if (text == "zero" || text.rfind("periodic:", 0) == 0)
-    throw v4c::Error("--swa-cache " + text + ": not supported yet (use full)");
+  if (text == "zero")
+    return SwaCacheStrategy::Zero;
+  const std::string prefix = "periodic:";
+  if (text.rfind(prefix, 0) == 0) {
+    const std::string digits = text.substr(prefix.size());
+    int64_t period = 0;
+    const bool numeric = !digits.empty() && digits.size() <= 12 &&
+                         digits.find_first_not_of("0123456789") == std::string::npos;
+    if (numeric)
+      period = std::stoll(digits);
+    if (period <= 0)
+      throw v4c::Error("--swa-cache " + text +
+                       ": the period must be a positive number of tokens (e.g. periodic:1024)");
+    return SwaCacheStrategy::periodic(period);
+  }
   throw v4c::Error("--swa-cache " + text + ": unknown strategy (want full, periodic:P or zero)");
 }
 
 PrefixCache::PrefixCache(const Model &model, const PrefixCacheOptions &options)
     : options_(options), identity_(model.identity()), slots_(model.program().caches),
       pageTokens_(pageTokensFor(model.program().caches)) {
+  // Snapshots sit on page boundaries: a period is a whole number of pages.
+  const SwaCacheStrategy &strategy = options.strategy;
+  if (strategy.kind == SwaCacheKind::Periodic &&
+      (strategy.period <= 0 || strategy.period % pageTokens_ != 0)) {
+    const int64_t suggested = pageTokens_ * std::max<int64_t>(1, strategy.period / pageTokens_);
+    throw v4c::Error("--swa-cache " + strategy.name() +
+                     ": the period must be a multiple of the page size, " +
+                     std::to_string(pageTokens_) + " tokens for this model (e.g. periodic:" +
+                     std::to_string(suggested) + ")");
+  }
   kvcache::TieredCacheOptions tiers;
   tiers.hostBytes = options.hostBytes;
   tiers.diskDirectory = options.directory;
@@ -46,12 +71,19 @@ std::vector<kvcache::PagePtr> PrefixCache::fetch(const std::vector<kvcache::Page
   }
   uint64_t rejected = 0;
   for (size_t i = 0; i < pages.size(); ++i) {
-    if (!checkPagePayload(pages[i]->payload, slots_, static_cast<int64_t>(i), pageTokens_,
-                          options_.strategy)
-             .empty() ||
+    const int64_t index = static_cast<int64_t>(i);
+    if (!checkPagePayload(pages[i]->payload, slots_, index, pageTokens_).empty() ||
         pages[i]->tokens != pageTokens_) {
       rejected = 1;
       pages.resize(i);
+      // A page of another schema or payload version would shadow the one the
+      // session is about to compute (stores skip held keys): drop it.
+      try {
+        for (size_t t = 0; t < cache_->tierCount(); ++t)
+          cache_->tier(t).erase(keys[i]);
+      } catch (const std::exception &e) {
+        warn(std::string("KV page of another schema not removed: ") + e.what());
+      }
       break;
     }
   }
@@ -76,11 +108,13 @@ void PrefixCache::store(kvcache::Page page) {
   }
   std::lock_guard<std::mutex> lock(mutex_);
   ++counters_.pagesStored;
+  counters_.pageBytesStored += shared->payload.size();
 }
 
-void PrefixCache::recordTokensSaved(int64_t tokens) {
+void PrefixCache::recordRestore(int64_t tokensRestored, int64_t tokensRecomputed) {
   std::lock_guard<std::mutex> lock(mutex_);
-  counters_.prefillTokensSaved += static_cast<uint64_t>(tokens);
+  counters_.prefillTokensSaved += static_cast<uint64_t>(tokensRestored - tokensRecomputed);
+  counters_.windowTokensRecomputed += static_cast<uint64_t>(tokensRecomputed);
 }
 
 void PrefixCache::warn(const std::string &message) {

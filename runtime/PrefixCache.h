@@ -8,6 +8,12 @@
 // A page that fails validation (v4kvcache's header checks or the payload's
 // schema check) is a miss: recomputed and counted, never used. I/O errors are
 // warnings counted in stats: a broken disk costs time, never a generation.
+//
+// The window strategy (--swa-cache) decides which stored pages keep the
+// sliding-window state: full (all), periodic:P (those ending at multiples of
+// P), zero (none). A session restoring pages without it runs the last tokens
+// again to rebuild it exactly (Session::restorePages); the key does not
+// depend on the strategy, and every strategy reads every page.
 #pragma once
 
 #include <cstdint>
@@ -30,16 +36,21 @@ struct PrefixCacheOptions {
   SwaCacheStrategy strategy = SwaCacheStrategy::Full;
 };
 
-// "full"; "periodic:P" and "zero" are recognised but not supported yet.
+// "full", "periodic:P" (P > 0 tokens; PrefixCache checks it is a multiple
+// of the page size) or "zero"; anything else is a one-line error.
 SwaCacheStrategy parseSwaCacheStrategy(const std::string &text);
 
 struct PrefixCacheStats {
   int64_t pageTokens = 0;
-  uint64_t prefillTokensSaved = 0; // prompt tokens restored instead of computed
+  uint64_t prefillTokensSaved = 0; // prompt tokens restored and not computed
+  // Restored tokens run again to rebuild the window state that the pages do
+  // not keep (periodic:P, zero); restored = saved + recomputed.
+  uint64_t windowTokensRecomputed = 0;
   uint64_t pagesHit = 0;           // pages restored
   uint64_t pagesMissed = 0;        // reusable-length pages not found (or rejected)
   uint64_t pagesRejected = 0;      // found but the payload did not fit the schema
   uint64_t pagesStored = 0;        // new pages handed to the cache
+  uint64_t pageBytesStored = 0;    // their payload bytes (smaller without window snapshots)
   uint64_t ioFailures = 0;         // lookups or stores that hit an I/O error
   kvcache::CacheStats tiers;       // per-tier pages, bytes, corrupt, orphans
 
@@ -51,7 +62,8 @@ struct PrefixCacheStats {
 
 class PrefixCache {
 public:
-  // At least one tier: a directory or a host budget.
+  // At least one tier: a directory or a host budget. The strategy decides what
+  // the pages this cache stores keep; pages of every strategy are read.
   PrefixCache(const Model &model, const PrefixCacheOptions &options);
 
   int64_t pageTokens() const { return pageTokens_; }
@@ -71,7 +83,9 @@ public:
   // Stores a page in the top tier and writes it through to the disk tier (so
   // it survives this process). I/O errors are counted, never thrown.
   void store(kvcache::Page page);
-  void recordTokensSaved(int64_t tokens);
+  // A session restored `tokensRestored` prompt tokens from pages, of which it
+  // ran the last `tokensRecomputed` again to rebuild its window state.
+  void recordRestore(int64_t tokensRestored, int64_t tokensRecomputed);
 
   PrefixCacheStats stats() const;
   // The last I/O problem, for a warning line; empty if none.

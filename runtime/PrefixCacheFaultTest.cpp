@@ -109,10 +109,11 @@ TEST_F(PrefixCacheFaultTest, PayloadOfAnotherSchemaIsAMiss) {
                                                      model->identity(), key);
   ASSERT_TRUE(decoded) << decoded.reason;
   kvcache::Page altered = *decoded.page;
-  altered.payload[32 + 16] ^= 1; // slot 0's width in its descriptor
+  altered.payload[48 + 16] ^= 1; // slot 0's width in its descriptor (after the 48-byte header)
   writeBytes(page(0), kvcache::encodePage(altered, model->identity()));
   const PrefixCacheStats stats = rerun(0);
   EXPECT_EQ(stats.pagesRejected, 1u);
+  rerun(64); // the rejected page was replaced by the recomputed one
 }
 
 // A disk that refuses writes (every page subdirectory name taken by a plain

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "runtime/PrefixCacheTestSupport.h"
 #include "runtime/Session.h"
 #include "runtime/api/v4rt.hpp"
@@ -136,17 +138,31 @@ TEST(PrefixCache, AllRowsPrefillComputesEverything) {
   EXPECT_LE(maxAbsDifference(all, reference), 1e-5f);
 }
 
-TEST(PrefixCache, RejectsUnsupportedStrategies) {
+TEST(PrefixCache, ParsesWindowStrategies) {
   EXPECT_EQ(parseSwaCacheStrategy("full"), SwaCacheStrategy::Full);
-  for (const char *text : {"zero", "periodic:64"}) {
+  EXPECT_EQ(parseSwaCacheStrategy("zero"), SwaCacheStrategy::Zero);
+  EXPECT_EQ(parseSwaCacheStrategy("periodic:64"), SwaCacheStrategy::periodic(64));
+  EXPECT_EQ(parseSwaCacheStrategy("periodic:64").name(), "periodic:64");
+  const auto expectError = [](const std::function<void()> &call, const std::string &expected) {
     try {
-      parseSwaCacheStrategy(text);
-      FAIL() << text << " was accepted";
+      call();
+      FAIL() << "accepted: " << expected;
     } catch (const std::exception &e) {
-      EXPECT_NE(std::string(e.what()).find("not supported yet"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
     }
-  }
-  EXPECT_THROW(parseSwaCacheStrategy("sometimes"), std::exception);
+  };
+  for (const char *text : {"periodic:", "periodic:0", "periodic:-16", "periodic:1k"})
+    expectError([&] { parseSwaCacheStrategy(text); }, "the period must be a positive number");
+  expectError([&] { parseSwaCacheStrategy("sometimes"); }, "unknown strategy");
+  // The period is a whole number of pages (16 tokens for tiny-mixed).
+  auto model = Model::load(test::compiledArtifact("tiny-mixed"));
+  TempDir dir;
+  PrefixCacheOptions options = diskOnly(dir.path());
+  options.strategy = SwaCacheStrategy::periodic(40);
+  expectError([&] { PrefixCache cache(*model, options); },
+              "must be a multiple of the page size, 16 tokens for this model (e.g. periodic:32)");
+  options.strategy = SwaCacheStrategy::periodic(48);
+  EXPECT_EQ(PrefixCache(*model, options).strategy(), SwaCacheStrategy::periodic(48));
 }
 
 // The C API: attach, prefill_last reports reuse, stats report every counter.
@@ -154,7 +170,7 @@ TEST(PrefixCacheApi, ReportsStats) {
   TempDir dir;
   ModelHandle model(test::compiledArtifact("tiny-mixed"));
   EXPECT_THROW(model.cacheStats(), RuntimeError);
-  EXPECT_THROW(model.attachCache(dir.path().string(), 0, 0, "", "zero"), RuntimeError);
+  EXPECT_THROW(model.attachCache(dir.path().string(), 0, 0, "", "periodic:24"), RuntimeError);
   model.attachCache(dir.path().string());
   const std::vector<int32_t> prompt = pseudoRandomIds(40, model.vocabSize(), 21);
   int64_t reused = -1;

@@ -26,19 +26,20 @@ struct CompiledArtifacts : std::map<std::string, std::string> {
 };
 } // namespace
 
-std::string compiledArtifact(const std::string &caseName) {
+std::string compiledArtifact(const std::string &caseName, const std::string &extraOptions) {
   static CompiledArtifacts compiled;
-  auto found = compiled.find(caseName);
+  const std::string key = caseName + " " + extraOptions;
+  auto found = compiled.find(key);
   if (found != compiled.end())
     return found->second;
   fs::create_directories(TEST_SCRATCH_DIR);
   // One file per process: ctest may run several test processes at once.
   const std::string path = std::string(TEST_SCRATCH_DIR) + "/" + caseName + "-" +
-                           std::to_string(::getpid()) + ".v4a";
+                           std::to_string(::getpid()) + "-" + std::to_string(compiled.size()) + ".v4a";
   const std::string command = std::string(V4C_BINARY) + " compile " + CONFORMANCE_DIR + "/" +
-                              caseName + " --target cpu -o " + path + " > /dev/null";
+                              caseName + " --target cpu " + extraOptions + " -o " + path + " > /dev/null";
   v4c::check(std::system(command.c_str()) == 0, "test setup failed: " + command);
-  compiled[caseName] = path;
+  compiled[key] = path;
   return path;
 }
 

@@ -13,8 +13,9 @@
 namespace v4rt::test {
 
 // Compiles tests/conformance/<caseName> for the CPU with the built v4c (once
-// per process) and returns the artifact path.
-std::string compiledArtifact(const std::string &caseName);
+// per process and set of extra v4c options, e.g. "--decode-batch 1,4") and
+// returns the artifact path.
+std::string compiledArtifact(const std::string &caseName, const std::string &extraOptions = "");
 
 // A fresh empty directory, removed with its contents on destruction.
 class TempDir {

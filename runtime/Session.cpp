@@ -21,6 +21,7 @@ Session::Session(const Model &model, PrefixCache *prefixCache)
   for (const CacheSlot &slot : model.program().caches) {
     CacheBuffer buffer;
     buffer.width = slot.width;
+    buffer.format = cacheRowFormat(slot); // kernels round rows stored into bf16/fp8 slots
     // Entries grow with the context in page-sized chunks that forks share;
     // fixed-size slots are allocated now.
     if (slot.kind == CacheKind::Entries)
@@ -45,14 +46,17 @@ int64_t Session::prefill(const int32_t *ids, int64_t count, float *logits, Prefi
   if (count <= 0)
     return 0;
   const int64_t V = model_.vocabSize();
-  int64_t reused = 0;
-  if (prefixCache_ && rows == PrefillLogits::LastRow && position_ == 0)
-    reused = restorePrefix(ids, count);
+  int64_t restored = 0, saved = 0;
+  if (prefixCache_ && rows == PrefillLogits::LastRow && position_ == 0) {
+    const int64_t computedBefore = prefillTokensComputed_;
+    restored = restorePrefix(ids, count);
+    saved = restored - (prefillTokensComputed_ - computedBefore);
+  }
   const BoundBucket &bucket = model_.prefillBucket();
   const int64_t chunk = bucket.bucket->tokens;
   const int64_t P = pageTokens_;
   std::vector<float> lastChunk;
-  for (int64_t done = reused; done < count;) {
+  for (int64_t done = restored; done < count;) {
     int64_t n = std::min(chunk, count - done);
     // End chunks on page boundaries so each page's snapshot can be taken.
     n = std::min(n, P - position_ % P);
@@ -70,7 +74,7 @@ int64_t Session::prefill(const int32_t *ids, int64_t count, float *logits, Prefi
   }
   if (logits && rows == PrefillLogits::LastRow)
     std::copy(lastChunk.end() - V, lastChunk.end(), logits);
-  return reused;
+  return saved;
 }
 
 int64_t Session::restorePrefix(const int32_t *ids, int64_t count) {
@@ -83,18 +87,67 @@ int64_t Session::restorePrefix(const int32_t *ids, int64_t count) {
   const std::vector<kvcache::PagePtr> pages = prefixCache_->fetch(keys);
   if (pages.empty())
     return 0;
+  restorePages(ids, keys, pages);
+  takeSnapshot();
+  return position_;
+}
+
+int64_t Session::rebuildStart(const std::vector<kvcache::PagePtr> &pages) const {
+  const int64_t P = pageTokens_, boundary = static_cast<int64_t>(pages.size()) * P;
+  int64_t lastSnapshot = 0; // the empty state at 0 is exact too
+  for (size_t i = pages.size(); i-- > 0;)
+    if (pageHasSnapshot(pages[i]->payload)) {
+      lastSnapshot = static_cast<int64_t>(i + 1) * P;
+      break;
+    }
+  const int64_t rebuild = windowRebuildTokens(model_.program().caches);
+  const int64_t fromEmptyWindow = std::max<int64_t>(0, boundary - rebuild) / P * P;
+  return std::max(lastSnapshot, fromEmptyWindow);
+}
+
+void Session::restorePages(const int32_t *ids, const std::vector<kvcache::PageKey> &keys,
+                           const std::vector<kvcache::PagePtr> &pages) {
   const std::vector<CacheSlot> &slots = model_.program().caches;
+  const int64_t P = pageTokens_, boundary = static_cast<int64_t>(pages.size()) * P;
+  const int64_t start = rebuildStart(pages);
+  for (size_t s = 0; s < slots.size(); ++s)
+    if (slots[s].kind == CacheKind::Entries)
+      caches_[s].resizeRows(0);
   for (const kvcache::PagePtr &page : pages)
     appendPageEntries(page->payload, slots, P, caches_);
-  restorePageSnapshot(pages.back()->payload, slots, P, caches_);
-  const int64_t restored = static_cast<int64_t>(pages.size()) * P;
-  position_ = restored;
-  tokens_.assign(ids, ids + restored);
+  // The fixed-size state at `start`: a page's snapshot, or the empty state
+  // (exact at 0; elsewhere wrong, but only until the rebuild has run over
+  // windowRebuildTokens tokens).
+  if (start > 0 && pageHasSnapshot(pages[static_cast<size_t>(start / P - 1)]->payload)) {
+    restorePageSnapshot(pages[static_cast<size_t>(start / P - 1)]->payload, slots, P, caches_);
+  } else {
+    for (size_t s = 0; s < slots.size(); ++s)
+      if (slots[s].kind != CacheKind::Entries)
+        std::fill(caches_[s].data.begin(), caches_[s].data.end(), 0.0f);
+  }
+  // Run [start, boundary) again for the window state only: the restored
+  // entries are what attention reads and stay as they are.
+  struct FreezeEntries {
+    std::vector<CacheBuffer> &caches;
+    ~FreezeEntries() {
+      for (CacheBuffer &cache : caches)
+        cache.frozenRows = 0;
+    }
+  } frozen{caches_};
+  for (size_t s = 0; s < slots.size(); ++s)
+    if (slots[s].kind == CacheKind::Entries)
+      caches_[s].frozenRows = caches_[s].rows;
+  position_ = start;
+  const BoundBucket &bucket = model_.prefillBucket();
+  while (position_ < boundary) {
+    const int64_t n = std::min({bucket.bucket->tokens, boundary - position_, P - position_ % P});
+    run(bucket, ids + position_, n, nullptr);
+  }
+  prefillTokensComputed_ += boundary - start;
+  tokens_.assign(ids, ids + boundary);
   lastKey_.assign(1, keys[pages.size() - 1]);
   pageIds_.clear();
-  takeSnapshot();
-  prefixCache_->recordTokensSaved(restored);
-  return restored;
+  prefixCache_->recordRestore(boundary, boundary - start);
 }
 
 void Session::notePageProgress(const int32_t *ids, int64_t count) {
@@ -183,23 +236,13 @@ void Session::rewindFrom(const Session &source, int64_t position) {
     keys = prefixCache_->prefixKeys(ids.data(), position / P);
     pages = prefixCache_->fetch(keys);
   }
-  if (static_cast<int64_t>(pages.size()) * P > boundary) {
-    const std::vector<CacheSlot> &slots = model_.program().caches;
-    for (size_t s = 0; s < slots.size(); ++s)
-      if (slots[s].kind == CacheKind::Entries)
-        caches_[s].resizeRows(0);
-    for (const kvcache::PagePtr &page : pages)
-      appendPageEntries(page->payload, slots, P, caches_);
-    restorePageSnapshot(pages.back()->payload, slots, P, caches_);
-    position_ = static_cast<int64_t>(pages.size()) * P;
-    tokens_.assign(ids.begin(), ids.begin() + position_);
-    pageIds_.clear();
-    lastKey_.assign(1, keys[pages.size() - 1]);
+  // The pages win when they leave fewer tokens to run than the snapshot.
+  if (!pages.empty() && rebuildStart(pages) > boundary) {
+    restorePages(ids.data(), keys, pages);
     if (&source != this)
       snapshots_ = source.snapshots_;
     snapshots_.erase(snapshots_.upper_bound(position_), snapshots_.end());
     takeSnapshot();
-    prefixCache_->recordTokensSaved(position_);
   } else {
     restoreBoundary(source, boundary, snapshot.get());
   }
@@ -241,6 +284,11 @@ void Session::decode(int32_t id, float *logits) {
   notePageProgress(&id, 1);
 }
 
+void Session::completeBatchedDecode(int32_t id) {
+  position_ += 1; // run() advances it for a single session's plan
+  notePageProgress(&id, 1);
+}
+
 void Session::run(const BoundBucket &bound, const int32_t *ids, int64_t count, float *logits) {
   const Bucket &bucket = *bound.bucket;
   positions_.resize(count);
@@ -279,6 +327,8 @@ void Session::run(const BoundBucket &bound, const int32_t *ids, int64_t count, f
     for (const ArgRef &arg : step.step->outs)
       args.outs.push_back(resolve(arg));
     step.fn(args);
+    if (stepHook_)
+      stepHook_(bound, static_cast<size_t>(&step - bound.steps.data()), args);
   }
   (void)bucket;
   position_ += count;

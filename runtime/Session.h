@@ -8,12 +8,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
 
 #include "runtime/Model.h"
 #include "runtime/cpu/CacheBuffer.h"
+#include "runtime/kvcache/Page.h"
 #include "runtime/kvcache/PageKey.h"
 
 namespace v4rt {
@@ -34,12 +36,17 @@ public:
   // Feeds `count` tokens (in chunks of the prefill bucket, cut at page
   // boundaries). `logits` receives count x vocab floats (AllRows) or the last
   // row's vocab floats (LastRow), or nothing when null. Returns the prompt
-  // tokens restored from the cache (< count).
+  // tokens it did not compute (< count): restored from the cache and not run
+  // again to rebuild the window state (see restorePages).
   int64_t prefill(const int32_t *ids, int64_t count, float *logits,
                   PrefillLogits rows = PrefillLogits::AllRows);
   // Feeds one token; `logits` receives vocab floats.
   void decode(int32_t id, float *logits);
   int64_t position() const { return position_; }
+  // Called after every step of every bucket this session runs, with the
+  // step's resolved arguments (v4run compare reads the outputs); empty: none.
+  using StepHook = std::function<void(const BoundBucket &, size_t stepIndex, const KernelArgs &)>;
+  void setStepHook(StepHook hook) { stepHook_ = std::move(hook); }
 
   // A new session (same model and prefix cache) whose state equals this one's
   // after its first `position` tokens, 0 <= position <= position().
@@ -59,6 +66,12 @@ public:
   const std::vector<CacheBuffer> &caches() const { return caches_; }
 
 private:
+  // Continuous batching (runtime/DecodeBatch.cpp) runs one decode plan over
+  // several sessions' caches, then calls completeBatchedDecode on each.
+  friend class BatchedDecodeStep;
+  // What decode() does after its plan ran, for a batched step that fed `id`.
+  void completeBatchedDecode(int32_t id);
+
   // Fixed-size slots' rows at a page boundary, indexed like caches_ (empty
   // for Entries slots).
   using StateSnapshot = std::vector<std::vector<float>>;
@@ -67,8 +80,18 @@ private:
   void checkIds(const int32_t *ids, int64_t count) const;
   void checkPosition(int64_t position, const char *operation) const;
   // Restores the longest cached prefix of complete pages shorter than the
-  // prompt; returns the tokens restored.
+  // prompt; returns the tokens restored (the new position).
   int64_t restorePrefix(const int32_t *ids, int64_t count);
+  // Sets this session to the end of `pages` (the cached pages of `ids`, from
+  // page 0, with their `keys`): appends every page's entries, then rebuilds
+  // the window state from rebuildStart(pages) by running those tokens again
+  // with the restored entries frozen. Counts the run tokens as computed.
+  void restorePages(const int32_t *ids, const std::vector<kvcache::PageKey> &keys,
+                    const std::vector<kvcache::PagePtr> &pages);
+  // Where restorePages starts running tokens again: the end of the last page
+  // with a window snapshot, or windowRebuildTokens before the end of the
+  // pages (from the empty window), whichever is later.
+  int64_t rebuildStart(const std::vector<kvcache::PagePtr> &pages) const;
   // Keeps the ids just fed, snapshots a page boundary and stores the page
   // they completed, if any.
   void notePageProgress(const int32_t *ids, int64_t count);
@@ -95,6 +118,7 @@ private:
   int64_t prefillTokensComputed_ = 0;
 
   PrefixCache *prefixCache_ = nullptr;
+  StepHook stepHook_;
   std::vector<int32_t> pageIds_;          // ids of the current incomplete page
   std::vector<kvcache::PageKey> lastKey_; // key of the last complete page (0 or 1 of them)
 };

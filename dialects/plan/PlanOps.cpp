@@ -51,8 +51,20 @@ LogicalResult CacheSlotOp::verify() {
                            << "; only entries caches have a rate, set rate = 0";
   }
   Type elementType = getElementType();
-  if (!elementType.isF32() && !elementType.isBF16() && !elementType.isF16())
-    return emitOpError() << "has element_type " << elementType << "; use f32, bf16 or f16";
+  const bool fp8 = elementType.isFloat8E4M3FN();
+  if (!elementType.isF32() && !elementType.isBF16() && !elementType.isF16() && !fp8)
+    return emitOpError() << "has element_type " << elementType
+                         << "; use f32, bf16, f16 or f8E4M3FN";
+  std::optional<uint64_t> ropeWidth = getRopeWidth();
+  if (fp8 && !ropeWidth)
+    return emitOpError() << "stores f8E4M3FN rows but has no rope_width; set rope_width to "
+                            "the row's trailing bf16 (rope) channels, 0 when there are none";
+  if (!fp8 && ropeWidth)
+    return emitOpError() << "has rope_width but stores " << elementType
+                         << " rows; only an f8E4M3FN slot splits its rows, remove rope_width";
+  if (fp8 && (static_cast<int64_t>(*ropeWidth) < 0 || static_cast<int64_t>(*ropeWidth) >= getWidth()))
+    return emitOpError() << "has rope_width " << static_cast<int64_t>(*ropeWidth)
+                         << "; it must be in [0, width = " << getWidth() << ")";
   return success();
 }
 
@@ -186,6 +198,15 @@ LogicalResult LaunchOp::verify() {
     if (!definer || !isa<AllocOp, OutputOp, CacheOp>(definer))
       return emitOpError() << "writes a value that is not a plan.alloc, plan.output or plan.cache; "
                               "inputs and weights are read-only";
+  }
+  if (std::optional<ArrayRef<int64_t>> inPlace = getInPlace()) {
+    int64_t previous = -1;
+    for (int64_t index : *inPlace) {
+      if (index <= previous || index >= static_cast<int64_t>(getIns().size()))
+        return emitOpError() << "has in_place index " << index << "; list distinct positions of `ins` in "
+                             << "increasing order, each below " << getIns().size();
+      previous = index;
+    }
   }
   return success();
 }

@@ -21,15 +21,20 @@ def Plan_CacheSlotOp : Plan_Op<"cache_slot", [Symbol, HasParent<"::mlir::ModuleO
     Declares a cache every session owns; buckets refer to it with
     `plan.cache`. `kind` is `window` (a ring of `rows` rows), `compress_state`
     (`rows` = 2 x m) or `entries` (grows one row per `rate` tokens; `rows`
-    is its capacity, 0 when unbounded).
+    is its capacity, 0 when unbounded). `element_type` is the row storage;
+    an `f8E4M3FN` slot also has `rope_width`, its trailing bf16 channels
+    (`!v4.cache<..., rope = r, f8E4M3FN>`).
 
     ```mlir
     plan.cache_slot @"layers.0.window" {kind = "window", layer = 0 : i64, rows = 8 : i64,
                                         width = 32 : i64, rate = 0 : i64, element_type = f32}
+    plan.cache_slot @"layers.1.window" {kind = "window", layer = 1 : i64, rows = 8 : i64,
+        width = 32 : i64, rate = 0 : i64, element_type = f8E4M3FN, rope_width = 4 : i64}
     ```
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, StrAttr:$kind, I64Attr:$layer, I64Attr:$rows,
-                       I64Attr:$width, I64Attr:$rate, TypeAttr:$element_type);
+                       I64Attr:$width, I64Attr:$rate, TypeAttr:$element_type,
+                       OptionalAttr<I64Attr>:$rope_width);
   let assemblyFormat = "$sym_name attr-dict";
   let hasVerifier = 1;
 }
@@ -169,17 +174,31 @@ def Plan_LaunchOp : Plan_Op<"launch", [HasParent<"BucketOp">, AttrSizedOperandSe
     Runs `kernel` (a v4 op name such as `"v4.linear"` for the CPU builtins, or
     a generated entry point) reading `ins` and writing `outs`. `params` are
     the kernel's compile-time parameters (the v4 op's attributes).
+    `in_place` (optional, set by `v4-lower-to-plan` from the v4 op's
+    `V4_InPlaceElementwise` trait) lists the `ins` that `outs[0]` may be
+    written over: the kernel is correct when `outs[0]` occupies exactly that
+    input's bytes. `v4-plan-memory` uses it only for an input of the same
+    type whose last reader is this launch.
 
     ```mlir
     plan.launch "v4.linear"(%x, %w : !plan.buffer<64x64xf32>, !plan.buffer<32x64xf32>)
         -> (%y : !plan.buffer<64x32xf32>) {params = {}}
+    plan.launch "v4.add"(%y, %z : !plan.buffer<64x32xf32>, !plan.buffer<64x32xf32>)
+        -> (%s : !plan.buffer<64x32xf32>) {in_place = array<i64: 0, 1>, params = {}}
     ```
   }];
   let arguments = (ins StrAttr:$kernel, Variadic<Plan_AnyBuffer>:$ins, Variadic<Plan_AnyBuffer>:$outs,
-                       DictionaryAttr:$params);
+                       DictionaryAttr:$params, OptionalAttr<DenseI64ArrayAttr>:$in_place);
   let assemblyFormat = [{
     $kernel `(` ($ins^ `:` type($ins))? `)` `->` `(` $outs `:` type($outs) `)` attr-dict
   }];
+  let builders = [
+    // A launch that may not write over any input.
+    OpBuilder<(ins "::llvm::StringRef":$kernel, "::mlir::ValueRange":$ins, "::mlir::ValueRange":$outs,
+                   "::mlir::DictionaryAttr":$params), [{
+      build($_builder, $_state, kernel, ins, outs, params, ::mlir::DenseI64ArrayAttr());
+    }]>
+  ];
   let hasVerifier = 1;
 }
 

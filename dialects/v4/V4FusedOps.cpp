@@ -47,9 +47,10 @@ LogicalResult NormLinearOp::verify() {
         failed(expectSize(*this, "result #" + std::to_string(index) + " width", colsOf(result),
                           rowsOf(weight), "N = its weight's rows")))
       return failure();
-    if (getElementTypeOrSelf(result.getType()) != element)
-      return emitOpError() << "result #" << index << " has element type "
-                           << getElementTypeOrSelf(result.getType()) << " but x has " << element;
+    Type resultElement = getElementTypeOrSelf(result.getType());
+    if (resultElement != element && !resultElement.isF32()) // f32: widened logits (v4-cast-precision)
+      return emitOpError() << "result #" << index << " has element type " << resultElement << " but x has "
+                           << element << "; a projection keeps x's element type or widens to f32";
   }
   return verifyTokens(*this, tokenMajor);
 }
@@ -113,9 +114,10 @@ LogicalResult RopeCacheAppendOp::verify() {
   if (getNewWindow().getType() != window)
     return emitOpError() << "new_window type " << getNewWindow().getType()
                          << " must equal the window operand type " << window;
-  if (getElementTypeOrSelf(getKv().getType()) != window.getElementType())
-    return emitOpError() << "kv element type differs from the cache's "
-                         << window.getElementType() << "; the cache stores kv rows as is";
+  if (!window.storesRowsOf(getElementTypeOrSelf(getKv().getType())))
+    return emitOpError() << "kv element type cannot be stored in a " << window.getElementType()
+                         << " cache; give kv the cache's element type (or f32, which a bf16 "
+                            "or f8E4M3FN cache rounds on store)";
   return success();
 }
 

@@ -75,7 +75,7 @@ def V4_HcPostPreOp : V4_PureOp<"hc_post_pre"> {
                       V4_Activation:$new_post, V4_Activation:$new_comb);
 }
 
-def V4_RopeCacheAppendOp : V4_PureOp<"rope_cache_append"> {
+def V4_RopeCacheAppendOp : V4_PureOp<"rope_cache_append", [V4_InPlaceElementwise]> {
   let summary = "rotary embedding of kv and its store into the window ring";
   let description = [{
     `window !v4.cache<window>`, `kv [T, hd]`, `positions [T] i32` ->

@@ -190,7 +190,7 @@ LogicalResult RmsNormOp::verify() {
 
 LogicalResult LinearOp::verify() {
   if (failed(verifyTokens(*this, {{"x", getX()}, {"result", getResult()}})) ||
-      failed(verifySameElementType(*this, {{"x", getX()}, {"result", getResult()}})) ||
+      failed(verifyProjectionResultType(*this, {"x", getX()}, {"result", getResult()})) ||
       failed(expectSize(*this, "w columns", colsOf(getW()), colsOf(getX()),
                         "the reduction size K = x width; w is [N, K]")))
     return failure();
@@ -335,9 +335,11 @@ LogicalResult CacheAppendOp::verify() {
     return emitOpError() << "new_window type " << getNewWindow().getType()
                          << " must equal the window operand type " << window;
   Type element = getElementTypeOrSelf(getKv().getType());
-  if (element != window.getElementType())
-    return emitOpError() << "kv element type " << element << " differs from the cache's "
-                         << window.getElementType() << "; the cache stores kv rows as is";
+  if (!window.storesRowsOf(element))
+    return emitOpError() << "kv element type " << element << " cannot be stored in a "
+                         << window.getElementType()
+                         << " cache; give kv the cache's element type (or f32, which a bf16 "
+                            "or f8E4M3FN cache rounds on store)";
   return success();
 }
 

@@ -10,6 +10,7 @@
 
 #include "dialects/v4/V4Attrs.h"
 #include "dialects/v4/V4Dialect.h"
+#include "dialects/v4/V4Traits.h"
 #include "dialects/v4/V4Types.h"
 
 namespace v4c::v4 {

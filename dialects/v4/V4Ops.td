@@ -13,6 +13,7 @@
 include "dialects/v4/V4Dialect.td"
 include "dialects/v4/V4Types.td"
 include "dialects/v4/V4Attrs.td"
+include "dialects/v4/V4Traits.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -178,7 +179,7 @@ def V4_HcHeadOp : V4_PureOp<"hc_head"> {
 // Norm and projections
 //===----------------------------------------------------------------------===//
 
-def V4_RmsNormOp : V4_Op<"rms_norm", [Pure]> {
+def V4_RmsNormOp : V4_Op<"rms_norm", [Pure, V4_InPlaceElementwise]> {
   // One optional operand needs no operandSegmentSizes: w is present iff the
   // op has two operands (ODS allows the segments trait only for two or more).
   let summary = "RMS norm over contiguous channel groups, optionally weighted";
@@ -231,7 +232,7 @@ def V4_GroupedLinearOp : V4_PureOp<"grouped_linear"> {
   let results = (outs V4_Activation:$result);
 }
 
-def V4_RopeOp : V4_PureOp<"rope"> {
+def V4_RopeOp : V4_PureOp<"rope", [V4_InPlaceElementwise]> {
   let summary = "rotary embedding of the last rope_dim channels of each head";
   let description = [{
     `x [T, H*hd]`, `positions [T] i32` -> `[T, H*hd]`. Per head of
@@ -427,7 +428,7 @@ def V4_MoeOp : V4_PureOp<"moe"> {
   let results = (outs V4_Activation:$result);
 }
 
-def V4_SwigluOp : V4_PureOp<"swiglu"> {
+def V4_SwigluOp : V4_PureOp<"swiglu", [V4_InPlaceElementwise]> {
   let summary = "clamped SwiGLU activation";
   let description = [{
     `gate [T, I]`, `up [T, I]` -> `silu(min(g, L)) * clamp(u, -L, L)` with
@@ -441,7 +442,7 @@ def V4_SwigluOp : V4_PureOp<"swiglu"> {
   let results = (outs V4_Activation:$result);
 }
 
-def V4_AddOp : V4_PureOp<"add"> {
+def V4_AddOp : V4_PureOp<"add", [V4_InPlaceElementwise]> {
   let summary = "elementwise sum";
   let description = [{
     `a [T, C]`, `b [T, C]` -> `a + b`.

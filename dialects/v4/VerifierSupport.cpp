@@ -98,6 +98,15 @@ LogicalResult verifySameElementType(Operation *op, ArrayRef<Named> values) {
   return success();
 }
 
+LogicalResult verifyProjectionResultType(Operation *op, Named x, Named result) {
+  Type input = getElementTypeOrSelf(x.second.getType());
+  Type output = getElementTypeOrSelf(result.second.getType());
+  if (output == input || output.isF32())
+    return success();
+  return op->emitOpError() << "`" << result.first << "` has element type " << output << " but `" << x.first
+                           << "` has " << input << "; a projection keeps x's element type or widens to f32";
+}
+
 // Shared by rope and compress: the rotary part of a head of `headDim` channels.
 LogicalResult verifyRopeAttrs(Operation *op, int64_t headDim, int64_t ropeDim,
                               ArrayRef<float> invFreq) {

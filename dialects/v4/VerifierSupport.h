@@ -37,6 +37,9 @@ double floatAttr(mlir::Operation *op, mlir::StringRef name);
 mlir::LogicalResult verifyTokens(mlir::Operation *op, llvm::ArrayRef<Named> tokenMajor);
 // Activations an op combines share one element type.
 mlir::LogicalResult verifySameElementType(mlir::Operation *op, llvm::ArrayRef<Named> values);
+// A projection's result has x's element type, or f32 (a bf16 x widened, e.g.
+// the logits that v4-cast-precision keeps f32).
+mlir::LogicalResult verifyProjectionResultType(mlir::Operation *op, Named x, Named result);
 // The rotary part of a head of `headDim` channels (rope, compress and their fusions).
 mlir::LogicalResult verifyRopeAttrs(mlir::Operation *op, int64_t headDim, int64_t ropeDim,
                                     llvm::ArrayRef<float> invFreq);

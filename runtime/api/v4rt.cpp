@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/Error.h"
+#include "runtime/DecodeBatch.h"
 #include "runtime/Model.h"
 #include "runtime/PrefixCache.h"
 #include "runtime/Session.h"
@@ -91,6 +92,8 @@ v4rt_status v4rt_model_cache_stats(const v4rt_model *model, v4rt_cache_stats *ou
     out.pages_missed = stats.pagesMissed;
     out.pages_rejected = stats.pagesRejected;
     out.pages_stored = stats.pagesStored;
+    out.window_tokens_recomputed = stats.windowTokensRecomputed;
+    out.page_bytes_stored = stats.pageBytesStored;
     out.io_failures = stats.ioFailures;
     for (const v4rt::kvcache::TierStats &tier : stats.tiers.tiers) {
       if (tier.name == "host") {
@@ -158,6 +161,28 @@ v4rt_status v4rt_session_truncate(v4rt_session *session, int64_t position) {
 
 int64_t v4rt_session_prefill_tokens_computed(const v4rt_session *session) {
   return session->session->prefillTokensComputed();
+}
+
+v4rt_status v4rt_decode_batch(v4rt_session *const *sessions, size_t n, const int32_t *ids,
+                              float *logits) {
+  return guarded([&] {
+    if (n == 0)
+      return;
+    v4c::check(sessions != nullptr && ids != nullptr, "v4rt_decode_batch: sessions and ids are required");
+    std::vector<v4rt::Session *> batch(n);
+    for (size_t i = 0; i < n; ++i) {
+      v4c::check(sessions[i] != nullptr, "v4rt_decode_batch: session " + std::to_string(i) + " is NULL");
+      batch[i] = sessions[i]->session.get();
+    }
+    v4rt::decodeBatch(batch.data(), n, ids, logits);
+  });
+}
+
+size_t v4rt_model_decode_batch_sizes(const v4rt_model *model, int64_t *sizes, size_t capacity) {
+  const std::vector<int64_t> &batches = model->model->decodeBatches();
+  for (size_t i = 0; sizes && i < batches.size() && i < capacity; ++i)
+    sizes[i] = batches[i];
+  return batches.size();
 }
 
 } // extern "C"

@@ -41,7 +41,9 @@ typedef struct v4rt_cache_options {
   uint64_t disk_bytes;     /* disk budget; 0: 16 GiB */
   uint64_t host_bytes;     /* host-memory tier budget; 0: none */
   const char *tenant_salt; /* pages are shared only within a salt; NULL: none */
-  const char *swa_cache;   /* window strategy: NULL or "full" ("periodic:P", "zero": not yet) */
+  const char *swa_cache;   /* window state in pages: NULL or "full" (every page), "periodic:P"
+                              (pages ending at multiples of P tokens, P a multiple of the
+                              page size), "zero" (none; rebuilt by running recent tokens) */
 } v4rt_cache_options;
 
 v4rt_status v4rt_model_attach_cache(v4rt_model *model, const v4rt_cache_options *options);
@@ -55,6 +57,8 @@ typedef struct v4rt_cache_stats {
   uint64_t disk_pages, disk_bytes;
   uint64_t disk_corrupt;        /* damaged, truncated or foreign pages found (misses) */
   uint64_t disk_orphans_removed;
+  uint64_t window_tokens_recomputed; /* restored tokens run again to rebuild the window */
+  uint64_t page_bytes_stored;        /* payload bytes of the pages stored */
 } v4rt_cache_stats;
 
 /* Fails when no cache is attached. */
@@ -67,7 +71,9 @@ v4rt_status v4rt_session_prefill(v4rt_session *session, const int32_t *ids, size
                                  float *logits);
 /* Feeds count tokens; last_logits (vocab floats, may be NULL) receives the
  * last row's logits. A fresh session with a cache restores the longest cached
- * prefix instead of computing it; tokens_reused (may be NULL) says how many. */
+ * prefix instead of computing it; tokens_reused (may be NULL) says how many
+ * prompt tokens it did not compute (restored minus those run again to rebuild
+ * the window state under periodic:P / zero). */
 v4rt_status v4rt_session_prefill_last(v4rt_session *session, const int32_t *ids, size_t count,
                                       float *last_logits, int64_t *tokens_reused);
 /* Feeds one token; logits receives vocab floats (may be NULL). */
@@ -89,6 +95,21 @@ v4rt_status v4rt_session_truncate(v4rt_session *session, int64_t position);
 /* Tokens this session ran through prefill plans itself: not restored from the
  * cache, not inherited from the session it was forked from. */
 int64_t v4rt_session_prefill_tokens_computed(const v4rt_session *session);
+
+/* Continuous batching: feeds ids[i] to sessions[i] (n distinct sessions of
+ * one model, at any positions) in one decode step that reads every weight
+ * once, and advances each session as v4rt_session_decode would. Sessions
+ * join and leave between steps by being listed or not. logits (n x vocab
+ * floats, row i for sessions[i]) may be NULL. Runs the artifact's smallest
+ * decode bucket of >= n sessions (v4c compile --decode-batch 1,4,8); more
+ * sessions than the largest bucket run as several steps. Nothing runs when
+ * the batch is invalid (a NULL or repeated session, another model's session,
+ * an id out of range). */
+v4rt_status v4rt_decode_batch(v4rt_session *const *sessions, size_t n, const int32_t *ids,
+                              float *logits);
+/* The session counts of the artifact's decode buckets, ascending: writes up
+ * to `capacity` of them to `sizes` (may be NULL) and returns how many exist. */
+size_t v4rt_model_decode_batch_sizes(const v4rt_model *model, int64_t *sizes, size_t capacity);
 
 #ifdef __cplusplus
 }

@@ -47,6 +47,12 @@ public:
 
   int64_t vocabSize() const { return v4rt_model_vocab_size(model_); }
   std::string identity() const { return v4rt_model_identity(model_); }
+  // Session counts of the decode buckets, ascending (see decodeBatch).
+  std::vector<int64_t> decodeBatchSizes() const {
+    std::vector<int64_t> sizes(v4rt_model_decode_batch_sizes(model_, nullptr, 0));
+    v4rt_model_decode_batch_sizes(model_, sizes.data(), sizes.size());
+    return sizes;
+  }
   v4rt_model *get() const { return model_; }
 
 private:
@@ -82,7 +88,7 @@ public:
     return logits;
   }
   // Returns the last row's vocab logits; `tokensReused` (if given) receives
-  // the prompt tokens restored from the model's cache.
+  // the prompt tokens restored from the model's cache and not run again.
   std::vector<float> prefillLast(const std::vector<int32_t> &ids, int64_t *tokensReused = nullptr) {
     std::vector<float> logits(static_cast<size_t>(vocab_));
     throwIfError(v4rt_session_prefill_last(session_, ids.data(), ids.size(), logits.data(),
@@ -106,6 +112,8 @@ public:
   void truncate(int64_t position) { throwIfError(v4rt_session_truncate(session_, position)); }
   // Tokens this session ran through prefill plans (not restored, not inherited).
   int64_t prefillTokensComputed() const { return v4rt_session_prefill_tokens_computed(session_); }
+  v4rt_session *get() const { return session_; }
+  int64_t vocabSize() const { return vocab_; }
 
 private:
   SessionHandle(v4rt_session *session, int64_t vocab) : session_(session), vocab_(vocab) {}
@@ -113,5 +121,25 @@ private:
   v4rt_session *session_ = nullptr;
   int64_t vocab_ = 0;
 };
+
+// Continuous batching: one decode step feeding ids[i] to *sessions[i] (as
+// v4rt_decode_batch); returns sessions.size() x vocab logits, row i for
+// sessions[i].
+inline std::vector<float> decodeBatch(const std::vector<SessionHandle *> &sessions,
+                                      const std::vector<int32_t> &ids) {
+  if (ids.size() != sessions.size())
+    throw RuntimeError("decodeBatch: " + std::to_string(ids.size()) + " ids for " +
+                       std::to_string(sessions.size()) + " sessions; give one id per session");
+  std::vector<v4rt_session *> handles;
+  int64_t vocab = 0;
+  for (SessionHandle *session : sessions) {
+    handles.push_back(session ? session->get() : nullptr);
+    if (session)
+      vocab = session->vocabSize();
+  }
+  std::vector<float> logits(sessions.size() * static_cast<size_t>(vocab));
+  throwIfError(v4rt_decode_batch(handles.data(), handles.size(), ids.data(), logits.data()));
+  return logits;
+}
 
 } // namespace v4rt

@@ -23,7 +23,7 @@ namespace v4rt::artifact {
 inline constexpr char kMagic[8] = {'V', '4', 'A', 'R', 'T', 'I', 'F', '\0'};
 inline constexpr uint32_t kFormatVersion = 1;    // layout of the fixed header
 inline constexpr uint32_t kSchemaVersion = 1;    // major version of v4a.fbs
-inline constexpr uint32_t kSchemaMinor = 0;      // additive revisions of v4a.fbs
+inline constexpr uint32_t kSchemaMinor = 2;      // additive revisions of v4a.fbs (1: modules, launch dims, dummy weights; 2: cache rope_width)
 inline constexpr uint64_t kHeaderSize = 64;
 inline constexpr uint64_t kWeightAlignment = 4096; // page size: mmap without copies
 

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -114,6 +115,26 @@ void Artifact::load(const OpenOptions &options) {
   checkWeightLayout(program_.weights, header.blobOffset, actualSize);
 
   for (Weight &weight : program_.weights) {
+    if (weight.isDummy()) { // no bytes in the file: generated here or by the backend
+      weight.data = nullptr;
+      if (options.generateDummyWeights) {
+        const uint64_t elements = weight.size / dtypeSize(weight.dtype);
+        uint64_t *values = nullptr;
+        try {
+          values = new uint64_t[(weight.size + 7) / 8];
+        } catch (const std::bad_alloc &) {
+          fail("weight \"" + weight.name + "\": cannot allocate " + to_string(weight.size) +
+               " bytes of host memory for its dummy values");
+        }
+        auto &storage = dummyStorage_.emplace_back(values);
+        const uint32_t index = static_cast<uint32_t>(&weight - program_.weights.data());
+        if (!fillDummyHost(storage.get(), elements, static_cast<uint32_t>(weight.dtype), program_.dummySeed, index,
+                           weight.dummy))
+          fail("weight \"" + weight.name + "\": dummy recipe cannot fill " + dtypeName(weight.dtype));
+        weight.data = reinterpret_cast<const uint8_t *>(storage.get());
+      }
+      continue;
+    }
     weight.data = mapping_ + weight.offset;
     if (options.verifyChecksums && XXH3_64bits(weight.data, weight.size) != weight.checksum)
       fail("weight \"" + weight.name + "\" checksum mismatch (file corrupted?)");

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/artifact/Program.h"
 
@@ -14,6 +15,11 @@ struct OpenOptions {
   // Hash every weight (XXH3-64) at open. Costs one read of the file; turn it
   // off only where the file is known good (e.g. re-opened in the same run).
   bool verifyChecksums = true;
+  // Dummy weights (`v4c compile --weights dummy`) have no bytes in the file.
+  // true: generate them into host memory owned by the Artifact (the CPU
+  // backend); false: leave their data null (a device backend fills its own
+  // copies with v4_fill_dummy).
+  bool generateDummyWeights = false;
 };
 
 class Artifact {
@@ -46,6 +52,8 @@ private:
   uint64_t fileSize_ = 0;
   Program program_;
   std::string identity_;
+  // Host copies of generated dummy weights (generateDummyWeights), 8-byte aligned.
+  std::vector<std::unique_ptr<uint64_t[]>> dummyStorage_;
 };
 
 } // namespace v4rt

@@ -87,6 +87,7 @@ TEST_F(ArtifactTest, RoundTripPreservesEveryField) {
 TEST_F(ArtifactTest, ProgramWithoutWeightsOrBucketsRoundTrips) {
   Program minimal;
   minimal.target = "sm_90a";
+  minimal.modules = {{"sm_90a", {0x7f, 'E', 'L', 'F'}}}; // a CUDA program carries its module
   writeArtifact(path, minimal, nullptr);
   auto artifact = Artifact::open(path);
   EXPECT_TRUE(artifact->program() == minimal);
@@ -122,6 +123,7 @@ TEST_F(ArtifactTest, WriterReplacesAtomicallyAndLeavesNoTempFile) {
       throw v4c::Error("checkpoint shard missing");
   };
   program.target = "sm_90a";
+  program.modules = {{"sm_90a", {0x7f, 'E', 'L', 'F'}}};
   const std::string message = errorOf([&] { writeArtifact(path, program, failing); });
   EXPECT_THAT(message, HasSubstr("checkpoint shard missing"));
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"model.v4a"});

@@ -20,15 +20,18 @@ bool operator==(const Attr &a, const Attr &b) {
   return a.name == b.name && a.ints == b.ints && a.floats == b.floats && a.str == b.str;
 }
 bool operator==(const Step &a, const Step &b) {
-  return a.kernel == b.kernel && a.ins == b.ins && a.outs == b.outs && a.attrs == b.attrs;
+  return a.kernel == b.kernel && a.ins == b.ins && a.outs == b.outs && a.attrs == b.attrs &&
+         std::equal(a.grid, a.grid + 3, b.grid) && std::equal(a.block, a.block + 3, b.block) &&
+         a.sharedBytes == b.sharedBytes;
 }
 bool operator==(const Bucket &a, const Bucket &b) {
   return a.name == b.name && a.kind == b.kind && a.tokens == b.tokens && a.batch == b.batch &&
          a.arenaBytes == b.arenaBytes && a.naiveBytes == b.naiveBytes && a.steps == b.steps;
 }
 bool operator==(const Kernel &a, const Kernel &b) {
-  return a.name == b.name && a.binary == b.binary;
+  return a.name == b.name && a.binary == b.binary && a.module == b.module;
 }
+bool operator==(const Module &a, const Module &b) { return a.target == b.target && a.binary == b.binary; }
 bool operator==(const CacheSlot &a, const CacheSlot &b) {
   return a.name == b.name && a.layer == b.layer && a.kind == b.kind && a.rows == b.rows &&
          a.width == b.width && a.rate == b.rate && a.dtype == b.dtype;
@@ -38,13 +41,15 @@ bool operator==(const IoSlot &a, const IoSlot &b) {
 }
 bool operator==(const Weight &a, const Weight &b) {
   return a.name == b.name && a.dtype == b.dtype && a.shape == b.shape && a.offset == b.offset &&
-         a.size == b.size && a.checksum == b.checksum;
+         a.size == b.size && a.checksum == b.checksum && a.dummy.kind == b.dummy.kind &&
+         a.dummy.scale == b.dummy.scale && a.dummy.modulo == b.dummy.modulo;
 }
 bool operator==(const Program &a, const Program &b) {
   return a.target == b.target && a.configJson == b.configJson &&
          a.compileOptions == b.compileOptions && a.buckets == b.buckets &&
          a.kernels == b.kernels && a.caches == b.caches && a.inputs == b.inputs &&
-         a.outputs == b.outputs && a.weights == b.weights;
+         a.outputs == b.outputs && a.weights == b.weights && a.modules == b.modules &&
+         a.dummySeed == b.dummySeed;
 }
 
 namespace testing_support {

@@ -18,6 +18,7 @@ bool operator==(const Attr &a, const Attr &b);
 bool operator==(const Step &a, const Step &b);
 bool operator==(const Bucket &a, const Bucket &b);
 bool operator==(const Kernel &a, const Kernel &b);
+bool operator==(const Module &a, const Module &b);
 bool operator==(const CacheSlot &a, const CacheSlot &b);
 bool operator==(const IoSlot &a, const IoSlot &b);
 bool operator==(const Weight &a, const Weight &b);

@@ -121,7 +121,8 @@ void writeArtifact(const std::string &path, Program program, const WeightSource 
     if (options.validate)
       checkProgram(program);
     for (size_t i = 0; i < program.weights.size(); ++i)
-      v4c::check(program.weights[i].data || source || program.weights[i].size == 0,
+      v4c::check(program.weights[i].data || source || program.weights[i].size == 0 ||
+                     program.weights[i].isDummy(),
                  "weight \"" + program.weights[i].name +
                      "\" has no data pointer and no weight source was given");
 
@@ -140,12 +141,17 @@ void writeArtifact(const std::string &path, Program program, const WeightSource 
 
     std::vector<std::pair<uint64_t, uint64_t>> usedRanges{{0, kHeaderSize + manifestSize}};
     for (const Weight &weight : program.weights)
-      usedRanges.emplace_back(weight.offset, weight.size);
+      if (!weight.isDummy())
+        usedRanges.emplace_back(weight.offset, weight.size);
     TempFile file(path);
     uint8_t *base = file.map(fileSize, usedRanges);
 
     for (size_t i = 0; i < program.weights.size(); ++i) {
       Weight &weight = program.weights[i];
+      if (weight.isDummy()) { // generated at load time from its recipe
+        weight.checksum = 0;
+        continue;
+      }
       uint8_t *destination = base + weight.offset;
       if (weight.data)
         std::memcpy(destination, weight.data, weight.size);

@@ -42,7 +42,10 @@ Offset<fb::Step> encodeStep(FlatBufferBuilder &fbb, const Step &step) {
   for (const Attr &attr : step.attrs)
     attrs.push_back(fb::CreateAttr(fbb, fbb.CreateString(attr.name), fbb.CreateVector(attr.ints),
                                    fbb.CreateVector(attr.floats), fbb.CreateString(attr.str)));
-  return fb::CreateStep(fbb, step.kernel, ins, outs, fbb.CreateVector(attrs));
+  const fb::Dim3 grid(step.grid[0], step.grid[1], step.grid[2]);
+  const fb::Dim3 block(step.block[0], step.block[1], step.block[2]);
+  return fb::CreateStep(fbb, step.kernel, ins, outs, fbb.CreateVector(attrs), &grid, &block,
+                        step.sharedBytes);
 }
 
 Offset<fb::Bucket> encodeBucket(FlatBufferBuilder &fbb, const Bucket &bucket) {
@@ -136,6 +139,11 @@ Bucket decodeBucket(const fb::Bucket &source) {
                                     decodeScalars(attrSource->ints()),
                                     decodeScalars(attrSource->floats()),
                                     decodeString(attrSource->str())});
+      if (const fb::Dim3 *grid = stepSource->grid()) // absent before schema minor 1
+        step.grid[0] = grid->x(), step.grid[1] = grid->y(), step.grid[2] = grid->z();
+      if (const fb::Dim3 *block = stepSource->block())
+        step.block[0] = block->x(), step.block[1] = block->y(), step.block[2] = block->z();
+      step.sharedBytes = stepSource->shared_bytes();
       bucket.steps.push_back(std::move(step));
     }
   }
@@ -167,14 +175,18 @@ std::vector<uint8_t> encodeManifest(const Program &program) {
     buckets.push_back(encodeBucket(fbb, bucket));
   std::vector<Offset<fb::Kernel>> kernels;
   for (const Kernel &kernel : program.kernels)
-    kernels.push_back(
-        fb::CreateKernel(fbb, fbb.CreateString(kernel.name), fbb.CreateVector(kernel.binary)));
+    kernels.push_back(fb::CreateKernel(fbb, fbb.CreateString(kernel.name),
+                                       fbb.CreateVector(kernel.binary), kernel.module));
+  std::vector<Offset<fb::Module>> modules;
+  for (const Module &module : program.modules)
+    modules.push_back(fb::CreateModule(fbb, fbb.CreateString(module.target),
+                                       fbb.CreateVector(module.binary)));
   std::vector<Offset<fb::CacheSlot>> caches;
   for (const CacheSlot &cache : program.caches)
     caches.push_back(fb::CreateCacheSlot(fbb, fbb.CreateString(cache.name), cache.layer,
                                          static_cast<fb::CacheKind>(cache.kind), cache.rows,
                                          cache.width, cache.rate,
-                                         static_cast<fb::DType>(cache.dtype)));
+                                         static_cast<fb::DType>(cache.dtype), cache.ropeWidth));
   auto inputs = encodeIoSlots(fbb, program.inputs);
   auto outputs = encodeIoSlots(fbb, program.outputs);
   std::vector<Offset<fb::Weight>> weights;
@@ -182,12 +194,14 @@ std::vector<uint8_t> encodeManifest(const Program &program) {
     weights.push_back(fb::CreateWeight(fbb, fbb.CreateString(weight.name),
                                        static_cast<fb::DType>(weight.dtype),
                                        encodeShape(fbb, weight.shape), weight.offset, weight.size,
-                                       weight.checksum));
+                                       weight.checksum, static_cast<uint32_t>(weight.dummy.kind),
+                                       weight.dummy.scale, weight.dummy.modulo));
   auto root = fb::CreateProgram(
       fbb, kSchemaVersion, kSchemaMinor, fbb.CreateString(program.target),
       fbb.CreateString(program.configJson), fbb.CreateString(program.compileOptions),
       fbb.CreateVector(buckets), fbb.CreateVector(kernels), fbb.CreateVector(caches), inputs,
-      outputs, fbb.CreateVector(weights), fbb.CreateVector(std::vector<Offset<fb::Extension>>()));
+      outputs, fbb.CreateVector(weights), fbb.CreateVector(std::vector<Offset<fb::Extension>>()),
+      fbb.CreateVector(modules), program.dummySeed);
   fb::FinishProgramBuffer(fbb, root);
   return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
 }
@@ -218,7 +232,12 @@ Program decodeManifest(const uint8_t *data, size_t size) {
       program.buckets.push_back(decodeBucket(*bucket));
   if (const auto *kernels = root->kernels())
     for (const fb::Kernel *kernel : *kernels)
-      program.kernels.push_back(Kernel{decodeString(kernel->name()), decodeScalars(kernel->binary())});
+      program.kernels.push_back(
+          Kernel{decodeString(kernel->name()), decodeScalars(kernel->binary()), kernel->module_index()});
+  if (const auto *modules = root->modules())
+    for (const fb::Module *module : *modules)
+      program.modules.push_back(Module{decodeString(module->target()), decodeScalars(module->binary())});
+  program.dummySeed = root->dummy_seed();
   if (const auto *caches = root->caches())
     for (const fb::CacheSlot *source : *caches) {
       CacheSlot cache;
@@ -230,6 +249,7 @@ Program decodeManifest(const uint8_t *data, size_t size) {
       cache.width = source->width();
       cache.rate = source->rate();
       cache.dtype = decodeDType(source->dtype(), where);
+      cache.ropeWidth = source->rope_width(); // 0 before schema minor 2
       program.caches.push_back(std::move(cache));
     }
   program.inputs = decodeIoSlots(root->inputs(), "input");
@@ -243,6 +263,12 @@ Program decodeManifest(const uint8_t *data, size_t size) {
       weight.offset = source->offset();
       weight.size = source->size();
       weight.checksum = source->checksum();
+      if (source->dummy_kind() > static_cast<uint32_t>(DummyKind::Exponent))
+        throw v4c::Error("weight \"" + weight.name + "\": unknown dummy recipe kind " +
+                         std::to_string(source->dummy_kind()));
+      weight.dummy.kind = static_cast<DummyKind>(source->dummy_kind());
+      weight.dummy.scale = source->dummy_scale();
+      weight.dummy.modulo = source->dummy_modulo();
       program.weights.push_back(std::move(weight));
     }
   return program;

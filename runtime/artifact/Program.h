@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/DummyWeights.h"
+
 namespace v4rt {
 
 enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, F8E4M3 = 3, I32 = 4, I64 = 5, U8 = 6 };
@@ -48,6 +50,11 @@ struct Step {
   std::vector<ArgRef> ins;
   std::vector<ArgRef> outs;
   std::vector<Attr> attrs;
+  // CUDA targets: launch geometry of the step's kernel, fixed at compile time
+  // for the bucket's static tokens (cpu: all 1 / 0, unused).
+  uint32_t grid[3] = {1, 1, 1};
+  uint32_t block[3] = {1, 1, 1};
+  uint32_t sharedBytes = 0; // dynamic shared memory per block
 };
 
 enum class BucketKind : uint8_t { Prefill = 0, Decode = 1 };
@@ -66,7 +73,15 @@ struct Bucket {
 
 struct Kernel {
   std::string name;             // "v4.linear" (CPU builtin) or a generated entry
-  std::vector<uint8_t> binary;  // cubin for CUDA targets; empty for cpu
+  std::vector<uint8_t> binary;  // unused (empty): cubins live in Program::modules
+  uint32_t module = 0;          // CUDA targets: index into Program::modules holding entry `name`
+};
+
+// A compiled device module (CUDA: one cubin for the program's target) holding
+// every generated entry plus `v4_fill_dummy`.
+struct Module {
+  std::string target;          // "sm_90a", ...; equals Program::target
+  std::vector<uint8_t> binary; // the cubin (cuModuleLoadData input)
 };
 
 enum class CacheKind : uint8_t { Window = 0, CompressState = 1, Entries = 2 };
@@ -79,7 +94,10 @@ struct CacheSlot {
   int64_t rows = 0;   // fixed rows (Window, CompressState); 0 for Entries
   int64_t width = 0;  // elements per row
   int64_t rate = 0;   // Entries: one row per `rate` tokens
-  DType dtype = DType::F32;
+  DType dtype = DType::F32; // row storage: F32, BF16 or F8E4M3 (docs/quantization.md, "KV cache")
+  // F8E4M3: the last ropeWidth channels of a row are bf16, the others e4m3
+  // with one ue8m0 scale per 64 channels; 0 for other dtypes.
+  int64_t ropeWidth = 0;
 };
 
 struct IoSlot {
@@ -95,7 +113,13 @@ struct Weight {
   uint64_t offset = 0;   // from the start of the file, 4096-aligned
   uint64_t size = 0;     // bytes
   uint64_t checksum = 0; // XXH3-64 of the bytes
-  const uint8_t *data = nullptr; // reader: view into the mapped file
+  const uint8_t *data = nullptr; // reader: view into the mapped file; nullptr for a dummy weight
+  // `--weights dummy`: kind != None means the file holds no bytes for this
+  // weight (offset = 0, checksum = 0; size stays the logical byte count) and
+  // the runtime fills it with runtime/DummyWeights.h from (Program::dummySeed,
+  // this weight's index, recipe).
+  DummyRecipe dummy;
+  bool isDummy() const { return dummy.kind != DummyKind::None; }
 };
 
 struct Program {
@@ -108,6 +132,8 @@ struct Program {
   std::vector<IoSlot> inputs;
   std::vector<IoSlot> outputs;
   std::vector<Weight> weights;
+  std::vector<Module> modules; // CUDA targets: exactly one; cpu: none
+  uint64_t dummySeed = 0;      // seed of the dummy-weight generator (see Weight::dummy)
 };
 
 } // namespace v4rt

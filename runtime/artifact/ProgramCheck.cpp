@@ -88,7 +88,37 @@ void checkBucket(const Program &program, const Bucket &bucket) {
     for (size_t i = 0; i < step.attrs.size(); ++i)
       if (step.attrs[i].name.empty())
         fail(where + ": attribute " + to_string(i) + " has an empty name");
+    for (int d = 0; d < 3; ++d)
+      if (step.grid[d] == 0 || step.block[d] == 0)
+        fail(where + ": launch dimensions grid (" + to_string(step.grid[0]) + ", " + to_string(step.grid[1]) +
+             ", " + to_string(step.grid[2]) + ") block (" + to_string(step.block[0]) + ", " +
+             to_string(step.block[1]) + ", " + to_string(step.block[2]) + ") must all be non-zero");
   }
+}
+
+// CUDA targets carry exactly one module with a cubin, and every kernel names
+// an entry in it; cpu programs carry none.
+void checkModules(const Program &program) {
+  if (program.target == "cpu") {
+    if (!program.modules.empty())
+      fail("a cpu program must not carry device modules (it has " + to_string(program.modules.size()) + ")");
+    return;
+  }
+  if (program.modules.size() != 1)
+    fail("target " + quoted(program.target) + " needs exactly one device module, the program has " +
+         to_string(program.modules.size()));
+  for (size_t m = 0; m < program.modules.size(); ++m) {
+    if (program.modules[m].binary.empty())
+      fail("module " + to_string(m) + " has an empty cubin");
+    if (program.modules[m].target != program.target)
+      fail("module " + to_string(m) + " is compiled for " + quoted(program.modules[m].target) +
+           " but the program's target is " + quoted(program.target));
+  }
+  for (size_t k = 0; k < program.kernels.size(); ++k)
+    if (program.kernels[k].module >= program.modules.size())
+      fail("kernel " + to_string(k) + " " + quoted(program.kernels[k].name) + ": module index " +
+           to_string(program.kernels[k].module) + " is out of range (the program has " +
+           to_string(program.modules.size()) + ")");
 }
 
 void checkCache(const CacheSlot &cache, size_t index) {
@@ -117,6 +147,11 @@ void checkCache(const CacheSlot &cache, size_t index) {
   default:
     fail(name + ": unknown cache kind " + to_string(static_cast<int>(cache.kind)));
   }
+  // Only an f8e4m3 row splits into e4m3 and bf16 (rope) channels.
+  if (cache.dtype == DType::F8E4M3 ? (cache.ropeWidth < 0 || cache.ropeWidth >= cache.width)
+                                   : cache.ropeWidth != 0)
+    fail(name + ": rope width " + to_string(cache.ropeWidth) +
+         (cache.dtype == DType::F8E4M3 ? " must be in [0, width)" : " is only allowed on an f8e4m3 cache"));
   // A fixed-size cache must be allocatable: rows * width * dtype fits in 64 bits.
   ArgRef rowBlock;
   rowBlock.dtype = cache.dtype;
@@ -162,6 +197,7 @@ void checkProgram(const Program &program) {
     checkCache(program.caches[c], c);
   checkIoSlots(program.inputs, "input");
   checkIoSlots(program.outputs, "output");
+  checkModules(program);
   std::unordered_set<std::string> bucketNames;
   for (const Bucket &bucket : program.buckets) {
     if (bucket.name.empty())

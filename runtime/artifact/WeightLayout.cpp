@@ -43,6 +43,14 @@ uint64_t layoutWeights(std::vector<Weight> &weights, uint64_t blobOffset) {
       throw v4c::Error("weight " + quoted(weight.name) + " has size " + std::to_string(weight.size) +
                    " but its shape and dtype need " + std::to_string(bytes) + " bytes");
     weight.size = bytes;
+    if (weight.isDummy()) { // generated at load time: no bytes in the blob
+      if (!dummyRecipeFits(weight.dummy.kind, static_cast<uint32_t>(weight.dtype)))
+        throw v4c::Error("weight " + quoted(weight.name) + ": dummy recipe kind " +
+                         std::to_string(static_cast<uint32_t>(weight.dummy.kind)) + " cannot fill dtype " +
+                         dtypeName(weight.dtype));
+      weight.offset = 0;
+      continue;
+    }
     weight.offset = alignUp(cursor, kWeightAlignment);
     if (__builtin_add_overflow(weight.offset, bytes, &end))
       throw v4c::Error("weight " + quoted(weight.name) + " ends past 2^64 bytes");
@@ -67,6 +75,15 @@ void checkWeightLayout(const std::vector<Weight> &weights, uint64_t blobOffset,
     if (weight.size != expected)
       throw v4c::Error(name + " has size " + std::to_string(weight.size) + " but its shape and dtype need " +
                    std::to_string(expected) + " bytes");
+    if (weight.isDummy()) {
+      if (weight.offset != 0)
+        throw v4c::Error(name + " is a dummy weight (generated at load) but has file offset " +
+                         std::to_string(weight.offset) + " instead of 0");
+      if (!dummyRecipeFits(weight.dummy.kind, static_cast<uint32_t>(weight.dtype)))
+        throw v4c::Error(name + ": dummy recipe kind " + std::to_string(static_cast<uint32_t>(weight.dummy.kind)) +
+                         " cannot fill dtype " + dtypeName(weight.dtype));
+      continue;
+    }
     if (weight.offset % kWeightAlignment != 0)
       throw v4c::Error(name + " offset " + std::to_string(weight.offset) + " is not 4096-aligned");
     if (weight.offset < blobOffset)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/Error.h"
+#include "runtime/cpu/CacheStorage.h"
 #include "runtime/cpu/ReferenceKernels.h"
 #include "runtime/cpu/VectorMath.h"
 
@@ -63,7 +64,7 @@ void compress(const float *kv, const float *gate, int64_t T, const float *positi
   v4c::check(state.width == 2 * Cin && state.rows == 2 * m,
              "compress: state cache has the wrong shape");
   v4c::check(entries.width == C, "compress: entries cache has the wrong width");
-  std::vector<float> entry(C);
+  std::vector<float> entry(C), normed(C);
   for (int64_t t = 0; t < T; ++t) {
     const int64_t pos = positions[t];
     const int64_t slot = pos % m;
@@ -75,12 +76,16 @@ void compress(const float *kv, const float *gate, int64_t T, const float *positi
     if (slot != m - 1)
       continue;
     const int64_t w = pos / m;
+    if (w < entries.frozenRows) { // a restored entry (Session::restorePages): keep it
+      std::memcpy(state.row(0), state.row(m), sizeof(float) * m * 2 * Cin);
+      continue;
+    }
     v4c::check(entries.rows == w, "compress: entries cache out of sync with positions");
     poolWindow(state, Cin, p, /*hasPrevious=*/w > 0, entry.data());
+    rmsNorm(entry.data(), 1, C, C, normWeight, p.eps, normed.data());
+    ropeVector(normed.data(), w * m, p.rope, /*inverse=*/false);
     entries.resizeRows(w + 1);
-    float *out = entries.row(w);
-    rmsNorm(entry.data(), 1, C, C, normWeight, p.eps, out);
-    ropeVector(out, w * m, p.rope, /*inverse=*/false);
+    storeCacheRow(entries, w, normed.data()); // rounded to the slot's format
     // The completed window becomes the previous one for entry w+1.
     std::memcpy(state.row(0), state.row(m), sizeof(float) * m * 2 * Cin);
   }
@@ -125,6 +130,14 @@ void attention(const float *q, const float *kv, const float *sinks, const int32_
                const int32_t *topk, const AttentionParams &p, float *out, ThreadPool *pool) {
   const int64_t H = p.numHeads, hd = p.headDim, W = p.window;
   const int64_t chunkStart = positions[0];
+  // This chunk's kv is read as the window cache stores it, so a narrow cache
+  // gives the same candidates in one prefill, in chunks and in decode.
+  std::vector<float> storedKv;
+  if (!windowCache.format.isF32()) {
+    storedKv.resize(static_cast<size_t>(T * hd));
+    roundCacheRows(windowCache.format, kv, T, hd, storedKv.data());
+    kv = storedKv.data();
+  }
   parallelFor(pool, T, 1, [&](int64_t begin, int64_t end) {
     std::vector<const float *> candidates;
     std::vector<float> logits;
@@ -177,7 +190,7 @@ void cacheAppend(CacheBuffer &windowCache, const float *kv, const int32_t *posit
   const int64_t W = windowCache.rows, width = windowCache.width;
   // Only the last W tokens of the chunk can still be read by later chunks.
   for (int64_t t = std::max<int64_t>(0, T - W); t < T; ++t)
-    std::memcpy(windowCache.row(positions[t] % W), kv + t * width, sizeof(float) * width);
+    storeCacheRow(windowCache, positions[t] % W, kv + t * width);
 }
 
 } // namespace v4rt::ref

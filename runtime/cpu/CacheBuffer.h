@@ -15,6 +15,8 @@
 #include <memory>
 #include <vector>
 
+#include "runtime/cpu/CacheStorage.h"
+
 namespace v4rt {
 
 struct CacheBuffer {
@@ -26,6 +28,14 @@ struct CacheBuffer {
   // Chunked: each valid row's address, so reading a row (the kernels' hot
   // path) is one load rather than a division and two.
   std::vector<float *> rowAddresses;
+  // Entries: rows [0, frozenRows) were restored from the prefix cache and are
+  // kept while a session re-runs their tokens to rebuild its window state;
+  // the compressor leaves them as they are (and appends after them).
+  int64_t frozenRows = 0;
+  // The slot's storage format: rows hold f32 values, but the kernels store
+  // rows through storeCacheRow, which rounds them to this format. (Last, so
+  // brace-initialised buffers {width, rows, data} stay valid.)
+  CacheRowFormat format;
 
   // Switches an empty buffer to chunked storage of `rowsPerChunk` rows.
   void useChunks(int64_t rowsPerChunk) {

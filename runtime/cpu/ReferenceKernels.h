@@ -93,7 +93,9 @@ struct AttentionParams {
   int64_t topKWidth = 0; // columns of `topk` when given
 };
 // Window candidates p-W+1..p come from `windowCache` (positions before this
-// chunk, ring slot pos % W) and from `kv` (this chunk).
+// chunk, ring slot pos % W) and from `kv` (this chunk, rounded to the window's
+// storage format as cacheAppend will store it). Every cache row is stored
+// through storeCacheRow (CacheStorage.h): bf16/fp8 slots hold rounded rows.
 void attention(const float *q, const float *kv, const float *sinks, const int32_t *positions,
                int64_t T, const CacheBuffer &windowCache, const CacheBuffer *entries,
                const int32_t *topk, const AttentionParams &p, float *out, ThreadPool *pool);

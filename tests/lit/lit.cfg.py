@@ -36,5 +36,14 @@ llvm_config.add_tool_substitutions(
     [config.v4c_tools_dir, config.llvm_tools_dir],
 )
 
+# `REQUIRES: nvcc`: CUDA compile tests (v4c --target sm_*) need the CUDA
+# toolkit (no GPU); without it they report UNSUPPORTED.
+import shutil
+_nvcc = os.environ.get("V4C_NVCC") or os.path.join(os.environ.get("CUDA_HOME", "/nonexistent"), "bin", "nvcc")
+if any(os.access(p, os.X_OK) for p in (_nvcc, "/usr/local/cuda/bin/nvcc")) or shutil.which("nvcc"):
+    config.available_features.add("nvcc")
+else:
+    lit_config.note("nvcc not found: CUDA compile tests (REQUIRES: nvcc) are unsupported")
+
 # The HF conformance checkpoints, for tests that import a real model.
 config.substitutions.append(("%conformance", os.path.join(config.v4c_src_root, "tests", "conformance")))

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/Error.h"
+#include "runtime/DummyWeights.h"
 
 namespace v4c {
 
@@ -17,6 +18,15 @@ void CheckpointWeightSource::fill(const v4rt::Weight &weight, uint8_t *dst, size
       auto values = checkpoint_.readI32(weight.name);
       check(values.size() * sizeof(int32_t) == size, "internal error: size of " + weight.name);
       std::memcpy(dst, values.data(), size);
+      return;
+    }
+    if (weight.dtype == v4rt::DType::BF16) { // v4-cast-precision: round to nearest even
+      auto values = checkpoint_.readF32(weight.name);
+      check(values.size() * sizeof(uint16_t) == size, "internal error: size of " + weight.name);
+      for (size_t i = 0; i < values.size(); ++i) {
+        const uint16_t bits = v4rt::dummyToBf16(values[i]);
+        std::memcpy(dst + 2 * i, &bits, sizeof bits);
+      }
       return;
     }
     check(weight.dtype == v4rt::DType::F32, "internal error: weight " + weight.name + " is " +

@@ -132,3 +132,38 @@ TEST(WeightSource, RequantizesFp8WithNonPowerOfTwoScales) {
 
 } // namespace
 } // namespace v4c
+
+namespace v4c {
+namespace {
+
+// v4-cast-precision's bf16 weights: each f32 checkpoint value rounds to the
+// nearest bf16 (ties to even), i.e. the bf16 closest to the f32 value.
+TEST(WeightSource, RoundsF32CheckpointsToBf16) {
+  Case c = loadCase();
+  // Exact ties and a carry into the exponent, besides the checkpoint's values.
+  const uint32_t tieEven = 0x3F808000u, tieOdd = 0x3F818000u, carry = 0x3FFFFFFFu;
+  for (uint32_t bits : {tieEven, tieOdd, carry})
+    std::memcpy(&c.values[bits == tieEven ? 0 : bits == tieOdd ? 1 : 2], &bits, 4);
+  std::memcpy(c.weight->bytes.data(), c.values.data(), c.weight->bytes.size());
+  Checkpoint checkpoint = open(c.tensors);
+  CheckpointWeightSource source(checkpoint, {});
+  v4rt::Weight weight;
+  weight.name = kCanonical;
+  weight.dtype = v4rt::DType::BF16;
+  std::vector<uint16_t> bf16(c.values.size());
+  source.fill(weight, reinterpret_cast<uint8_t *>(bf16.data()), bf16.size() * 2);
+  EXPECT_EQ(bf16[0], 0x3F80); // 1 + 2^-8 ties to the even 1.0
+  EXPECT_EQ(bf16[1], 0x3F82); // 1 + 3*2^-8 ties to the even 1 + 2^-6
+  EXPECT_EQ(bf16[2], 0x4000); // just below 2 rounds up to 2.0
+  for (size_t i = 0; i < c.values.size(); ++i) {
+    uint32_t bits = uint32_t{bf16[i]} << 16;
+    float rounded;
+    std::memcpy(&rounded, &bits, 4);
+    // No bf16 is closer: the neighbours one ulp away are at least as far.
+    const float ulp = std::ldexp(1.0f, std::ilogb(rounded == 0 ? 1e-30f : rounded) - 7);
+    EXPECT_LE(std::fabs(rounded - c.values[i]), ulp / 2) << i;
+  }
+}
+
+} // namespace
+} // namespace v4c

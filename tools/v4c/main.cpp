@@ -1,10 +1,12 @@
 // v4c: the compiler driver.
 //   v4c import CHECKPOINT_DIR -o model.mlir        the v4 graph of a checkpoint
-//   v4c compile CHECKPOINT_DIR --target cpu -o model.v4a
+//   v4c compile CHECKPOINT_DIR --target cpu -o model.v4a [--decode-batch 1,4,8]
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -31,7 +33,12 @@
 #include "passes/Pipeline.h"
 #include "passes/Quantize.h"
 #include "runtime/artifact/ArtifactWriter.h"
+#include "runtime/artifact/ArtifactReader.h"
+#include "tools/v4c/CacheStats.h"
+#include "tools/v4c/DummyRecipes.h"
 #include "tools/v4c/FusionStats.h"
+#include "tools/v4c/IrDump.h"
+#include "tools/v4c/TargetOptions.h"
 #include "tools/v4c/WeightSource.h"
 
 namespace {
@@ -42,12 +49,22 @@ struct Options {
   std::string output;
   std::string target = "cpu";
   int64_t prefillChunk = 64;
+  // --decode-batch 1,4,8: one decode bucket per session count (continuous
+  // batching); empty: kDefaultDecodeBatches.
+  std::string decodeBatch;
   bool printPipeline = false;
   bool printIrAfterAll = false;
+  std::vector<std::string> dumpIrAfter; // --dump-ir-after: pass arguments
   bool stats = false;
   bool noFuse = false;       // --no-fuse: skip the v4-fuse-* passes
   std::string precision = "fp32"; // dense linears: fp32 | fp8
   std::string experts = "same";   // routed experts: same | fp4
+  std::string kvCache = "fp32";   // KV cache storage: fp32 | bf16 | fp8
+  bool kvCacheGiven = false;      // --kv-cache given; else CUDA caches follow the activations
+  std::string weights = "checkpoint"; // checkpoint | dummy (generated at load; no weight bytes)
+  uint64_t dummySeed = 1;             // --dummy-seed
+  std::string keepCudaSource;         // --keep-cuda-source DIR
+  std::string artifact;               // dummy-checkpoint: the dummy artifact to expand
 };
 
 // Per bucket: kernels launched, planned arena, the naive sum of all
@@ -140,20 +157,66 @@ std::map<std::string, v4c::QuantizedGlobal> quantizedGlobals(mlir::ModuleOp modu
   return globals;
 }
 
+// decode_1 only, unless asked: each bucket adds a plan (and, for CUDA, its
+// kernels) to the artifact. A GPU decode step stays bound by weight reads up
+// to dozens of rows, so CUDA targets should default to 1,4,8,16,32 once the
+// CUDA state kernels run batched rows (codegen/cuda/StateEmitters.cpp
+// rejects decode buckets of more than one session today).
+constexpr const char *kDefaultDecodeBatches = "1";
+
+// "1,4,8" -> {1, 4, 8}: distinct session counts in [1, 4096], ascending.
+std::vector<int64_t> parseDecodeBatches(const std::string &text) {
+  std::vector<int64_t> batches;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find(',', begin), text.size());
+    const std::string item = text.substr(begin, end - begin);
+    size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception &) {
+      used = 0;
+    }
+    v4c::check(used != 0 && used == item.size() && value >= 1 && value <= 4096,
+               "--decode-batch: '" + item + "' is not a session count in [1, 4096] (want e.g. 1,4,8)");
+    v4c::check(batches.empty() || value > batches.back(),
+               "--decode-batch: list each session count once, ascending (e.g. 1,4,8)");
+    batches.push_back(value);
+    begin = end + 1;
+  }
+  return batches;
+}
+
+std::vector<int64_t> decodeBatches(const Options &options) {
+  return parseDecodeBatches(options.decodeBatch.empty() ? kDefaultDecodeBatches : options.decodeBatch);
+}
+
 v4c::PipelineOptions pipelineOptions(const Options &options) {
   v4c::PipelineOptions pipeline;
-  pipeline.buckets = "prefill:" + std::to_string(options.prefillChunk) + ",decode:1";
+  pipeline.buckets = "prefill:" + std::to_string(options.prefillChunk);
+  for (int64_t batch : decodeBatches(options))
+    pipeline.buckets += ",decode:" + std::to_string(batch);
   pipeline.fuse = !options.noFuse;
   pipeline.precision = options.precision;
   pipeline.experts = options.experts;
+  pipeline.kvCache = options.kvCache;
+  pipeline.activations = v4c::activationPrecision(options.target, options.precision);
+  if (!options.kvCacheGiven && v4c::isCudaTarget(options.target))
+    pipeline.kvCache = pipeline.activations; // caches in the activation precision
+  // CUDA bf16: nothing to quantize (v4-quantize only runs for fp8 / fp4).
   return pipeline;
 }
 
 int runCompile(const Options &options) {
-  v4c::check(options.target == "cpu",
-             "target '" + options.target + "' is not supported yet; this build compiles --target cpu");
+  v4c::checkTargetOptions(options.target, options.precision, options.weights);
+  const bool dummy = options.weights == "dummy";
   v4c::check(options.prefillChunk >= 1 && options.prefillChunk <= 65536,
              "--prefill-chunk must be in [1, 65536]");
+  const std::vector<int64_t> batches = decodeBatches(options); // errors before any work
+  v4c::check(!(pipelineOptions(options).activations == "bf16" && pipelineOptions(options).kvCache == "fp8"),
+             "--kv-cache fp8 stores f32 rows only; with bf16 activations (CUDA --precision bf16 / fp8) use "
+             "--kv-cache bf16");
   mlir::MLIRContext context;
   context.loadDialect<v4c::plan::PlanDialect>();
   mlir::PassManager pm(&context);
@@ -163,15 +226,20 @@ int runCompile(const Options &options) {
     llvm::outs() << "\n";
     return 0;
   }
+  // Before the import, so a misspelt pass fails fast.
+  v4c::enableIrDumps(pm, options.dumpIrAfter, options.printIrAfterAll);
   std::unique_ptr<v4c::Checkpoint> checkpoint;
-  auto module = importModel(context, options, checkpoint);
+  // --weights dummy: the config only (--model NAME or DIR/config.json).
+  v4c::check(!dummy || !options.namedModel.empty() || !options.input.empty(),
+             "--weights dummy needs --model NAME or a checkpoint directory with config.json");
+  const v4c::ModelConfig dummyConfig =
+      !dummy ? v4c::ModelConfig()
+             : !options.namedModel.empty() ? v4c::namedConfig(options.namedModel)
+                                           : v4c::ModelConfig::fromFile(options.input + "/config.json");
+  auto module = dummy ? v4c::buildModel(context, dummyConfig) : importModel(context, options, checkpoint);
   v4c::check(options.stats || !options.output.empty(), "give an output file with -o");
-  v4c::check(checkpoint != nullptr || options.output.empty(),
-             "writing an artifact needs a checkpoint directory (--model only prints --stats)");
-  if (options.printIrAfterAll) {
-    context.disableMultithreading();
-    pm.enableIRPrinting();
-  }
+  v4c::check(checkpoint != nullptr || dummy || options.output.empty(),
+             "writing an artifact needs a checkpoint directory (--model only prints --stats; or --weights dummy)");
   // Kernel counts without fusion come from compiling a copy of the graph.
   v4c::KernelCounts unfused;
   if (options.stats && !options.noFuse)
@@ -181,18 +249,34 @@ int runCompile(const Options &options) {
     printStats(*module);
   if (options.stats && !options.noFuse)
     v4c::printFusionStats(unfused, v4c::countKernels(*module));
+  if (options.stats)
+    v4c::printCacheStats(*module);
   if (options.output.empty())
     return 0;
 
   v4rt::Program program = v4c::programFromPlan(*module, options.target);
-  program.configJson = checkpoint->config().toJson().dump();
+  program.configJson = (dummy ? dummyConfig : checkpoint->config()).toJson().dump();
   program.compileOptions = nlohmann::json{{"target", options.target},
                                           {"precision", options.precision},
                                           {"experts", options.experts},
-                                          {"prefill_chunk", options.prefillChunk}}
+                                          {"kv_cache", pipelineOptions(options).kvCache},
+                                          {"activations", pipelineOptions(options).activations},
+                                          {"prefill_chunk", options.prefillChunk},
+                                          {"decode_batch", batches},
+                                          {"weights", options.weights}}
                                .dump();
-  // Weights are f32 (integer tables i32), except what v4-quantize marked:
-  // e4m3 / e2m1 codes and ue8m0 scales.
+  v4c::finishForTarget(program, options.keepCudaSource); // CUDA: kernels -> nvcc -> cubin
+  if (dummy) {
+    v4c::makeWeightsDummy(program, dummyConfig.numExperts, options.dummySeed);
+    v4rt::writeArtifact(options.output, program, nullptr);
+    std::printf("v4c: wrote %s (%zu dummy weights, generated at load; %llu bytes, %zu buckets, target %s)\n",
+                options.output.c_str(), program.weights.size(),
+                static_cast<unsigned long long>(v4rt::Artifact::open(options.output)->fileSize()),
+                program.buckets.size(), options.target.c_str());
+    return 0;
+  }
+  // Weights are f32 (integer tables i32) or bf16 (v4-cast-precision), except
+  // what v4-quantize marked: e4m3 / e2m1 codes and ue8m0 scales.
   v4c::CheckpointWeightSource weights(*checkpoint, quantizedGlobals(*module));
   v4rt::writeArtifact(options.output, program, [&](size_t index, uint8_t *dst, size_t size) {
     weights.fill(program.weights[index], dst, size);
@@ -220,25 +304,47 @@ int main(int argc, char **argv) {
   CLI::App *compile = app.add_subcommand("compile", "compile a checkpoint into an artifact");
   compile->add_option("checkpoint", options.input, "checkpoint directory");
   compile->add_option("-o,--output", options.output, "output artifact (.v4a)");
-  compile->add_option("--target", options.target, "cpu (more targets come with the CUDA backend)");
+  compile->add_option("--target", options.target, "cpu, sm_80, sm_89, sm_90a or sm_100a (CUDA: needs nvcc, not a GPU)");
   compile->add_option("--prefill-chunk", options.prefillChunk, "tokens per prefill bucket");
+  compile->add_option("--decode-batch", options.decodeBatch,
+                      "sessions per decode bucket, e.g. 1,4,8 (continuous batching; default: 1)");
   compile->add_flag("--print-pipeline", options.printPipeline, "print the pass pipeline and exit");
-  compile->add_flag("--print-ir-after-all", options.printIrAfterAll, "print the IR after every pass");
+  compile->add_flag("--print-ir-after-all", options.printIrAfterAll, "print the IR after every pass (stderr)");
+  compile->add_option("--dump-ir-after", options.dumpIrAfter,
+                      "print the IR after these passes (stderr), e.g. v4-fuse-hc,v4-plan-memory; repeatable")
+      ->delimiter(',');
   compile->add_flag("--no-fuse", options.noFuse, "skip the fusion passes (v4-fuse-*)");
   compile->add_flag("--stats", options.stats, "print kernels and arena/naive/peak bytes per bucket");
   compile->add_option("--model", options.namedModel, "a named config (v4-flash, ...): with --stats, no weights");
   compile->add_option("--precision", options.precision,
-                      "dense linears: fp32, or fp8 (e4m3 weights in 128x128 blocks, activations per 1x128)")
-      ->check(CLI::IsMember({"fp32", "fp8"}));
+                      "fp32; bf16 (CUDA: weights and activations in bf16, fp32 accumulation); or fp8 (e4m3 "
+                      "linears in 128x128 blocks, activations per 1x128; bf16 activations on CUDA)");
   compile->add_option("--experts", options.experts, "routed experts: same (as --precision leaves them) or fp4 (e2m1, 1x32)")
       ->check(CLI::IsMember({"same", "fp4"}));
+  compile->add_option("--kv-cache", options.kvCache,
+                      "KV cache storage: fp32, bf16, or fp8 (e4m3 per 64 channels + bf16 rope channels)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp8"}));
+  compile->add_option("--weights", options.weights,
+                      "checkpoint (default), or dummy: seeded weights generated at load, none stored "
+                      "(needs only --model NAME or DIR/config.json)");
+  compile->add_option("--dummy-seed", options.dummySeed, "seed of --weights dummy");
+  compile->add_option("--keep-cuda-source", options.keepCudaSource,
+                      "CUDA targets: write the generated kernels.cu and headers to DIR and keep them");
+
+  CLI::App *dummyCheckpoint = app.add_subcommand(
+      "dummy-checkpoint", "write the weights a --weights dummy artifact generates as a checkpoint (tests)");
+  dummyCheckpoint->add_option("artifact", options.artifact, "a --weights dummy artifact")->required();
+  dummyCheckpoint->add_option("-o,--output", options.output, "output checkpoint directory")->required();
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
     return app.exit(e);
   }
+  options.kvCacheGiven = compile->count("--kv-cache") > 0;
   try {
+    if (*dummyCheckpoint)
+      return v4c::writeDummyCheckpoint(options.artifact, options.output);
     return *import ? runImport(options) : runCompile(options);
   } catch (const std::exception &e) {
     std::fprintf(stderr, "v4c: error: %s\n", e.what());

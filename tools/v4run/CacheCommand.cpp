@@ -24,9 +24,13 @@ v4rt::kvcache::DiskTier openExisting(const std::string &directory) {
 int runCacheStats(const std::string &directory) {
   v4rt::kvcache::DiskTier tier = openExisting(directory);
   const v4rt::kvcache::TierStats stats = tier.stats();
-  std::printf("directory: %s\npages: %llu\nbytes: %llu\ncorrupt: %llu\norphans removed: %llu\n",
+  // Bytes per page show the window strategy: full pages carry the window
+  // state, periodic:P ones only every P tokens, zero ones never.
+  std::printf("directory: %s\npages: %llu\nbytes: %llu\nbytes per page: %llu\ncorrupt: %llu\n"
+              "orphans removed: %llu\n",
               directory.c_str(), static_cast<unsigned long long>(stats.pages),
               static_cast<unsigned long long>(stats.bytes),
+              static_cast<unsigned long long>(stats.pages ? stats.bytes / stats.pages : 0),
               static_cast<unsigned long long>(stats.corrupt),
               static_cast<unsigned long long>(stats.orphansRemoved));
   return 0;

@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
 #include "common/Error.h"
 #include "frontend/Safetensors.h"
 #include "runtime/Sampler.h"
-#include "runtime/api/v4rt.hpp"
+#include "tools/v4run/Runner.h"
 
 namespace v4run {
 namespace {
@@ -59,49 +60,75 @@ double maxRelativeError(const std::vector<float> &ours, const std::vector<float>
 
 } // namespace
 
+// Margin between the two largest values of a row.
+static float topTwoMargin(const float *row, int64_t vocab) {
+  float first = -INFINITY, second = -INFINITY;
+  for (int64_t v = 0; v < vocab; ++v) {
+    if (row[v] > first) {
+      second = first;
+      first = row[v];
+    } else if (row[v] > second) {
+      second = row[v];
+    }
+  }
+  return first - second;
+}
+
 int runVerify(const VerifyOptions &options) {
-  v4rt::ModelHandle model(options.artifact, options.threads);
-  const int64_t V = model.vocabSize();
+  RunnerOptions runnerOptions;
+  runnerOptions.threads = options.threads;
+  runnerOptions.maxContext = options.maxContext;
+  std::unique_ptr<Runner> runner = openRunner(options.artifact, runnerOptions);
+  const int64_t V = runner->vocabSize();
   const Golden g = readGolden(options.golden, V);
   const int64_t T = static_cast<int64_t>(g.inputIds.size());
+  const size_t N = g.decodeIds.size();
+  const double margin =
+      options.tokenMargin >= 0 ? options.tokenMargin
+                               : (isDeviceTarget(runner->program().target) ? options.tolerance : 0.0);
 
   // 1. The whole prompt (in the artifact's prefill chunks).
-  std::vector<float> prefill;
-  {
-    v4rt::SessionHandle session(model);
-    prefill = session.prefill(g.inputIds);
-  }
+  std::vector<float> prefill(static_cast<size_t>(T * V));
+  runner->newSession()->prefill(g.inputIds.data(), T, prefill.data());
   // 2. Two chunks split where the reference split them.
-  std::vector<float> chunked;
+  std::vector<float> chunked(static_cast<size_t>(T * V));
   {
-    v4rt::SessionHandle session(model);
-    chunked = session.prefill({g.inputIds.begin(), g.inputIds.begin() + g.chunkSplit});
-    auto rest = session.prefill({g.inputIds.begin() + g.chunkSplit, g.inputIds.end()});
-    chunked.insert(chunked.end(), rest.begin(), rest.end());
+    std::unique_ptr<RunnerSession> session = runner->newSession();
+    session->prefill(g.inputIds.data(), g.chunkSplit, chunked.data());
+    session->prefill(g.inputIds.data() + g.chunkSplit, T - g.chunkSplit, chunked.data() + g.chunkSplit * V);
   }
   // 3. Prompt, then the reference's greedy tokens one at a time.
-  std::vector<float> decode;
-  size_t tokensMatched = 0;
+  std::vector<float> decode(N * static_cast<size_t>(V));
+  size_t tokensMatched = 0, exempt = 0;
   {
-    v4rt::SessionHandle session(model);
-    auto logits = session.prefill(g.inputIds);
+    std::unique_ptr<RunnerSession> session = runner->newSession();
+    std::vector<float> logits(static_cast<size_t>(T * V));
+    session->prefill(g.inputIds.data(), T, logits.data());
     int32_t predicted = v4rt::argmax(logits.data() + (T - 1) * V, V);
-    for (int32_t id : g.decodeIds) {
-      tokensMatched += predicted == id;
-      auto step = session.decode(id);
-      decode.insert(decode.end(), step.begin(), step.end());
-      predicted = v4rt::argmax(step.data(), V);
+    const float *reference = g.prefillLogits.data() + (T - 1) * V; // what predicted the token
+    for (size_t i = 0; i < N; ++i) {
+      const int32_t id = g.decodeIds[i];
+      if (predicted == id)
+        ++tokensMatched;
+      else if (margin > 0 && topTwoMargin(reference, V) <= margin)
+        ++exempt; // a near-tie in the reference: either token is right
+      float *step = decode.data() + i * V;
+      session->decode(id, step);
+      predicted = v4rt::argmax(step, V);
+      reference = g.decodeLogits.data() + i * V;
     }
   }
   const double ePrefill = maxRelativeError(prefill, g.prefillLogits, V);
   const double eChunked = maxRelativeError(chunked, g.chunkedLogits, V);
   const double eDecode = maxRelativeError(decode, g.decodeLogits, V);
-  const size_t N = g.decodeIds.size();
-  std::printf("verify: prefill %.3e chunked %.3e decode %.3e tokens %zu/%zu\n", ePrefill, eChunked,
-              eDecode, tokensMatched, N);
+  std::printf("verify: prefill %.3e chunked %.3e decode %.3e tokens %zu/%zu", ePrefill, eChunked, eDecode,
+              tokensMatched, N);
+  if (margin > 0)
+    std::printf(" (%zu exempt: reference top-2 margin <= %.1e)", exempt, margin);
+  std::printf("\n");
   std::fflush(stdout);
   const bool ok = ePrefill <= options.tolerance && eChunked <= options.tolerance &&
-                  eDecode <= options.tolerance && tokensMatched == N;
+                  eDecode <= options.tolerance && tokensMatched + exempt == N;
   if (!ok)
     std::fprintf(stderr, "verify: FAILED (tolerance %.1e)\n", options.tolerance);
   return ok ? 0 : 1;

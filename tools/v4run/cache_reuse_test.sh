@@ -28,7 +28,19 @@ grep -qx 'corrupt: 0' "$work/stats.txt" || { cat "$work/stats.txt"; exit 1; }
 "$v4run" cache clear "$work/cache" | grep -qx "removed 8 pages from $work/cache" || { echo "clear failed"; exit 1; }
 "$v4run" cache stats "$work/cache" | grep -qx 'pages: 0' || { echo "clear left pages"; exit 1; }
 
-# Unsupported strategies fail with one line.
-if run --swa-cache zero 2> "$work/err.txt"; then echo "zero accepted"; exit 1; fi
-grep -q 'not supported yet' "$work/err.txt" || { cat "$work/err.txt"; exit 1; }
+# --swa-cache zero: pages without windows (smaller), a restarted run rebuilds
+# the window from 64 - 48 (4 layers x window 8 + rate 16) = 16 on: 16 tokens
+# reused, 48 run again, the same ids.
+full_bytes=$(grep '^bytes per page: ' "$work/stats.txt" | cut -d' ' -f4)
+run --swa-cache zero > /dev/null
+run --swa-cache zero > "$work/zero.txt"
+grep -qx 'prefix hit: 16 tokens reused' "$work/zero.txt" || { echo "zero: expected 16 tokens reused"; cat "$work/zero.txt"; exit 1; }
+grep -qx 'window rebuild: 48 restored tokens run again (--swa-cache zero)' "$work/zero.txt" || { cat "$work/zero.txt"; exit 1; }
+[ "$(head -n 1 "$work/zero.txt")" = "$cold_ids" ] || { echo "zero: ids differ from cold"; exit 1; }
+zero_bytes=$("$v4run" cache stats "$work/cache" | grep '^bytes per page: ' | cut -d' ' -f4)
+[ "$zero_bytes" -lt "$full_bytes" ] || { echo "zero pages ($zero_bytes bytes) not smaller than full ($full_bytes)"; exit 1; }
+# A period that is not a whole number of pages fails with one line.
+if run --swa-cache periodic:24 2> "$work/err.txt"; then echo "periodic:24 accepted"; exit 1; fi
+grep -q 'must be a multiple of the page size, 16 tokens' "$work/err.txt" || { cat "$work/err.txt"; exit 1; }
+[ "$(wc -l < "$work/err.txt")" -eq 1 ] || { cat "$work/err.txt"; exit 1; }
 echo "cache reuse test passed"

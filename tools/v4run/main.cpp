@@ -1,8 +1,15 @@
 // v4run: runs v4c artifacts (no compiler in it).
 //   v4run generate MODEL.v4a --prompt-ids 5,17,300 -n 16
 //   v4run generate MODEL.v4a --prompt-ids ... --cache-dir DIR   (prefix reuse)
+//   v4run generate MODEL.v4a --prompt-ids 5,17;300 --batch 8   (continuous batching)
 //   v4run verify MODEL.v4a --golden GOLDEN.safetensors
 //   v4run cache stats DIR | v4run cache clear DIR
+//   v4run bench MODEL.v4a --prompt-len 4096 --decode 64 --batch 1
+//   v4run consistency MODEL.v4a --prompt-len 300
+//   v4run compare GPU.v4a CPU.v4a --prompt-ids 5,17,300   (launch by launch)
+//   v4run device --target sm_90a
+//   v4run info MODEL.v4a   (target, buckets, kernels, modules, weights)
+// GPU (sm_*) artifacts run on the CUDA backend (runtime/cuda).
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -15,7 +22,16 @@
 #include "runtime/PrefixCache.h"
 #include "runtime/Sampler.h"
 #include "runtime/api/v4rt.hpp"
+#include "tools/v4run/BenchCommand.h"
 #include "tools/v4run/CacheCommand.h"
+#include "tools/v4run/CompareCommand.h"
+#include "tools/v4run/ConfigCommand.h"
+#include "tools/v4run/ConsistencyCommand.h"
+#include "tools/v4run/DeviceCommand.h"
+#include "tools/v4run/DeviceGenerate.h"
+#include "tools/v4run/InfoCommand.h"
+#include "tools/v4run/GenerateBatch.h"
+#include "tools/v4run/Runner.h"
 #include "tools/v4run/Verify.h"
 
 namespace {
@@ -48,12 +64,25 @@ struct GenerateOptions {
   // Prefix reuse (off without a directory or a host budget).
   std::string cacheDir, tenant, swaCache = "full";
   uint64_t cacheDiskBytes = 0, cacheHostBytes = 0;
+  int64_t maxContext = 0; // GPU artifacts: session context (0: the config's)
+  int64_t batch = 1;      // sessions decoding together (0: one per ';'-separated prompt)
 };
 
 int runGenerate(const GenerateOptions &options) {
   using Clock = std::chrono::steady_clock;
-  const std::vector<int32_t> prompt = parseIds(options.promptIds);
+  // --batch N, or several prompts "5,17;300": sessions decoding together.
+  const bool batched = options.batch != 1 || options.promptIds.find(';') != std::string::npos;
+  const std::vector<std::vector<int32_t>> prompts =
+      batched ? v4run::batchPrompts(options.promptIds, options.batch == 1 ? 0 : options.batch)
+              : std::vector<std::vector<int32_t>>{parseIds(options.promptIds)};
+  const std::vector<int32_t> &prompt = prompts.front();
   v4c::check(options.count >= 0, "-n must be >= 0");
+  if (v4run::isDeviceTarget(v4run::artifactTarget(options.artifact))) {
+    v4c::check(!batched, "--batch / several prompts: GPU artifacts decode one session for now");
+    v4c::check(options.cacheDir.empty() && options.cacheHostBytes == 0,
+               "--cache-dir / --cache-host-bytes: prefix reuse runs on cpu artifacts only for now");
+    return v4run::runDeviceGenerate(options.artifact, prompt, options.count, options.sampling, options.maxContext);
+  }
   v4rt::ModelHandle model(options.artifact, options.threads);
   const bool cached = !options.cacheDir.empty() || options.cacheHostBytes > 0;
   if (cached)
@@ -61,6 +90,8 @@ int runGenerate(const GenerateOptions &options) {
                       options.tenant, options.swaCache);
   else
     v4rt::parseSwaCacheStrategy(options.swaCache); // same errors with or without a cache
+  if (batched)
+    return v4run::runGenerateBatch(model, prompts, options.count, options.sampling);
   v4rt::SessionHandle session(model);
   v4rt::Sampler sampler(options.sampling);
   const int64_t V = model.vocabSize();
@@ -93,6 +124,9 @@ int runGenerate(const GenerateOptions &options) {
   if (cached) {
     const v4rt_cache_stats stats = model.cacheStats();
     std::printf("prefix hit: %lld tokens reused\n", static_cast<long long>(reused));
+    std::printf("window rebuild: %llu restored tokens run again (--swa-cache %s)\n",
+                static_cast<unsigned long long>(stats.window_tokens_recomputed),
+                options.swaCache.c_str());
     std::printf("kv cache: page %lld tokens; pages hit %llu, missed %llu, stored %llu; disk %llu "
                 "pages, %llu bytes; corrupt %llu\n",
                 static_cast<long long>(stats.page_tokens),
@@ -128,7 +162,12 @@ int main(int argc, char **argv) {
   generate->add_option("--cache-disk-bytes", gen.cacheDiskBytes, "disk tier budget (default 16 GiB)");
   generate->add_option("--cache-host-bytes", gen.cacheHostBytes, "host-memory tier budget (0 = none)");
   generate->add_option("--tenant", gen.tenant, "tenant salt: pages are shared within a tenant only");
-  generate->add_option("--swa-cache", gen.swaCache, "window state in pages: full (periodic:P, zero: not yet)");
+  generate->add_option("--swa-cache", gen.swaCache,
+                       "window state in pages: full (every page), periodic:P (every P tokens, a "
+                       "multiple of the page size; the tail is recomputed) or zero (recomputed)");
+  generate->add_option("--max-context", gen.maxContext, "GPU artifacts: longest session (default: the model's)");
+  generate->add_option("--batch", gen.batch,
+                       "sessions decoding together (copies of the prompt, or of the ';'-separated prompts in turn)");
 
   v4run::VerifyOptions ver;
   CLI::App *verify = app.add_subcommand("verify", "compare with a conformance case's golden logits");
@@ -136,6 +175,53 @@ int main(int argc, char **argv) {
   verify->add_option("--golden", ver.golden, "golden.safetensors of the case")->required();
   verify->add_option("--tolerance", ver.tolerance, "max relative error per position");
   verify->add_option("--threads", ver.threads, "worker threads (0 = all cores)");
+  verify->add_option("--max-context", ver.maxContext, "GPU artifacts: longest session (default: the model's)");
+  verify->add_option("--token-margin", ver.tokenMargin,
+                     "greedy tokens may differ where the reference's top-2 logits differ by <= this "
+                     "(default: the tolerance on GPU artifacts, 0 on cpu)");
+
+  v4run::BenchOptions benchOptions;
+  CLI::App *bench = app.add_subcommand("bench", "prefill tokens/s, decode ms/token, bytes per step vs roofline");
+  bench->add_option("artifact", benchOptions.artifact, "compiled model (.v4a)")->required();
+  bench->add_option("--prompt-len", benchOptions.promptLength, "prompt tokens (synthetic ids)");
+  bench->add_option("--decode", benchOptions.decodeSteps, "timed decode steps");
+  bench->add_option("--batch", benchOptions.batch, "sessions decoding together (> 1: cpu only for now)");
+  bench->add_option("--warmup", benchOptions.warmupSteps, "decode steps before timing");
+  bench->add_option("--bandwidth", benchOptions.bandwidth, "roofline bytes/s (default 3.0e12)");
+  bench->add_option("--threads", benchOptions.threads, "worker threads (0 = all cores)");
+  bench->add_option("--max-context", benchOptions.maxContext, "GPU artifacts: longest session");
+
+  v4run::ConsistencyOptions consistencyOptions;
+  CLI::App *consistency =
+      app.add_subcommand("consistency", "one prefill vs chunked prefill vs token-by-token decode agree");
+  consistency->add_option("artifact", consistencyOptions.artifact, "compiled model (.v4a)")->required();
+  consistency->add_option("--prompt-len", consistencyOptions.promptLength, "prompt tokens (synthetic ids)");
+  consistency->add_option("--tolerance", consistencyOptions.tolerance, "max relative error per position");
+  consistency->add_option("--threads", consistencyOptions.threads, "worker threads (0 = all cores)");
+  consistency->add_option("--max-context", consistencyOptions.maxContext, "GPU artifacts: longest session");
+
+  v4run::CompareOptions compareOptions;
+  CLI::App *compare = app.add_subcommand("compare", "a GPU artifact vs its CPU twin, launch by launch");
+  compare->add_option("gpu_artifact", compareOptions.gpuArtifact, "GPU artifact (.v4a)")->required();
+  compare->add_option("cpu_artifact", compareOptions.cpuArtifact, "the same model compiled for cpu")->required();
+  compare->add_option("--prompt-ids", compareOptions.promptIds, "comma-separated token ids")->required();
+  compare->add_option("--decode", compareOptions.decodeSteps, "greedy decode steps after the prompt");
+  compare->add_option("--tolerance", compareOptions.tolerance, "max |gpu - cpu| / max |cpu| per step output");
+  compare->add_option("--threads", compareOptions.threads, "CPU worker threads (0 = all cores)");
+  compare->add_option("--max-context", compareOptions.maxContext, "GPU session context");
+  compare->add_flag("--quiet", compareOptions.quiet, "print only the steps over tolerance");
+
+  std::string deviceTarget = "sm_90a";
+  CLI::App *device = app.add_subcommand("device", "can this machine run a target's artifacts? (exit 2: no)");
+  device->add_option("--target", deviceTarget, "sm_90a, sm_80, ...");
+
+  std::string configArtifact;
+  CLI::App *config = app.add_subcommand("config", "print the model config (config.json) of an artifact");
+  config->add_option("artifact", configArtifact, "compiled model (.v4a)")->required();
+
+  std::string infoArtifact;
+  CLI::App *info = app.add_subcommand("info", "target, buckets, kernels, modules, weight bytes of an artifact");
+  info->add_option("artifact", infoArtifact, "compiled model (.v4a)")->required();
 
   std::string cacheDir;
   CLI::App *cache = app.add_subcommand("cache", "inspect or empty a KV page directory");
@@ -157,6 +243,18 @@ int main(int argc, char **argv) {
       return v4run::runCacheStats(cacheDir);
     if (*cacheClear)
       return v4run::runCacheClear(cacheDir);
+    if (*bench)
+      return v4run::runBench(benchOptions);
+    if (*consistency)
+      return v4run::runConsistency(consistencyOptions);
+    if (*compare)
+      return v4run::runCompare(compareOptions);
+    if (*device)
+      return v4run::runDevice(deviceTarget);
+    if (*config)
+      return v4run::runConfig(configArtifact);
+    if (*info)
+      return v4run::runInfo(infoArtifact);
     return v4run::runVerify(ver);
   } catch (const std::exception &e) {
     std::fprintf(stderr, "v4run: error: %s\n", e.what());

@@ -27,7 +27,9 @@ v4.global @"model.sinks" : tensor<1xf32>
 // CHECK-SAME: {params = {head_dim = 8 : i64, num_heads = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0>, rate = 0 : i64, scale = 3.500000e-01 : f64, window = 4 : i64}}
 // CHECK: plan.launch "v4.cache_append"(%[[WIN]], %[[X]], %[[POS]] : !plan.cache, !plan.buffer<4x8xf32>, !plan.buffer<4xi32>) -> (%[[WIN]] : !plan.cache)
 // CHECK: %[[H:.*]] = plan.alloc : !plan.buffer<4x8xf32>
-// CHECK: plan.launch "v4.rms_norm"(%[[ATT]], %[[NORM]] : {{.*}}) -> (%[[H]] : !plan.buffer<4x8xf32>) {params = {eps = 9.9999999999999995E-7 : f64, group = 8 : i64}}
+// rms_norm is V4_InPlaceElementwise: its result may overwrite the operand of
+// its own type (#0), never the weight.
+// CHECK: plan.launch "v4.rms_norm"(%[[ATT]], %[[NORM]] : {{.*}}) -> (%[[H]] : !plan.buffer<4x8xf32>) {in_place = array<i64: 0>, params = {eps = 9.9999999999999995E-7 : f64, group = 8 : i64}}
 // The logits are written straight into the output slot.
 // CHECK: plan.launch "v4.linear"(%[[H]], %[[TABLE]] : !plan.buffer<4x8xf32>, !plan.buffer<16x8xf32>) -> (%[[LOGITS]] : !plan.buffer<4x16xf32>) {params = {}}
 // CHECK-NOT: func.func

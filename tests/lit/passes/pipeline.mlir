@@ -6,15 +6,16 @@
 // CHECK: v4.global @model.embed.weight
 // CHECK: plan.cache_slot @layers.0.window {element_type = f32, kind = "window", layer = 0 : i64, rate = 0 : i64, rows = 4 : i64, width = 8 : i64}
 // CHECK-LABEL: plan.bucket @prefill_4
-// CHECK-SAME: attributes {arena_bytes = 256 : i64, batch = 1 : i64, kind = "prefill", naive_bytes = 256 : i64, peak_live_bytes = 256 : i64, tokens = 4 : i64}
+// CHECK-SAME: attributes {arena_bytes = 128 : i64, batch = 1 : i64, kind = "prefill", naive_bytes = 256 : i64, peak_live_bytes = 128 : i64, tokens = 4 : i64, written_in_place = 1 : i64}
 // CHECK: plan.alloc offset 0 : !plan.buffer<4x8xf32>
 // CHECK: plan.launch "v4.embed"
 // CHECK: plan.launch "v4.cache_append"
-// CHECK: plan.alloc offset 128 : !plan.buffer<4x8xf32>
+// The norm writes over x, whose last reader it is.
+// CHECK: plan.alloc offset 0 : !plan.buffer<4x8xf32>
 // CHECK: plan.launch "v4.rms_norm"
 // CHECK: plan.launch "v4.linear"
 // CHECK-LABEL: plan.bucket @decode_1
-// CHECK-SAME: attributes {arena_bytes = 128 : i64, batch = 1 : i64, kind = "decode", naive_bytes = 128 : i64, peak_live_bytes = 128 : i64, tokens = 1 : i64}
+// CHECK-SAME: attributes {arena_bytes = 64 : i64, batch = 1 : i64, kind = "decode", naive_bytes = 128 : i64, peak_live_bytes = 64 : i64, tokens = 1 : i64, written_in_place = 1 : i64}
 // CHECK-NOT: func.func
 v4.global @"model.embed.weight" : tensor<16x8xf32>
 v4.global @"model.norm.weight" : tensor<8xf32>

@@ -19,7 +19,7 @@ plan.cache_slot @"layers.0.window" {kind = "window", layer = 0 : i64, rows = 0 :
 
 // -----
 
-// expected-error @+1 {{has element_type 'i32'; use f32, bf16 or f16}}
+// expected-error @+1 {{has element_type 'i32'; use f32, bf16, f16 or f8E4M3FN}}
 plan.cache_slot @"layers.0.window" {kind = "window", layer = 0 : i64, rows = 4 : i64, width = 8 : i64,
                                     rate = 0 : i64, element_type = i32}
 
@@ -132,6 +132,15 @@ plan.bucket @prefill_4 attributes {kind = "prefill", tokens = 4 : i64, batch = 1
   %ids = plan.input "ids" : !plan.buffer<4xi32>
   // expected-error @+1 {{writes a value that is not a plan.alloc, plan.output or plan.cache; inputs and weights are read-only}}
   plan.launch "v4.fill"() -> (%ids : !plan.buffer<4xi32>) {params = {}}
+}
+
+// -----
+
+plan.bucket @prefill_4 attributes {kind = "prefill", tokens = 4 : i64, batch = 1 : i64} {
+  %a = plan.alloc : !plan.buffer<4x8xf32>
+  %b = plan.alloc : !plan.buffer<4x8xf32>
+  // expected-error @+1 {{has in_place index 1; list distinct positions of `ins` in increasing order, each below 1}}
+  plan.launch "v4.rms_norm"(%a : !plan.buffer<4x8xf32>) -> (%b : !plan.buffer<4x8xf32>) {in_place = array<i64: 1>, params = {}}
 }
 
 // -----

@@ -128,7 +128,7 @@ func.func @linear_int_activation(%x: tensor<?x64xi32>, %w: tensor<32x64xf32>) {
 // -----
 
 func.func @linear_element_mix(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>) {
-  // expected-error @+1 {{`result` has element type 'bf16' but `x` has 'f32'; use one activation element type per op}}
+  // expected-error @+1 {{`result` has element type 'bf16' but `x` has 'f32'; a projection keeps x's element type or widens to f32}}
   %y = v4.linear %x, %w : (tensor<?x64xf32>, tensor<32x64xf32>) -> tensor<?x32xbf16>
   return
 }
@@ -377,7 +377,7 @@ func.func @cache_window_rate(%c: !v4.cache<window, rows = 8, width = 32, rate = 
 
 // -----
 
-// expected-error @+1 {{!v4.cache element type must be f32 or bf16, got 'i32'}}
+// expected-error @+1 {{!v4.cache element type must be f32, bf16 or f8E4M3FN, got 'i32'}}
 func.func @cache_element(%c: !v4.cache<window, rows = 8, width = 32, i32>)
 
 // -----

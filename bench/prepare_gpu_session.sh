@@ -1,0 +1,41 @@
+#!/bin/sh
+# Here (no GPU needed): everything bench/gpu_session.sh needs on the GPU
+# machine, which has no compiler: v4run and every artifact of
+# tests/gpu/checks.list, plus the bf16 V4-Flash-2-layer artifact for vs_hf.
+# usage: bench/prepare_gpu_session.sh BUILD_DIR [SESSION_DIR=BUILD_DIR/gpu-session]
+# Writes SESSION_DIR and SESSION_DIR.tgz (about half the bytes: a device call
+# carries at most 64 MiB with the working tree). Then, in one device call:
+# carry SESSION_DIR.tgz and run bench/gpu_session.sh SESSION_DIR.tgz.
+set -eu
+build=$1
+dir=${2:-$build/gpu-session}
+root=$(cd "$(dirname "$0")/.." && pwd)
+v4c=$build/bin/v4c
+[ -x "$v4c" ] && [ -x "$build/bin/v4run" ] && [ -x "$build/bin/v4rt_cuda_device_tests" ] ||
+  { echo "prepare: build v4c, v4run and v4rt_cuda_device_tests in $build first" >&2; exit 1; }
+rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/work"
+cp "$build/bin/v4run" "$dir/bin/v4run"
+# The runtime's own end-to-end test (a toy artifact around an nvcc-built cubin).
+cp "$build/bin/v4rt_cuda_device_tests" "$build/runtime/cuda/RuntimeTestKernels.sm_90a.cubin" "$dir/bin/"
+if ldd "$dir/bin/v4run" | grep -Eqv 'linux-vdso|libc\.so|libm\.so|libdl\.so|libpthread\.so|ld-linux'; then
+  echo "prepare: v4run links more than libc/libm/libdl/libpthread:" >&2
+  ldd "$dir/bin/v4run" >&2
+  exit 1
+fi
+
+grep -v '^#' "$root/tests/gpu/checks.list" | while read -r name check args; do
+  [ -n "$name" ] || continue
+  echo "prepare: $name"
+  # shellcheck disable=SC2086 # args are words
+  V4_GPU_PREPARE=1 sh "$root/tests/gpu/gpu_check.sh" "$v4c" - "$dir/work" "$check" $args
+done
+echo "prepare: vs_hf artifact (v4-flash-2layer, dummy weights, bf16)"
+"$v4c" compile --model v4-flash-2layer --weights dummy --target sm_90a --precision bf16 --decode-batch 1 \
+  -o "$dir/work/v4-flash-2layer-sm_90a-bf16.v4a" > "$dir/work/vs_hf-compile.log" 2>&1 ||
+  { cat "$dir/work/vs_hf-compile.log" >&2; exit 1; }
+rm -f "$dir"/work/*.log
+tar -C "$(dirname "$dir")" -czf "$dir.tgz" "$(basename "$dir")"
+du -sh "$dir" "$dir.tgz"
+size=$(du -sm "$dir.tgz" | cut -f1)
+[ "$size" -lt 48 ] || { echo "prepare: $dir.tgz is $size MiB; a device call carries at most 64 MiB" >&2; exit 1; }
+echo "prepare: ready; on the GPU machine, in one call: bench/gpu_session.sh $dir.tgz (carry $dir.tgz)"

@@ -1,0 +1,195 @@
+// v4.attention: per head, softmax over the window candidates (positions
+// p-W+1..p), the visible compressed entries (all of them, or the top-k ones)
+// and a sink logit that takes probability mass but gives no value
+// (ref::attention, runtime/cpu/AttentionKernels.cpp).
+//
+// One block per (token, group of HG heads): the candidates are shared by all
+// heads (one kv vector per position, K = V), so a group loads each candidate
+// row once for HG heads. Each warp walks candidates warp, warp + warps, ...
+// with an online softmax (running max, denominator and weighted sum per
+// head); the warps are merged at the end with the sink. Lane l holds the
+// channels l*V + 32*V*j (+0..V-1) of q, the candidates and the output.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include <v4cuda/Cache.cuh>
+#include <v4cuda/Common.cuh>
+
+namespace v4cuda {
+
+struct AttentionShape {
+  int numHeads;   // nh
+  int window;     // W: ring rows
+  int rate;       // m of the entries (0: sliding only)
+  int topkWidth;  // columns of `topk` (0: none)
+  float scale;    // logit = (q . e) * scale
+};
+
+namespace state {
+
+// Lane layout of one head_dim row: J chunks of V channels per lane.
+template <int HD> struct AttentionLanes {
+  static constexpr int V = HD % 128 == 0 ? 4 : 1;
+  static constexpr int J = (HD + 32 * V - 1) / (32 * V);
+  __device__ static int channel(int lane, int j) { return j * 32 * V + lane * V; }
+};
+
+// Loads this lane's channels of a row (zeros beyond HD).
+template <int HD, typename T>
+__device__ __forceinline__ void loadLaneRow(const T *row, int lane, float (&out)[AttentionLanes<HD>::J][AttentionLanes<HD>::V]) {
+  using L = AttentionLanes<HD>;
+#pragma unroll
+  for (int j = 0; j < L::J; ++j) {
+    const int d = L::channel(lane, j);
+    if (d < HD) {
+      loadVec<L::V>(row + d, out[j]);
+    } else {
+#pragma unroll
+      for (int v = 0; v < L::V; ++v)
+        out[j][v] = 0.0f;
+    }
+  }
+}
+
+} // namespace state
+
+// Dynamic shared memory of attentionHeads, in floats, for `warps` warps.
+template <int HD> constexpr int attentionSharedFloats(int warps) { return warps * HD + 2 * warps; }
+
+// Block (token t, head group g) = blockIdx.x / (nh / HG), blockIdx.x % (nh / HG);
+// blockDim.x a multiple of 32.
+
+template <int HD, int HG, typename QT, typename KvT, typename SinkT, typename WinT, typename EntT,
+          typename OutT>
+__device__ void attentionHeads(const QT *q, const KvT *kv, const SinkT *sinks,
+                               const int32_t *positions, const WinT *window, const EntT *entries,
+                               const int32_t *topk, OutT *out, AttentionShape shape,
+                               const int32_t *dyn) {
+  using L = state::AttentionLanes<HD>;
+  extern __shared__ float attentionShared[];
+  const int T = presentTokens(dyn);
+  const int groups = shape.numHeads / HG;
+  const int t = blockIdx.x / groups, head0 = (blockIdx.x % groups) * HG;
+  if (t >= T)
+    return;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const long long pos = positions[t], chunkStart = positions[0];
+  const long long W = shape.window;
+
+  float qh[HG][L::J][L::V];
+#pragma unroll
+  for (int g = 0; g < HG; ++g)
+    state::loadLaneRow<HD>(q + (static_cast<long long>(t) * shape.numHeads + head0 + g) * HD, lane, qh[g]);
+
+  // Candidates: the window's positions first, then the entries.
+  const long long firstWindow = pos - W + 1 > 0 ? pos - W + 1 : 0;
+  const int windowCount = static_cast<int>(pos - firstWindow + 1);
+  const bool useEntries = shape.rate > 0 && entries != nullptr;
+  const long long visible = useEntries ? (pos + 1) / shape.rate : 0;
+  const int entryCount = !useEntries ? 0 : (topk != nullptr ? shape.topkWidth : static_cast<int>(visible));
+  const int count = windowCount + entryCount;
+
+  float runMax[HG], runDenom[HG], acc[HG][L::J][L::V];
+#pragma unroll
+  for (int g = 0; g < HG; ++g) {
+    runMax[g] = -INFINITY;
+    runDenom[g] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < L::J; ++j)
+#pragma unroll
+      for (int v = 0; v < L::V; ++v)
+        acc[g][j][v] = 0.0f;
+  }
+
+  for (int i = warp; i < count; i += warps) { // warp-uniform
+    float e[L::J][L::V];
+    if (i < windowCount) {
+      const long long j = firstWindow + i;
+      if (j >= chunkStart) {
+        state::loadLaneRow<HD>(kv + (j - chunkStart) * HD, lane, e);
+        // This chunk's kv as the window cache will store it (ref::attention
+        // rounds it to the cache's format), so one prefill, chunks and
+        // decode see the same candidates.
+        if constexpr (!std::is_same_v<KvT, WinT>)
+#pragma unroll
+          for (int c = 0; c < L::J; ++c)
+#pragma unroll
+            for (int v = 0; v < L::V; ++v)
+              e[c][v] = toFloat(fromFloat<WinT>(e[c][v]));
+      } else
+        state::loadLaneRow<HD>(window + (j % W) * HD, lane, e);
+    } else {
+      long long w = i - windowCount;
+      if (topk != nullptr) {
+        w = topk[static_cast<long long>(t) * shape.topkWidth + w];
+        if (w < 0 || w >= visible) // -1 padding or an entry this token cannot see
+          continue;
+      }
+      state::loadLaneRow<HD>(entries + w * HD, lane, e);
+    }
+#pragma unroll
+    for (int g = 0; g < HG; ++g) {
+      float partial = 0.0f;
+#pragma unroll
+      for (int j = 0; j < L::J; ++j)
+#pragma unroll
+        for (int v = 0; v < L::V; ++v)
+          partial += qh[g][j][v] * e[j][v];
+      const float logit = warpSum(partial) * shape.scale;
+      const float newMax = fmaxf(runMax[g], logit);
+      const float rescale = expf(runMax[g] - newMax); // 0 for the first candidate
+      const float weight = expf(logit - newMax);
+      runMax[g] = newMax;
+      runDenom[g] = runDenom[g] * rescale + weight;
+#pragma unroll
+      for (int j = 0; j < L::J; ++j)
+#pragma unroll
+        for (int v = 0; v < L::V; ++v)
+          acc[g][j][v] = acc[g][j][v] * rescale + weight * e[j][v];
+    }
+  }
+
+  // Merge the warps, one head at a time: out = sum_w acc_w e^(m_w - M) /
+  // (e^(sink - M) + sum_w denom_w e^(m_w - M)), M = max(sink, m_w).
+  float *partialRows = attentionShared;                 // [warps][HD]
+  float *mergeMax = attentionShared + warps * HD;       // [warps]
+  float *mergeDenom = mergeMax + warps;                 // [warps]
+#pragma unroll
+  for (int g = 0; g < HG; ++g) {
+    const int h = head0 + g;
+    __syncthreads(); // the previous head's rows are consumed
+    if (lane == 0) {
+      mergeMax[warp] = runMax[g];
+      mergeDenom[warp] = runDenom[g];
+    }
+    __syncthreads();
+    const float sink = toFloat(sinks[h]);
+    float M = sink;
+    for (int w = 0; w < warps; ++w)
+      M = fmaxf(M, mergeMax[w]);
+    float denom = expf(sink - M);
+    for (int w = 0; w < warps; ++w)
+      denom += mergeDenom[w] * expf(mergeMax[w] - M); // an idle warp has m = -inf: adds 0
+    const float mine = expf(runMax[g] - M);
+#pragma unroll
+    for (int j = 0; j < L::J; ++j) {
+      const int d = L::channel(lane, j);
+#pragma unroll
+      for (int v = 0; v < L::V; ++v)
+        if (d + v < HD)
+          partialRows[warp * HD + d + v] = acc[g][j][v] * mine;
+    }
+    __syncthreads();
+    OutT *o = out + (static_cast<long long>(t) * shape.numHeads + h) * HD;
+    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+      float sum = 0.0f;
+      for (int w = 0; w < warps; ++w)
+        sum += partialRows[w * HD + d];
+      o[d] = fromFloat<OutT>(sum / denom);
+    }
+  }
+}
+
+} // namespace v4cuda

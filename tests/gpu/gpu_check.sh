@@ -1,0 +1,88 @@
+#!/bin/sh
+# One GPU check of checks.list.
+# usage: gpu_check.sh V4C V4RUN WORK_DIR CHECK ARGUMENT...
+#   V4C = "-": use the artifacts already in WORK_DIR (made by
+#   bench/prepare_gpu_session.sh; the GPU machine has no compiler).
+#   V4_GPU_PREPARE=1: only compile the check's artifacts (no device needed).
+#   V4_GPU_TARGET: the target (default sm_90a).
+# Exit 77 (ctest: skipped) with the reason when v4run finds no CUDA device.
+set -eu
+v4c=$1 v4run=$2 work=$3 check=$4
+shift 4
+target=${V4_GPU_TARGET:-sm_90a}
+prepare=${V4_GPU_PREPARE:-0}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+conformance=$root/tests/conformance
+mkdir -p "$work"
+
+if [ "$prepare" != 1 ]; then
+  if ! probe=$("$v4run" device --target "$target" 2>&1); then
+    echo "SKIPPED: $probe"
+    exit 77
+  fi
+  echo "$probe"
+fi
+
+# artifact NAME TARGET PRECISION: path of the artifact of a conformance case
+# or named model, compiled unless V4C is "-" (or, when preparing, it exists).
+# One decode bucket (batch 1): the CUDA runtime decodes one session per step.
+artifact() {
+  out=$work/$1-$2-$3.v4a
+  if [ "$v4c" != - ] && { [ "$prepare" != 1 ] || [ ! -f "$out" ]; }; then
+    if [ -d "$conformance/$1" ]; then
+      "$v4c" compile "$conformance/$1" --target "$2" --precision "$3" --decode-batch 1 -o "$out" > "$out.log" 2>&1 ||
+        { cat "$out.log" >&2; echo "gpu_check: compiling $1 for $2 ($3) failed" >&2; exit 1; }
+    else
+      "$v4c" compile --model "$1" --weights dummy --target "$2" --precision "$3" --decode-batch 1 -o "$out" \
+        > "$out.log" 2>&1 ||
+        { cat "$out.log" >&2; echo "gpu_check: compiling --model $1 for $2 ($3) failed" >&2; exit 1; }
+    fi
+  fi
+  [ -f "$out" ] || { echo "gpu_check: $out is missing (run bench/prepare_gpu_session.sh)" >&2; exit 1; }
+  echo "$out"
+}
+
+case $check in
+verify)
+  name=$1 precision=$2 tolerance=$3
+  gpu=$(artifact "$name" "$target" "$precision")
+  [ "$prepare" = 1 ] && exit 0
+  "$v4run" verify "$gpu" --golden "$conformance/$name/golden.safetensors" --tolerance "$tolerance"
+  ;;
+consistency)
+  name=$1 precision=$2 length=$3
+  gpu=$(artifact "$name" "$target" "$precision")
+  [ "$prepare" = 1 ] && exit 0
+  # Real-size models: caches for 4096 tokens, not the config's million.
+  "$v4run" consistency "$gpu" --prompt-len "$length" --max-context 4096
+  ;;
+compare)
+  name=$1
+  gpu=$(artifact "$name" "$target" fp32)
+  cpu=$(artifact "$name" cpu fp32)
+  [ "$prepare" = 1 ] && exit 0
+  "$v4run" compare "$gpu" "$cpu" --prompt-ids 3,17,98,5,250,77,1,200,12,9,130,41,8,222,64,128,7,19,33,2 \
+    --decode 3 --tolerance 1e-4
+  ;;
+bench)
+  name=$1
+  gpu=$(artifact "$name" "$target" fp32)
+  [ "$prepare" = 1 ] && exit 0
+  "$v4run" bench "$gpu" --prompt-len 64 --decode 16 --batch 1 > "$work/bench-$name.txt"
+  cat "$work/bench-$name.txt"
+  python3 - "$work/bench-$name.txt" <<'PY'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.startswith("{")]
+assert len(lines) == 1, "expected one JSON line"
+j = json.loads(lines[0])
+assert j["decode_clock"] == "cuda_events", j
+for key in ("prefill_tokens_per_s", "decode_ms_per_token", "bytes_per_decode_step", "roofline_ratio"):
+    assert j[key] > 0, (key, j)
+print("gpu bench JSON ok")
+PY
+  ;;
+*)
+  echo "gpu_check: unknown check '$check'" >&2
+  exit 2
+  ;;
+esac

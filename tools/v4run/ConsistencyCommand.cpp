@@ -1,0 +1,102 @@
+#include "tools/v4run/ConsistencyCommand.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "common/Error.h"
+#include "tools/v4run/Runner.h"
+
+namespace v4run {
+namespace {
+
+struct Difference {
+  double maxRelative = 0.0; // max over rows of ||a - b|| / ||b||
+  double maxAbsolute = 0.0;
+  int64_t worstRow = 0;
+};
+
+Difference compareRows(const std::vector<float> &ours, const std::vector<float> &reference, int64_t vocab) {
+  Difference d;
+  for (size_t row = 0; row * vocab < reference.size(); ++row) {
+    double diff = 0.0, norm = 0.0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double r = reference[row * vocab + v], x = ours[row * vocab + v];
+      diff += (x - r) * (x - r);
+      norm += r * r;
+      d.maxAbsolute = std::max(d.maxAbsolute, std::fabs(x - r));
+      if (std::isnan(x))
+        d.maxAbsolute = NAN;
+    }
+    const double relative = std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+    if (!(relative <= d.maxRelative)) { // NaN wins
+      d.maxRelative = relative;
+      d.worstRow = static_cast<int64_t>(row);
+    }
+  }
+  return d;
+}
+
+// Logits of every prompt row, fed token by token: the first token through
+// prefill, then decode steps.
+std::vector<float> tokenByToken(Runner &runner, const std::vector<int32_t> &ids, bool useGraphs) {
+  const int64_t V = runner.vocabSize();
+  std::vector<float> logits(ids.size() * static_cast<size_t>(V));
+  std::unique_ptr<RunnerSession> session = runner.newSession(useGraphs);
+  session->prefill(ids.data(), 1, logits.data());
+  for (size_t t = 1; t < ids.size(); ++t)
+    session->decode(ids[t], logits.data() + t * V);
+  return logits;
+}
+
+bool report(const char *what, const Difference &d, double tolerance) {
+  const bool ok = d.maxRelative <= tolerance;
+  std::printf("consistency: %-28s max rel %.3e (row %lld) max abs %.3e %s\n", what, d.maxRelative,
+              static_cast<long long>(d.worstRow), d.maxAbsolute, ok ? "ok" : "FAILED");
+  return ok;
+}
+
+} // namespace
+
+int runConsistency(const ConsistencyOptions &options) {
+  const int64_t P = options.promptLength;
+  v4c::check(P >= 3, "--prompt-len must be >= 3 (three uneven chunks)");
+  RunnerOptions runnerOptions;
+  runnerOptions.threads = options.threads;
+  runnerOptions.maxContext = options.maxContext;
+  std::unique_ptr<Runner> runner = openRunner(options.artifact, runnerOptions);
+  const int64_t V = runner->vocabSize();
+  const std::vector<int32_t> ids = syntheticIds(P, V, 7);
+  std::printf("consistency: %s on %s, %lld tokens, prefill chunk %lld\n", options.artifact.c_str(),
+              runner->describe().c_str(), static_cast<long long>(P), static_cast<long long>(runner->prefillChunk()));
+
+  // 1. One prefill of the whole prompt (the backend's own chunking).
+  std::vector<float> whole(static_cast<size_t>(P * V));
+  runner->newSession()->prefill(ids.data(), P, whole.data());
+  // 2. Uneven chunks: a third, one token, the rest (none aligned to a chunk
+  //    or a compression rate unless the prompt makes it so).
+  std::vector<float> chunked(static_cast<size_t>(P * V));
+  {
+    std::unique_ptr<RunnerSession> session = runner->newSession();
+    const int64_t cuts[] = {0, P / 3, P / 3 + 1, P};
+    for (int c = 0; c < 3; ++c)
+      session->prefill(ids.data() + cuts[c], cuts[c + 1] - cuts[c], chunked.data() + cuts[c] * V);
+  }
+  // 3. One token at a time.
+  const std::vector<float> decoded = tokenByToken(*runner, ids, true);
+
+  bool ok = report("chunked prefill vs prefill", compareRows(chunked, whole, V), options.tolerance);
+  ok = report("token-by-token vs prefill", compareRows(decoded, whole, V), options.tolerance) && ok;
+  if (isDeviceTarget(runner->program().target)) {
+    // 4. The same decode with plain launches: a captured graph must replay
+    //    exactly what the launches compute.
+    ok = report("graph replay vs launches", compareRows(decoded, tokenByToken(*runner, ids, false), V),
+                options.graphTolerance) &&
+         ok;
+  }
+  std::printf("consistency: %s\n", ok ? "ok" : "FAILED");
+  return ok ? 0 : 1;
+}
+
+} // namespace v4run

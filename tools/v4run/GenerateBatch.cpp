@@ -1,0 +1,99 @@
+#include "tools/v4run/GenerateBatch.h"
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include "common/Error.h"
+#include "tools/v4run/PromptIds.h"
+
+namespace v4run {
+
+std::vector<std::vector<int32_t>> batchPrompts(const std::string &text, int64_t batch) {
+  v4c::check(batch >= 0, "--batch must be >= 1 (sessions decoding together)");
+  std::vector<std::vector<int32_t>> prompts;
+  std::stringstream stream(text);
+  std::string prompt;
+  while (std::getline(stream, prompt, ';'))
+    prompts.push_back(parsePromptIds(prompt));
+  v4c::check(!prompts.empty(), "--prompt-ids: give at least one token id");
+  const size_t distinct = prompts.size();
+  const size_t sessions = batch == 0 ? distinct : static_cast<size_t>(batch);
+  v4c::check(sessions >= distinct, "--batch " + std::to_string(batch) + " is fewer sessions than the " +
+                                       std::to_string(distinct) + " prompts given; raise --batch or drop prompts");
+  for (size_t i = distinct; i < sessions; ++i)
+    prompts.push_back(prompts[i % distinct]);
+  return prompts;
+}
+
+int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int32_t>> &prompts,
+                     int64_t count, const v4rt::SamplingOptions &sampling) {
+  using Clock = std::chrono::steady_clock;
+  v4c::check(count >= 0, "-n must be >= 0");
+  const size_t n = prompts.size();
+  const int64_t V = model.vocabSize();
+  std::vector<std::unique_ptr<v4rt::SessionHandle>> sessions;
+  std::vector<v4rt::Sampler> samplers;
+  std::vector<std::vector<float>> lastLogits(n);
+
+  const auto t0 = Clock::now();
+  int64_t promptTokens = 0;
+  for (size_t i = 0; i < n; ++i) {
+    v4rt::SamplingOptions mine = sampling;
+    mine.seed += i;
+    samplers.emplace_back(mine);
+    size_t same = 0;
+    while (same < i && prompts[same] != prompts[i])
+      ++same;
+    if (same < i) { // same prompt: branch that session's state, nothing to compute
+      sessions.push_back(std::make_unique<v4rt::SessionHandle>(
+          sessions[same]->fork(static_cast<int64_t>(prompts[i].size()))));
+      lastLogits[i] = lastLogits[same];
+      continue;
+    }
+    sessions.push_back(std::make_unique<v4rt::SessionHandle>(model));
+    lastLogits[i] = sessions.back()->prefillLast(prompts[i]);
+    promptTokens += static_cast<int64_t>(prompts[i].size());
+  }
+  const auto t1 = Clock::now();
+
+  std::vector<std::vector<int32_t>> generated(n);
+  std::vector<v4rt::SessionHandle *> batch;
+  for (auto &session : sessions)
+    batch.push_back(session.get());
+  std::vector<int32_t> next(n);
+  for (int64_t step = 0; step < count; ++step) {
+    for (size_t i = 0; i < n; ++i) {
+      next[i] = samplers[i].next(lastLogits[i].data(), V);
+      generated[i].push_back(next[i]);
+    }
+    if (step + 1 == count)
+      break;
+    const std::vector<float> logits = v4rt::decodeBatch(batch, next);
+    for (size_t i = 0; i < n; ++i)
+      lastLogits[i].assign(logits.begin() + i * V, logits.begin() + (i + 1) * V);
+  }
+  const auto t2 = Clock::now();
+
+  for (const std::vector<int32_t> &ids : generated) {
+    for (size_t i = 0; i < ids.size(); ++i)
+      std::printf("%s%d", i ? "," : "", ids[i]);
+    std::printf("\n");
+  }
+  const double prefillS = std::chrono::duration<double>(t1 - t0).count();
+  const double decodeS = std::chrono::duration<double>(t2 - t1).count();
+  const int64_t steps = std::max<int64_t>(0, count - 1);
+  const int64_t decoded = steps * static_cast<int64_t>(n);
+  std::string buckets;
+  for (int64_t size : model.decodeBatchSizes())
+    buckets += (buckets.empty() ? "" : ",") + std::to_string(size);
+  std::printf("prefill: %zu sessions, %lld tokens computed in %.1f ms (%.1f tokens/s); decode: %zu sessions x "
+              "%lld steps = %lld tokens in %.1f ms (%.1f tokens/s; decode buckets %s)\n",
+              n, static_cast<long long>(promptTokens), prefillS * 1e3, promptTokens / std::max(prefillS, 1e-9), n,
+              static_cast<long long>(steps), static_cast<long long>(decoded), decodeS * 1e3,
+              decoded / std::max(decodeS, 1e-9), buckets.empty() ? "none" : buckets.c_str());
+  return 0;
+}
+
+} // namespace v4run

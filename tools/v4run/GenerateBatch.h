@@ -1,0 +1,26 @@
+// `v4run generate --batch N` (or several prompts "5,17;300,2"): N sessions
+// decoding together through continuous batching (v4rt::decodeBatch).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/Sampler.h"
+#include "runtime/api/v4rt.hpp"
+
+namespace v4run {
+
+// The prompts of a batched generate: "a;b;c" gives one session per prompt,
+// repeated in turn up to `batch` sessions (batch 0: one per prompt). Throws
+// v4c::Error on a bad id, a batch < 0, or fewer sessions than prompts.
+std::vector<std::vector<int32_t>> batchPrompts(const std::string &text, int64_t batch);
+
+// Prefills every session (a prompt seen before is forked from the session
+// that prefilled it, not computed again), then generates `count` tokens per
+// session, one decodeBatch step for all sessions per token. Session i samples
+// with seed + i. Prints one line of ids per session, then the speed line.
+int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int32_t>> &prompts,
+                     int64_t count, const v4rt::SamplingOptions &sampling);
+
+} // namespace v4run
