@@ -9,17 +9,7 @@ namespace v4c::cuda {
 
 const std::string &StepView::opName() const { return program.kernels.at(step.kernel).name; }
 
-int64_t StepView::operandIndex(int64_t operand) const {
-  for (const v4rt::Attr &a : step.attrs) {
-    if (a.name != "operandSegmentSizes")
-      continue;
-    int64_t index = 0;
-    for (int64_t i = 0; i < operand; ++i)
-      index += a.ints.at(i);
-    return a.ints.at(operand) == 0 ? -1 : index;
-  }
-  return operand < static_cast<int64_t>(step.ins.size()) ? operand : -1;
-}
+int64_t StepView::operandIndex(int64_t operand) const { return step.operandIndex(operand); }
 
 const v4rt::ArgRef &StepView::in(int64_t operand) const {
   const int64_t index = operandIndex(operand);

@@ -55,6 +55,22 @@ struct Step {
   uint32_t grid[3] = {1, 1, 1};
   uint32_t block[3] = {1, 1, 1};
   uint32_t sharedBytes = 0; // dynamic shared memory per block
+
+  // Position in `ins` of the op's ODS operand `operand`, following the
+  // "operandSegmentSizes" attribute of ops with optional operands; -1 when
+  // that operand is absent.
+  // (Inline: the CPU kernels use it without linking the artifact library.)
+  int64_t operandIndex(int64_t operand) const {
+    for (const Attr &a : attrs) {
+      if (a.name != "operandSegmentSizes")
+        continue;
+      int64_t index = 0;
+      for (int64_t i = 0; i < operand; ++i)
+        index += a.ints.at(i);
+      return a.ints.at(operand) == 0 ? -1 : index;
+    }
+    return operand < static_cast<int64_t>(ins.size()) ? operand : -1;
+  }
 };
 
 enum class BucketKind : uint8_t { Prefill = 0, Decode = 1 };

@@ -40,17 +40,7 @@ const float *KernelArgs::attrFloats(const char *name) const {
   throw v4c::Error(std::string("kernel step is missing attribute '") + name + "'");
 }
 
-int64_t KernelArgs::operandIndex(int64_t operand) const {
-  for (const Attr &a : step_.attrs) {
-    if (a.name != "operandSegmentSizes")
-      continue;
-    int64_t index = 0;
-    for (int64_t i = 0; i < operand; ++i)
-      index += a.ints.at(i);
-    return a.ints.at(operand) == 0 ? -1 : index;
-  }
-  return operand < static_cast<int64_t>(ins.size()) ? operand : -1;
-}
+int64_t KernelArgs::operandIndex(int64_t operand) const { return step_.operandIndex(operand); }
 
 int64_t KernelArgs::inDim(int64_t operand, int64_t dim) const {
   return step_.ins.at(operandIndex(operand)).shape.at(dim);

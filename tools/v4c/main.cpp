@@ -22,6 +22,7 @@
 
 #include "codegen/ProgramFromPlan.h"
 #include "common/Error.h"
+#include "common/ParseInteger.h"
 #include "dialects/plan/PlanDialect.h"
 #include "dialects/plan/PlanOps.h"
 #include "dialects/v4/V4Dialect.h"
@@ -171,14 +172,8 @@ std::vector<int64_t> parseDecodeBatches(const std::string &text) {
   while (begin <= text.size()) {
     const size_t end = std::min(text.find(',', begin), text.size());
     const std::string item = text.substr(begin, end - begin);
-    size_t used = 0;
-    long long value = 0;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception &) {
-      used = 0;
-    }
-    v4c::check(used != 0 && used == item.size() && value >= 1 && value <= 4096,
+    const long long value = v4c::parseInteger(item).value_or(0);
+    v4c::check(value >= 1 && value <= 4096,
                "--decode-batch: '" + item + "' is not a session count in [1, 4096] (want e.g. 1,4,8)");
     v4c::check(batches.empty() || value > batches.back(),
                "--decode-batch: list each session count once, ascending (e.g. 1,4,8)");

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "common/Error.h"
+#include "tools/v4run/PromptIds.h"
 #include "tools/v4run/Runner.h"
 
 namespace v4run {
@@ -33,16 +34,8 @@ int runDeviceGenerate(const std::string &artifact, const std::vector<int32_t> &p
     session->decode(next, logits.data());
   }
   const auto t2 = Clock::now();
-  for (size_t i = 0; i < generated.size(); ++i)
-    std::printf("%s%d", i ? "," : "", generated[i]);
-  std::printf("\n");
-  const double prefillS = std::chrono::duration<double>(t1 - t0).count();
-  const double decodeS = std::chrono::duration<double>(t2 - t1).count();
-  const int64_t decoded = std::max<int64_t>(0, count - 1);
-  std::printf("prefill: %zu tokens in %.1f ms (%.1f tokens/s); decode: %lld tokens in %.1f ms "
-              "(%.1f tokens/s)\n",
-              prompt.size(), prefillS * 1e3, prompt.size() / std::max(prefillS, 1e-9),
-              static_cast<long long>(decoded), decodeS * 1e3, decoded / std::max(decodeS, 1e-9));
+  printGeneration(generated, prompt.size(), std::chrono::duration<double>(t1 - t0).count(),
+                  std::chrono::duration<double>(t2 - t1).count());
   return 0;
 }
 

@@ -1,9 +1,12 @@
 #include "tools/v4run/PromptIds.h"
 
+#include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <sstream>
 
 #include "common/Error.h"
+#include "common/ParseInteger.h"
 
 namespace v4run {
 
@@ -12,19 +15,25 @@ std::vector<int32_t> parsePromptIds(const std::string &text) {
   std::stringstream stream(text);
   std::string item;
   while (std::getline(stream, item, ',')) {
-    size_t used = 0;
-    long long value = 0;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception &) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || value < 0 || value > INT32_MAX)
+    const std::optional<long long> value = v4c::parseInteger(item);
+    if (!value || *value < 0 || *value > INT32_MAX)
       throw v4c::Error("--prompt-ids: '" + item + "' is not a token id (want e.g. 5,17,300)");
-    ids.push_back(static_cast<int32_t>(value));
+    ids.push_back(static_cast<int32_t>(*value));
   }
   v4c::check(!ids.empty(), "--prompt-ids: give at least one token id");
   return ids;
+}
+
+void printGeneration(const std::vector<int32_t> &generated, size_t promptTokens, double prefillSeconds,
+                     double decodeSeconds) {
+  for (size_t i = 0; i < generated.size(); ++i)
+    std::printf("%s%d", i ? "," : "", generated[i]);
+  std::printf("\n");
+  const size_t decoded = generated.empty() ? 0 : generated.size() - 1;
+  std::printf("prefill: %zu tokens in %.1f ms (%.1f tokens/s); decode: %zu tokens in %.1f ms "
+              "(%.1f tokens/s)\n",
+              promptTokens, prefillSeconds * 1e3, promptTokens / std::max(prefillSeconds, 1e-9), decoded,
+              decodeSeconds * 1e3, decoded / std::max(decodeSeconds, 1e-9));
 }
 
 } // namespace v4run

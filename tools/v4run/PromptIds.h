@@ -1,4 +1,5 @@
-// "5,17,300" -> token ids, for the commands that take --prompt-ids.
+// "5,17,300" -> token ids, and the generated ids and speed line, shared by the
+// CPU and device paths of `v4run generate`.
 #pragma once
 
 #include <cstdint>
@@ -9,5 +10,11 @@ namespace v4run {
 
 // Throws v4c::Error "--prompt-ids: 'x' is not a token id (want e.g. 5,17,300)".
 std::vector<int32_t> parsePromptIds(const std::string &text);
+
+// What `generate` prints: the ids on one line, then
+// "prefill: N tokens in X ms (R tokens/s); decode: M tokens in Y ms (S tokens/s)"
+// (the first generated token comes from the prefill's logits, so M = ids - 1).
+void printGeneration(const std::vector<int32_t> &generated, size_t promptTokens, double prefillSeconds,
+                     double decodeSeconds);
 
 } // namespace v4run

@@ -30,31 +30,12 @@
 #include "tools/v4run/DeviceCommand.h"
 #include "tools/v4run/DeviceGenerate.h"
 #include "tools/v4run/InfoCommand.h"
+#include "tools/v4run/PromptIds.h"
 #include "tools/v4run/GenerateBatch.h"
 #include "tools/v4run/Runner.h"
 #include "tools/v4run/Verify.h"
 
 namespace {
-
-std::vector<int32_t> parseIds(const std::string &text) {
-  std::vector<int32_t> ids;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ',')) {
-    size_t used = 0;
-    long long value = 0;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception &) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || value < 0 || value > INT32_MAX)
-      throw v4c::Error("--prompt-ids: '" + item + "' is not a token id (want e.g. 5,17,300)");
-    ids.push_back(static_cast<int32_t>(value));
-  }
-  v4c::check(!ids.empty(), "--prompt-ids: give at least one token id");
-  return ids;
-}
 
 struct GenerateOptions {
   std::string artifact, promptIds;
@@ -74,7 +55,7 @@ int runGenerate(const GenerateOptions &options) {
   const bool batched = options.batch != 1 || options.promptIds.find(';') != std::string::npos;
   const std::vector<std::vector<int32_t>> prompts =
       batched ? v4run::batchPrompts(options.promptIds, options.batch == 1 ? 0 : options.batch)
-              : std::vector<std::vector<int32_t>>{parseIds(options.promptIds)};
+              : std::vector<std::vector<int32_t>>{v4run::parsePromptIds(options.promptIds)};
   const std::vector<int32_t> &prompt = prompts.front();
   v4c::check(options.count >= 0, "-n must be >= 0");
   if (v4run::isDeviceTarget(v4run::artifactTarget(options.artifact))) {
@@ -111,16 +92,8 @@ int runGenerate(const GenerateOptions &options) {
     last = logits.data();
   }
   const auto t2 = Clock::now();
-  for (size_t i = 0; i < generated.size(); ++i)
-    std::printf("%s%d", i ? "," : "", generated[i]);
-  std::printf("\n");
-  const double prefillS = std::chrono::duration<double>(t1 - t0).count();
-  const double decodeS = std::chrono::duration<double>(t2 - t1).count();
-  const int64_t decoded = std::max<int64_t>(0, options.count - 1);
-  std::printf("prefill: %zu tokens in %.1f ms (%.1f tokens/s); decode: %lld tokens in %.1f ms "
-              "(%.1f tokens/s)\n",
-              prompt.size(), prefillS * 1e3, prompt.size() / std::max(prefillS, 1e-9),
-              static_cast<long long>(decoded), decodeS * 1e3, decoded / std::max(decodeS, 1e-9));
+  v4run::printGeneration(generated, prompt.size(), std::chrono::duration<double>(t1 - t0).count(),
+                  std::chrono::duration<double>(t2 - t1).count());
   if (cached) {
     const v4rt_cache_stats stats = model.cacheStats();
     std::printf("prefix hit: %lld tokens reused\n", static_cast<long long>(reused));
