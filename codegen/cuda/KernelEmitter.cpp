@@ -69,8 +69,22 @@ int64_t StepView::bucketTokens() const { return bucket.tokens; }
 
 std::string StepView::paramList() const {
   std::string params;
+  // An input that an output overwrites (an arena buffer written in place, a
+  // cache slot the step updates) must not be __restrict__: the compiler could
+  // then serve its loads from the non-coherent read-only cache.
+  auto aliasedByAnOutput = [&](const v4rt::ArgRef &in) {
+    for (const v4rt::ArgRef &out : step.outs) {
+      if (in.kind != out.kind)
+        continue;
+      if ((in.kind == v4rt::ArgKind::Arena && in.offset == out.offset) ||
+          (in.kind == v4rt::ArgKind::Cache && in.index == out.index))
+        return true;
+    }
+    return false;
+  };
   for (size_t i = 0; i < step.ins.size(); ++i)
-    params += std::string("const ") + cTypeName(step.ins[i].dtype) + "* __restrict__ in" + std::to_string(i) + ", ";
+    params += std::string("const ") + cTypeName(step.ins[i].dtype) +
+              (aliasedByAnOutput(step.ins[i]) ? "* in" : "* __restrict__ in") + std::to_string(i) + ", ";
   for (size_t i = 0; i < step.outs.size(); ++i)
     params += std::string(cTypeName(step.outs[i].dtype)) + "* out" + std::to_string(i) + ", ";
   return params + "const int32_t* __restrict__ dyn";

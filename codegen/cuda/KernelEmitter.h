@@ -94,7 +94,8 @@ public:
 
   // The entry's parameter list per the ABI: "const float* in0, const __nv_bfloat16* in1,
   // ..., float* out0, ..., const int32_t* dyn". Inputs are named in<i>, outputs out<i>
-  // (i = position in step.ins / step.outs).
+  // (i = position in step.ins / step.outs). Inputs are __restrict__ unless an
+  // output overwrites them (in-place arena bytes, a cache slot the step updates).
   std::string paramList() const;
 };
 

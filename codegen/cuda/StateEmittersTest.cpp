@@ -344,7 +344,7 @@ TEST(StateEmitters, SourcesPassOperandsInTheirAbiOrder) {
                        "(in0, in1, in2, in3, in4, in5, static_cast<const int32_t *>(nullptr), out0, shape, dyn);"));
   EXPECT_TRUE(contains(sources["v4.attention"][2], "(in0, in1, in2, in3, in4, in5, in6, out0, shape, dyn);"));
   EXPECT_TRUE(contains(sources["v4.attention"][2], "const v4cuda::AttentionShape shape{4, 8, 4, 4, "));
-  // Caches are written through the outputs (the inputs are __restrict__ const).
+  // Caches are written through the outputs (a cache input the step also writes is not __restrict__).
   EXPECT_TRUE(contains(sources["v4.compress"][0], "LoadedColumns<true, float, float> source{in0, in1};"));
   EXPECT_TRUE(contains(sources["v4.compress"][0], "compressChunk<true, 1, 32>(source, in2, in3, in4, out0, out1, "));
   EXPECT_TRUE(contains(sources["v4.compress"][1], "compressChunk<false, 1, 32>(source, in2, in3, in4, out0, out1, "));
