@@ -3,133 +3,24 @@
 // reference kernels (runtime/cpu/ReferenceKernels.h), so their index math,
 // chunk / window boundaries and block hand-offs are checked without a GPU.
 //
-// The emulation: one std::thread per CUDA thread, the blocks of a launch one
-// after another (so a "last block finishes" hand-off sees every other block
-// done, as on the GPU), __syncthreads as a std::barrier, warp shuffles
-// through a per-warp exchange, atomics under a mutex. Shared memory is
-// filled with NaN before each block, so a read of an element no thread
-// wrote shows up as a mismatch. Exited threads drop out of the barriers (as
-// on the hardware).
-#include <array>
-#include <atomic>
-#include <barrier>
+// The emulation (testing/HostEmulation.h): one std::thread per CUDA thread,
+// the blocks of a launch one after another (so a "last block finishes"
+// hand-off sees every other block done, as on the GPU), shared memory
+// NaN-filled before each block, so a read of an element no thread wrote shows
+// up as a mismatch. Each launch passes the dynamic shared bytes its emitter
+// (StateEmitters.cpp) requests, so a kernel that needs more fails here.
+#include "codegen/cuda/testing/HostEmulation.h"
+
 #include <climits>
 #include <cmath>
-#include <cstring>
-#include <math.h>
-#include <memory>
-#include <mutex>
 #include <random>
-#include <thread>
 #include <vector>
-
-#include <vector_types.h>
-
-// ---- the emulated CUDA execution model (before the kernel headers) --------
-
-thread_local uint3 threadIdx;
-uint3 blockIdx;
-dim3 blockDim, gridDim;
-
-namespace emu {
-
-struct OrCompletion {
-  void operator()() noexcept;
-};
-
-struct BlockState {
-  explicit BlockState(unsigned threads) : barrier(threads) {
-    for (unsigned w = 0; w < (threads + 31) / 32; ++w)
-      warpBarriers.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - 32 * w)));
-    exchange.resize((threads + 31) / 32);
-  }
-  std::barrier<OrCompletion> barrier;
-  std::atomic<int> orAccumulator{0};
-  int orResult = 0;
-  std::vector<std::unique_ptr<std::barrier<>>> warpBarriers;
-  std::vector<std::array<double, 32>> exchange;
-};
-
-BlockState *current = nullptr;
-std::mutex atomicLock;
-
-void OrCompletion::operator()() noexcept { current->orResult = current->orAccumulator.exchange(0); }
-
-template <typename T> T shuffleXor(T value, int laneMask) {
-  const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  std::array<double, 32> &slots = current->exchange[warp];
-  slots[lane] = static_cast<double>(value);
-  current->warpBarriers[warp]->arrive_and_wait();
-  const T result = static_cast<T>(slots[lane ^ static_cast<unsigned>(laneMask)]);
-  current->warpBarriers[warp]->arrive_and_wait();
-  return result;
-}
-
-} // namespace emu
-
-inline void __syncthreads() { emu::current->barrier.arrive_and_wait(); }
-inline int __syncthreads_or(int predicate) {
-  if (predicate)
-    emu::current->orAccumulator.fetch_or(1);
-  emu::current->barrier.arrive_and_wait();
-  return emu::current->orResult;
-}
-inline float __shfl_xor_sync(unsigned, float v, int mask) { return emu::shuffleXor(v, mask); }
-inline double __shfl_xor_sync(unsigned, double v, int mask) { return emu::shuffleXor(v, mask); }
-inline int __shfl_xor_sync(unsigned, int v, int mask) { return emu::shuffleXor(v, mask); }
-inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-inline float atomicAdd(float *p, float v) {
-  std::lock_guard<std::mutex> lock(emu::atomicLock);
-  const float old = *p;
-  *p = old + v;
-  return old;
-}
-inline int atomicAdd(int *p, int v) {
-  std::lock_guard<std::mutex> lock(emu::atomicLock);
-  const int old = *p;
-  *p = old + v;
-  return old;
-}
-inline unsigned atomicAdd(unsigned *p, unsigned v) {
-  std::lock_guard<std::mutex> lock(emu::atomicLock);
-  const unsigned old = *p;
-  *p = old + v;
-  return old;
-}
-inline unsigned atomicExch(unsigned *p, unsigned v) {
-  std::lock_guard<std::mutex> lock(emu::atomicLock);
-  const unsigned old = *p;
-  *p = v;
-  return old;
-}
-// CUDA's global min/max and the read-only load (used by DenseMath.cuh).
-inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
-template <typename T> T __ldg(const T *p) { return *p; }
-inline float __ldcg(const float *p) { return *p; }
-inline int __ldcg(const int *p) { return *p; }
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fadd_rn(float a, float b) { return a + b; }
-inline float __fsub_rn(float a, float b) { return a - b; }
-inline float __int_as_float(int bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 #include <v4cuda/Attention.cuh>
 #include <v4cuda/Cache.cuh>
 #include <v4cuda/Compressor.cuh>
 #include <v4cuda/Indexer.cuh>
 #include <v4cuda/Moe.cuh>
-
-// Dynamic shared memory of the templates (one block runs at a time).
-namespace v4cuda {
-float attentionShared[1 << 16];
-float compressShared[1 << 16];
-float indexerShared[1 << 16];
-float moeShared[1 << 16];
-} // namespace v4cuda
 
 #include <gtest/gtest.h>
 
@@ -142,31 +33,10 @@ namespace {
 using v4rt::CacheBuffer;
 namespace ref = v4rt::ref;
 
-// Runs `kernel` for every block of `grid` with `threads` threads per block.
-template <typename Kernel> void launch(dim3 grid, unsigned threads, Kernel kernel) {
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        for (float *shared : {v4cuda::attentionShared, v4cuda::compressShared, v4cuda::indexerShared,
-                              v4cuda::moeShared})
-          std::fill(shared, shared + (1 << 16), std::nanf(""));
-        emu::BlockState state(threads);
-        emu::current = &state;
-        blockIdx = uint3{x, y, z};
-        blockDim = dim3(threads);
-        gridDim = grid;
-        std::vector<std::thread> block;
-        for (unsigned t = 0; t < threads; ++t)
-          block.emplace_back([&, t] {
-            threadIdx = uint3{t, 0, 0};
-            kernel();
-            state.warpBarriers[t / 32]->arrive_and_drop();
-            state.barrier.arrive_and_drop();
-          });
-        for (std::thread &thread : block)
-          thread.join();
-        emu::current = nullptr;
-      }
+// Runs `kernel` for every block of `grid` with `threads` threads per block and
+// `sharedBytes` of dynamic shared memory (the emitter's LaunchDims).
+template <typename Kernel> void launch(dim3 grid, unsigned threads, size_t sharedBytes, Kernel kernel) {
+  v4emu::launch(grid, dim3(threads), sharedBytes, kernel);
 }
 
 std::vector<float> randoms(size_t count, uint32_t seed, float scale = 1.0f) {
@@ -241,13 +111,15 @@ void deviceCompress(const CompressCase &c, bool fused, int64_t D, int64_t bucket
                                     static_cast<int>(kRope), 1.0, 1e-6};
   if (fused) {
     const v4cuda::state::ProjectedColumns<OV, 1, TT, float, float, float> source{h.data(), a.data(), b.data()};
-    launch(dim3(static_cast<unsigned>(c.C)), kThreads, [&] {
+    // StateEmitters.cpp: TT * rows + (TT + rows) * (kCompressKTile + 1) floats, rows = 1 * components.
+    const int64_t rows = OV ? 4 : 2, sharedFloats = TT * rows + (TT == 1 ? 0 : (TT + rows) * (128 + 1));
+    launch(dim3(static_cast<unsigned>(c.C)), kThreads, sharedFloats * 4, [&] {
       v4cuda::compressChunk<OV, 1, TT>(source, pb.data(), nw.data(), positions.data(), state.data(), entries.data(),
                                        kInvFreq.data(), shape, pooled.data(), &done, dyn);
     });
   } else {
     const v4cuda::state::LoadedColumns<OV, float, float> source{a.data(), b.data()};
-    launch(dim3(static_cast<unsigned>(c.C)), kThreads, [&] {
+    launch(dim3(static_cast<unsigned>(c.C)), kThreads, 4, [&] {
       v4cuda::compressChunk<OV, 1, 32>(source, pb.data(), nw.data(), positions.data(), state.data(), entries.data(),
                                        kInvFreq.data(), shape, pooled.data(), &done, dyn);
     });
@@ -342,7 +214,7 @@ TEST(StateKernelsOnHost, CacheAppendAndRopeCacheAppendMatchReference) {
     CacheBuffer ring{width, W, randoms(W * width, 7)};
     std::vector<float> device = ring.data;
     ref::cacheAppend(ring, kv.data(), positions.data(), T);
-    launch(dim3(static_cast<unsigned>(std::min(bucket, W))), 32,
+    launch(dim3(static_cast<unsigned>(std::min(bucket, W))), 32, 0,
            [&] { v4cuda::cacheAppendRows(device.data(), kv.data(), positions.data(), W, width, dyn); });
     expectNear(device.data(), ring.data.data(), W * width, 0.0f, "cache_append T=" + std::to_string(T));
     // rope_cache_append
@@ -350,7 +222,7 @@ TEST(StateKernelsOnHost, CacheAppendAndRopeCacheAppendMatchReference) {
     std::vector<float> device2 = ring2.data, roped(bucket * width, kNaN), refRoped(T * width);
     ref::rope(kv.data(), positions.data(), T, width, ropeOf(width), false, refRoped.data());
     ref::cacheAppend(ring2, refRoped.data(), positions.data(), T);
-    launch(dim3(static_cast<unsigned>(bucket)), 32, [&] {
+    launch(dim3(static_cast<unsigned>(bucket)), 32, 0, [&] {
       v4cuda::ropeCacheAppendRows(kv.data(), positions.data(), roped.data(), device2.data(), kInvFreq.data(), W,
                                   width, width, kRope, 1.0, false, dyn);
     });
@@ -392,7 +264,7 @@ void runAttention(int64_t rate, bool useEntries, bool useTopk, int64_t chunkStar
   const v4cuda::AttentionShape shape{static_cast<int>(H), static_cast<int>(W), static_cast<int>(rate),
                                      static_cast<int>(p.topKWidth), static_cast<float>(p.scale)};
   const int32_t dyn[1] = {static_cast<int32_t>(T)};
-  launch(dim3(static_cast<unsigned>(bucket * (H / HG))), kThreads, [&] {
+  launch(dim3(static_cast<unsigned>(bucket * (H / HG))), kThreads, (kThreads / 32 * HD + 2 * kThreads / 32) * 4, [&] {
     v4cuda::attentionHeads<HD, HG>(qs.data(), kvs.data(), sinks.data(), positions.data(), rings.data(),
                                    useEntries ? entriesStored.data() : nullptr, useTopk ? topk.data() : nullptr,
                                    out.data(), shape, dyn);
@@ -450,7 +322,7 @@ void runIndexer(int64_t K, int64_t chunkStart, int64_t T, unsigned splits, bool 
   const int32_t dyn[1] = {static_cast<int32_t>(T)};
   const v4cuda::IndexerShape shape{static_cast<int>(H), static_cast<int>(K), static_cast<int>(m), 0.25f, 0.25f};
   const std::vector<S> keyRows = stored<S>(keys.data);
-  launch(dim3(static_cast<unsigned>(bucket), splits), kThreads, [&] {
+  launch(dim3(static_cast<unsigned>(bucket), splits), kThreads, (H * DI + H) * 4 + BUF * 8 + 16, [&] {
     v4cuda::indexerTopK<DI, BUF>(qs.data(), ws.data(), positions.data(), keyRows.data(), out.data(), shape,
                                  scratchScore.data(), scratchIndex.data(), done.data(), dyn);
   });
@@ -509,7 +381,7 @@ void runMoe(bool fp4, int64_t T, int64_t D, int64_t I, bool split, bool sameExpe
   std::vector<unsigned> done(bucket, 0);
   auto run = [&](const auto &gu, const auto &dn) {
     if (split)
-      launch(dim3(static_cast<unsigned>(bucket * k * (I / slice))), kThreads, [&] {
+      launch(dim3(static_cast<unsigned>(bucket * k * (I / slice))), kThreads, (D + slice) * 4, [&] {
         if (fp4)
           v4cuda::moeSplit<V, true>(hs.data(), weights.data(), experts.data(), gu, dn, out.data(), shape, slice,
                                     accumulator.data(), done.data(), dyn);
@@ -518,7 +390,7 @@ void runMoe(bool fp4, int64_t T, int64_t D, int64_t I, bool split, bool sameExpe
                                      accumulator.data(), done.data(), dyn);
       });
     else
-      launch(dim3(static_cast<unsigned>(E * (I / slice))), kThreads, [&] {
+      launch(dim3(static_cast<unsigned>(E * (I / slice))), kThreads, (TOK * (D + slice) + kThreads + 1 + TOK) * 4, [&] {
         if (fp4)
           v4cuda::moeGrouped<V, true, TOK>(hs.data(), weights.data(), experts.data(), gu, dn, out.data(), shape,
                                            slice, accumulator.data(), done.data(), dyn);

@@ -1,0 +1,442 @@
+// Runs the REAL CUDA kernel templates (include/v4cuda/*.cuh) on the CPU, so
+// their index math, tile boundaries and block hand-offs can be checked
+// against the CPU reference kernels without a GPU.
+//
+// Include this header FIRST, then the kernel headers through the emulated
+// include directory that v4cuda_add_host_test (testing/CMakeLists.txt) puts on
+// the include path: a build-time copy of include/v4cuda/*.cuh (with #line
+// directives naming the originals) in which `extern __shared__` reads
+// `extern`, because `__shared__` itself means `static` here (see below).
+//
+// Emulated:
+// - the execution model: one std::thread per CUDA thread (3-D blocks
+//   linearised x fastest, warps of 32 consecutive linear ids); the blocks of
+//   a launch run ONE AFTER ANOTHER on the same threads, so a "last block
+//   finishes" hand-off sees every other block done, as on the GPU.
+//   threadIdx (thread_local), blockIdx / blockDim / gridDim (globals).
+// - __syncthreads / __syncthreads_or / _and / _count: a std::barrier per
+//   block; a thread that returns drops out of the barriers (as on hardware).
+// - __syncwarp, __shfl_sync / _xor_sync / _up_sync / _down_sync (any
+//   trivially copyable type up to 8 bytes, `width` segments), __ballot_sync,
+//   __any_sync / __all_sync: a per-warp exchange between two warp barriers.
+// - atomics (add, sub, max, min, exch, CAS, or, and) under one mutex;
+//   __threadfence as a seq_cst fence; __ldg / __ldcg / __ldcs / __ldca and
+//   __stcg / __stcs as plain accesses.
+// - the __f*_rn intrinsics (exact IEEE fp32 ops; build with
+//   -ffp-contract=off so the host compiler does not fuse a*b+c either),
+//   __int_as_float & co., __popc / __clz / __ffs, CUDA's global min / max.
+// - `__shared__` variables: function-local `static` storage (one block runs
+//   at a time). They are NOT reset between blocks or launches.
+// - `extern __shared__` dynamic shared memory: every kernel names its own
+//   array; V4EMU_DYNAMIC_SHARED(type, name) defines v4cuda::name with room for
+//   kDynamicSharedCapacity bytes (the kernels' names in the tree are defined
+//   below). Before each block, the launch's dynamicSharedBytes of every such
+//   array (plus a guard) are filled with 0xFF bytes (NaN as f32 / bf16, -1 as
+//   int), so a read of an element no thread wrote shows up; a write into the
+//   guard past dynamicSharedBytes fails the launch.
+// - nvcuda::wmma: a fragment holds the whole 16x16 (m16n16k16) tile in every
+//   thread, as floats; load/store/fill/mma act on the whole tile (stores
+//   split over the lanes), mma accumulates in fp32. Exact as long as kernels
+//   never index fragment elements (which is layout-dependent on the GPU).
+// - alignment: __ldg & co. of a misaligned vector type, and wmma tiles off
+//   256-bit alignment or with a stride not a multiple of 16 bytes, fail the
+//   launch (the GPU faults); plain misaligned vector dereferences are caught
+//   by -fsanitize=alignment, which v4cuda_add_host_test turns on.
+// - __launch_bounds__, __global__, __device__, __forceinline__, __restrict__
+//   (from the CUDA host headers or defined away here).
+//
+// NOT emulated:
+// - the memory model's weak orderings: every access is a plain (sequentially
+//   executed per thread) host access and barriers synchronise fully, so a
+//   missing __threadfence between blocks or a missing __syncwarp in
+//   warp-synchronous code (a lane reading a value another lane wrote without
+//   a barrier) may pass here and fail on the GPU;
+// - warp primitives under divergence: every live lane of a warp must reach
+//   each warp primitive (full-mask code), and every live thread of a block
+//   each __syncthreads (divergent barriers deadlock here instead of being
+//   undefined);
+// - concurrent blocks (a kernel that waits for another block spins forever),
+//   cooperative groups, clusters, async copies (cp.async, TMA), textures,
+//   timing, and register / shared memory limits;
+// - fragment element access (fragment::x) with the GPU's lane layout.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <math.h> // CUDA's math functions live in the global namespace
+#include <memory>
+#include <mutex>
+#include <type_traits>
+#include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+#include <mma.h>
+#include <vector_types.h>
+
+// `__shared__` variables live in static storage: one block runs at a time.
+#undef __shared__
+#define __shared__ static
+#ifndef __launch_bounds__
+#define __launch_bounds__(...)
+#endif
+
+// ---- built-in variables ---------------------------------------------------------
+
+inline thread_local uint3 threadIdx;
+inline uint3 blockIdx;
+inline dim3 blockDim, gridDim;
+inline constexpr int warpSize = 32;
+
+namespace v4emu {
+
+// Per-block synchronisation state (one block runs at a time).
+struct BlockState;
+
+namespace detail {
+
+struct BarrierCompletion {
+  BlockState *block;
+  void operator()() noexcept;
+};
+
+} // namespace detail
+
+struct BlockState {
+  explicit BlockState(unsigned threads);
+  unsigned threads;
+  std::barrier<detail::BarrierCompletion> barrier;
+  // __syncthreads_or/and/count: predicates and arrivals of the current phase,
+  // latched by the completion into the results every thread reads.
+  std::atomic<int> trueCount{0}, arrivals{0};
+  int trueResult = 0, arrivalResult = 0;
+  std::vector<std::unique_ptr<std::barrier<>>> warpBarriers;
+  std::vector<std::array<uint64_t, 32>> exchange;
+};
+
+BlockState &currentBlock();
+
+// This thread's linear id in the block, its warp and lane.
+inline unsigned linearThread() {
+  return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+}
+
+// The mutex of every emulated atomic.
+std::mutex &atomicMutex();
+
+// Dynamic shared memory arrays (V4EMU_DYNAMIC_SHARED), filled before blocks.
+inline constexpr size_t kDynamicSharedCapacity = size_t(1) << 18;
+bool registerDynamicShared(void *base, size_t capacity);
+
+namespace detail {
+void launchBlocks(dim3 grid, dim3 block, size_t dynamicSharedBytes, const std::function<void()> &body);
+} // namespace detail
+
+// Runs `kernelBody` (a callable that calls the __global__ function or the
+// kernel template with its arguments) for every block of `grid`, with `block`
+// threads each. Throws v4c::Error on a bad geometry, a dynamic shared size
+// above the capacity, a write past dynamicSharedBytes, or an exception thrown
+// by the body.
+template <typename F> void launch(dim3 grid, dim3 block, size_t dynamicSharedBytes, F kernelBody) {
+  detail::launchBlocks(grid, block, dynamicSharedBytes, std::function<void()>(std::move(kernelBody)));
+}
+
+// Warp exchange: every live lane of the warp publishes `value`, then reads
+// the value of lane `source(lane)`.
+template <typename T, typename Source> T warpExchange(T value, Source source) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "warp shuffle of an unsupported type");
+  BlockState &block = currentBlock();
+  const unsigned id = linearThread(), warp = id / 32, lane = id % 32;
+  std::array<uint64_t, 32> &slots = block.exchange[warp];
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(T));
+  slots[lane] = bits;
+  block.warpBarriers[warp]->arrive_and_wait();
+  const unsigned from = source(lane);
+  T result;
+  std::memcpy(&result, &slots[from < 32 ? from : lane], sizeof(T));
+  block.warpBarriers[warp]->arrive_and_wait(); // the slots are reused by the next exchange
+  return result;
+}
+
+// The 32-bit ballot of `predicate` over the warp's lanes in `mask`.
+unsigned warpBallot(unsigned mask, bool predicate);
+
+} // namespace v4emu
+
+#define V4EMU_CONCAT_INNER(a, b) a##b
+#define V4EMU_CONCAT(a, b) V4EMU_CONCAT_INNER(a, b)
+
+// Defines the dynamic shared array `extern __shared__ TYPE NAME[];` of a kernel
+// in namespace v4cuda, with room for kDynamicSharedCapacity bytes.
+#define V4EMU_DYNAMIC_SHARED(TYPE, NAME)                                                                   \
+  namespace v4cuda {                                                                                       \
+  alignas(128) inline TYPE NAME[v4emu::kDynamicSharedCapacity / sizeof(TYPE)];                              \
+  }                                                                                                        \
+  namespace v4emu::registered {                                                                            \
+  inline const bool V4EMU_CONCAT(NAME, Registered) = v4emu::registerDynamicShared(v4cuda::NAME, sizeof(v4cuda::NAME)); \
+  }
+
+// The dynamic shared arrays of the kernel families in include/v4cuda.
+V4EMU_DYNAMIC_SHARED(unsigned char, v4cudaDenseShared)
+V4EMU_DYNAMIC_SHARED(float, attentionShared)
+V4EMU_DYNAMIC_SHARED(float, compressShared)
+V4EMU_DYNAMIC_SHARED(float, indexerShared)
+V4EMU_DYNAMIC_SHARED(float, moeShared)
+
+// ---- synchronisation ---------------------------------------------------------------
+
+inline void __syncthreads() { v4emu::currentBlock().barrier.arrive_and_wait(); }
+
+namespace v4emu::detail {
+// Counts `predicate`, waits for the block; returns {true count, arrivals}.
+inline std::pair<int, int> syncthreadsCounting(int predicate) {
+  BlockState &block = currentBlock();
+  if (predicate)
+    block.trueCount.fetch_add(1);
+  block.arrivals.fetch_add(1);
+  block.barrier.arrive_and_wait();
+  return {block.trueResult, block.arrivalResult};
+}
+} // namespace v4emu::detail
+
+inline int __syncthreads_count(int predicate) { return v4emu::detail::syncthreadsCounting(predicate).first; }
+inline int __syncthreads_or(int predicate) { return v4emu::detail::syncthreadsCounting(predicate).first != 0; }
+inline int __syncthreads_and(int predicate) {
+  const auto [trueCount, arrivals] = v4emu::detail::syncthreadsCounting(predicate);
+  return trueCount == arrivals;
+}
+
+inline void __syncwarp(unsigned = 0xffffffffu) {
+  v4emu::BlockState &block = v4emu::currentBlock();
+  block.warpBarriers[v4emu::linearThread() / 32]->arrive_and_wait();
+}
+
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+// ---- warp shuffles and votes ---------------------------------------------------------
+
+template <typename T> T __shfl_sync(unsigned, T value, int srcLane, int width = 32) {
+  return v4emu::warpExchange(value, [&](unsigned lane) {
+    return (lane & ~static_cast<unsigned>(width - 1)) + (static_cast<unsigned>(srcLane) & (width - 1));
+  });
+}
+template <typename T> T __shfl_xor_sync(unsigned, T value, int laneMask, int width = 32) {
+  return v4emu::warpExchange(value, [&](unsigned lane) {
+    const unsigned target = lane ^ static_cast<unsigned>(laneMask);
+    const unsigned segment = ~static_cast<unsigned>(width - 1);
+    return (target & segment) == (lane & segment) ? target : lane;
+  });
+}
+template <typename T> T __shfl_down_sync(unsigned, T value, unsigned delta, int width = 32) {
+  return v4emu::warpExchange(value, [&](unsigned lane) {
+    const unsigned inSegment = lane & (width - 1);
+    return inSegment + delta < static_cast<unsigned>(width) ? lane + delta : lane;
+  });
+}
+template <typename T> T __shfl_up_sync(unsigned, T value, unsigned delta, int width = 32) {
+  return v4emu::warpExchange(value, [&](unsigned lane) {
+    const unsigned inSegment = lane & (width - 1);
+    return inSegment >= delta ? lane - delta : lane;
+  });
+}
+inline unsigned __ballot_sync(unsigned mask, int predicate) { return v4emu::warpBallot(mask, predicate != 0); }
+inline int __any_sync(unsigned mask, int predicate) { return v4emu::warpBallot(mask, predicate != 0) != 0; }
+inline int __all_sync(unsigned mask, int predicate) {
+  return v4emu::warpBallot(mask, predicate != 0) == v4emu::warpBallot(mask, true);
+}
+
+// ---- atomics (under one mutex) -----------------------------------------------------------
+
+#define V4EMU_ATOMIC(NAME, UPDATE)                                                                         \
+  template <typename T> T NAME(T *address, std::type_identity_t<T> value) {                                \
+    std::lock_guard<std::mutex> lock(v4emu::atomicMutex());                                                \
+    const T old = *address;                                                                                \
+    *address = (UPDATE);                                                                                   \
+    return old;                                                                                            \
+  }
+V4EMU_ATOMIC(atomicAdd, old + value)
+V4EMU_ATOMIC(atomicSub, old - value)
+V4EMU_ATOMIC(atomicMax, old < value ? value : old)
+V4EMU_ATOMIC(atomicMin, value < old ? value : old)
+V4EMU_ATOMIC(atomicExch, value)
+V4EMU_ATOMIC(atomicOr, old | value)
+V4EMU_ATOMIC(atomicAnd, old & value)
+#undef V4EMU_ATOMIC
+template <typename T> T atomicCAS(T *address, std::type_identity_t<T> compare, std::type_identity_t<T> value) {
+  std::lock_guard<std::mutex> lock(v4emu::atomicMutex());
+  const T old = *address;
+  if (old == compare)
+    *address = value;
+  return old;
+}
+
+// ---- loads, stores, arithmetic intrinsics ------------------------------------------------
+
+namespace v4emu {
+// The GPU faults on a misaligned vector access: so does the emulation.
+void misaligned(const void *address, size_t alignment, const char *what);
+template <typename T> const T *aligned(const T *p, const char *what) {
+  if (reinterpret_cast<uintptr_t>(p) % alignof(T) != 0)
+    misaligned(p, alignof(T), what);
+  return p;
+}
+} // namespace v4emu
+
+template <typename T> T __ldg(const T *p) { return *v4emu::aligned(p, "__ldg"); }
+template <typename T> T __ldcg(const T *p) { return *v4emu::aligned(p, "__ldcg"); }
+template <typename T> T __ldcs(const T *p) { return *v4emu::aligned(p, "__ldcs"); }
+template <typename T> T __ldca(const T *p) { return *v4emu::aligned(p, "__ldca"); }
+template <typename T> void __stcg(T *p, T v) { *const_cast<T *>(v4emu::aligned(p, "__stcg")) = v; }
+template <typename T> void __stcs(T *p, T v) { *const_cast<T *>(v4emu::aligned(p, "__stcs")) = v; }
+
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline unsigned long long min(unsigned long long a, unsigned long long b) { return a < b ? a : b; }
+inline unsigned long long max(unsigned long long a, unsigned long long b) { return a > b ? a : b; }
+inline long min(long a, long b) { return a < b ? a : b; }
+inline long max(long a, long b) { return a > b ? a : b; }
+inline unsigned long min(unsigned long a, unsigned long b) { return a < b ? a : b; }
+inline unsigned long max(unsigned long a, unsigned long b) { return a > b ? a : b; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }
+
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+inline float __frcp_rn(float a) { return 1.0f / a; }
+inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __fma_rn(double a, double b, double c) { return std::fma(a, b, c); }
+
+template <typename To, typename From> To v4emuBitCast(From from) {
+  static_assert(sizeof(To) == sizeof(From));
+  To to;
+  std::memcpy(&to, &from, sizeof to);
+  return to;
+}
+inline float __int_as_float(int bits) { return v4emuBitCast<float>(bits); }
+inline float __uint_as_float(unsigned bits) { return v4emuBitCast<float>(bits); }
+inline int __float_as_int(float value) { return v4emuBitCast<int>(value); }
+inline unsigned __float_as_uint(float value) { return v4emuBitCast<unsigned>(value); }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+
+// ---- nvcuda::wmma on whole tiles -----------------------------------------------------------
+
+namespace nvcuda::wmma {
+
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+namespace detail {
+template <typename Use, int M, int N, int K> struct Shape;
+template <int M, int N, int K> struct Shape<matrix_a, M, N, K> { static constexpr int rows = M, cols = K; };
+template <int M, int N, int K> struct Shape<matrix_b, M, N, K> { static constexpr int rows = K, cols = N; };
+template <int M, int N, int K> struct Shape<accumulator, M, N, K> { static constexpr int rows = M, cols = N; };
+
+inline float asFloat(float v) { return v; }
+inline float asFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+inline float asFloat(half v) { return __half2float(v); }
+// load/store_matrix_sync need a 256-bit aligned pointer and a stride of a
+// multiple of 16 bytes (CUDA Programming Guide, "Warp Matrix Functions").
+template <typename P> void checkTile(const P *p, unsigned ldm, const char *what) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0)
+    v4emu::misaligned(p, 32, what);
+  if ((ldm * sizeof(P)) % 16 != 0)
+    v4emu::misaligned(reinterpret_cast<const void *>(uintptr_t(ldm * sizeof(P))), 16, "a wmma stride (bytes)");
+}
+template <typename T> T fromFloatRn(float v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __float2bfloat16_rn(v);
+  else if constexpr (std::is_same_v<T, half>)
+    return __float2half_rn(v);
+  else
+    return static_cast<T>(v);
+}
+} // namespace detail
+
+// The whole tile, row-major, in every thread.
+template <typename Use, int M, int N, int K, typename T, typename Layout = void> struct fragment {
+  static constexpr int rows = detail::Shape<Use, M, N, K>::rows, cols = detail::Shape<Use, M, N, K>::cols;
+  static constexpr int num_elements = rows * cols;
+  float x[num_elements];
+};
+
+template <typename Use, int M, int N, int K, typename T, typename L>
+void fill_fragment(fragment<Use, M, N, K, T, L> &f, float value) {
+  for (float &v : f.x)
+    v = value;
+}
+
+// matrix_a / matrix_b: the layout is the fragment's.
+template <typename Use, int M, int N, int K, typename T, typename L, typename P>
+void load_matrix_sync(fragment<Use, M, N, K, T, L> &f, const P *p, unsigned ldm) {
+  static_assert(std::is_same_v<L, row_major> || std::is_same_v<L, col_major>, "operand fragments need a layout");
+  using F = fragment<Use, M, N, K, T, L>;
+  detail::checkTile(p, ldm, "wmma::load_matrix_sync");
+  for (int r = 0; r < F::rows; ++r)
+    for (int c = 0; c < F::cols; ++c)
+      f.x[r * F::cols + c] = detail::asFloat(std::is_same_v<L, row_major> ? p[r * ldm + c] : p[c * ldm + r]);
+}
+
+// accumulator: the layout is the call's.
+template <int M, int N, int K, typename T, typename P>
+void load_matrix_sync(fragment<accumulator, M, N, K, T> &f, const P *p, unsigned ldm, layout_t layout) {
+  detail::checkTile(p, ldm, "wmma::load_matrix_sync");
+  for (int r = 0; r < M; ++r)
+    for (int c = 0; c < N; ++c)
+      f.x[r * N + c] = detail::asFloat(layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]);
+}
+
+// Every lane stores its share of the tile (element e by lane e % 32), as the
+// lanes of a real warp store their fragment elements.
+template <int M, int N, int K, typename T, typename P>
+void store_matrix_sync(P *p, const fragment<accumulator, M, N, K, T> &f, unsigned ldm, layout_t layout) {
+  detail::checkTile(p, ldm, "wmma::store_matrix_sync");
+  const unsigned lane = v4emu::linearThread() % 32;
+  for (int e = static_cast<int>(lane); e < M * N; e += 32) {
+    const int r = e / N, c = e % N;
+    p[layout == mem_row_major ? r * ldm + c : c * ldm + r] = detail::fromFloatRn<P>(f.x[e]);
+  }
+}
+
+// d = a * b + c, summed in fp32 (k ascending).
+template <int M, int N, int K, typename TA, typename LA, typename TB, typename LB, typename TC, typename TD>
+void mma_sync(fragment<accumulator, M, N, K, TD> &d, const fragment<matrix_a, M, N, K, TA, LA> &a,
+              const fragment<matrix_b, M, N, K, TB, LB> &b, const fragment<accumulator, M, N, K, TC> &c) {
+  float result[M * N];
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      float sum = c.x[i * N + j];
+      for (int k = 0; k < K; ++k)
+        sum += a.x[i * K + k] * b.x[k * N + j];
+      result[i * N + j] = sum;
+    }
+  std::memcpy(d.x, result, sizeof result);
+}
+
+} // namespace nvcuda::wmma
