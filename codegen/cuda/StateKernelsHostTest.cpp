@@ -24,6 +24,8 @@
 
 #include <gtest/gtest.h>
 
+#include "codegen/cuda/testing/KernelTestSupport.h"
+
 #include "runtime/cpu/QuantKernels.h"
 #include "runtime/cpu/Quantization.h"
 #include "runtime/cpu/ReferenceKernels.h"
@@ -39,29 +41,12 @@ template <typename Kernel> void launch(dim3 grid, unsigned threads, size_t share
   v4emu::launch(grid, dim3(threads), sharedBytes, kernel);
 }
 
-std::vector<float> randoms(size_t count, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  std::vector<float> values(count);
-  for (float &v : values)
-    v = dist(rng);
-  return values;
-}
+// Stored inputs: device storage of `values` and the floats it holds (what the
+// reference is given, so both sides see the same inputs).
+using v4emu::testing::asStored;
+using v4emu::testing::randoms;
+using v4emu::testing::stored;
 
-// Device storage of `values` in T, and the floats that storage holds (what
-// the reference is given, so both sides see the same inputs).
-template <typename T> std::vector<T> stored(const std::vector<float> &values) {
-  std::vector<T> out;
-  out.reserve(values.size());
-  for (float v : values)
-    out.push_back(v4cuda::fromFloat<T>(v));
-  return out;
-}
-template <typename T> std::vector<float> asStored(std::vector<float> values) {
-  for (float &v : values)
-    v = v4cuda::toFloat(v4cuda::fromFloat<T>(v));
-  return values;
-}
 template <typename T> std::vector<float> toFloats(const std::vector<T> &values) {
   std::vector<float> out;
   for (const T &v : values)

@@ -1,4 +1,4 @@
-// Helpers of the kernel host tests (DenseKernelsHostTest.cpp,
+// Helpers of the kernel host tests (DenseKernelsHostTest.cpp, StateKernelsHostTest.cpp,
 // DenseMatmulHostTest.cpp): stored inputs, NaN-filled outputs, tolerance
 // checks, and the emitter's entry for a one-step Program, whose LaunchDims
 // the tests launch with (testing/HostEmulation.h). Include after
