@@ -26,7 +26,8 @@ template <> __device__ __forceinline__ __nv_fp8_e4m3 fromFloat<__nv_fp8_e4m3>(fl
 // Tokens present in this run (see codegen/cuda/KernelEmitter.h, "Entry ABI").
 __device__ __forceinline__ int presentTokens(const int32_t *dyn) { return dyn[0]; }
 
-__device__ __forceinline__ float warpSum(float v) {
+// float or double (the norms and mHC reduce in double, as the reference does).
+template <typename T> __device__ __forceinline__ T warpSum(T v) {
   for (int offset = 16; offset > 0; offset >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
@@ -38,8 +39,8 @@ __device__ __forceinline__ float warpMax(float v) {
 }
 
 // Sum over the whole block (blockDim.x a multiple of 32, <= 1024). `scratch`
-// holds 32 floats of shared memory; every thread gets the total.
-__device__ __forceinline__ float blockSum(float v, float *scratch) {
+// holds 32 values of shared memory; every thread gets the total.
+template <typename T> __device__ __forceinline__ T blockSum(T v, T *scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   v = warpSum(v);
   __syncthreads(); // scratch may still be read by a previous call
@@ -47,7 +48,7 @@ __device__ __forceinline__ float blockSum(float v, float *scratch) {
     scratch[warp] = v;
   __syncthreads();
   const int warps = (blockDim.x + 31) >> 5;
-  v = lane < warps ? scratch[lane] : 0.0f;
+  v = lane < warps ? scratch[lane] : T(0);
   return warpSum(v);
 }
 

@@ -281,7 +281,7 @@ __device__ void compressChunk(const Source &source, const PbT *positionBias, con
       const float x = state::loadCoherent(pooled + i);
       sumSquares += static_cast<double>(x) * x;
     }
-    const float inv = inverseRmsFromSum(warpSumDouble(sumSquares), C, shape.eps);
+    const float inv = inverseRmsFromSum(warpSum(sumSquares), C, shape.eps);
     EntT *entry = entries + w * C;
     for (int pair = lane; pair < C / 2; pair += 32) {
       const int d = 2 * pair;

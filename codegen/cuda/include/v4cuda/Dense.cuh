@@ -78,7 +78,7 @@ __device__ __forceinline__ void rmsNorm(const TX *x, const TW *w, TY *out, doubl
       const double v = toFloat(in[i]);
       sum += v * v;
     }
-    const float inv = inverseRmsFromSum(warpSumDouble(sum), G, eps);
+    const float inv = inverseRmsFromSum(warpSum(sum), G, eps);
     for (int i = lane; i < G; i += 32) {
       const float scaled = toFloat(in[i]) * inv;
       o[i] = fromFloat<TY>(HAS_W ? toFloat(w[i]) * scaled : scaled);
@@ -92,7 +92,7 @@ __device__ __forceinline__ void rmsNorm(const TX *x, const TW *w, TY *out, doubl
       const double v = toFloat(in[i]);
       sum += v * v;
     }
-    const float inv = inverseRmsFromSum(blockSumDouble(sum, scratch), G, eps);
+    const float inv = inverseRmsFromSum(blockSum(sum, scratch), G, eps);
     for (int i = threadIdx.x; i < G; i += blockDim.x) {
       const float scaled = toFloat(in[i]) * inv;
       o[i] = fromFloat<TY>(HAS_W ? toFloat(w[i]) * scaled : scaled);

@@ -69,7 +69,7 @@ template <typename TX, typename TN, int K, int G, bool HAS_W> struct NormedRows 
           sum += v * v;
         }
       }
-      sum = warpSumDouble(sum);
+      sum = warpSum(sum);
       if (lane == 0)
         invTable[pair] = inverseRmsFromSum(sum, G, eps);
     }

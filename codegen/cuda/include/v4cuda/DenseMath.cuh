@@ -31,26 +31,6 @@ __device__ __forceinline__ float inverseRmsFromSum(double sumSquares, int count,
   return static_cast<float>(1.0 / sqrt(sumSquares / static_cast<double>(count) + eps));
 }
 
-__device__ __forceinline__ double warpSumDouble(double v) {
-  for (int offset = 16; offset > 0; offset >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// Sum over the block (blockDim.x a multiple of 32); `scratch` holds 32 doubles
-// of shared memory; every thread gets the total.
-__device__ __forceinline__ double blockSumDouble(double v, double *scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warpSumDouble(v);
-  __syncthreads(); // scratch may still be read by a previous call
-  if (lane == 0)
-    scratch[warp] = v;
-  __syncthreads();
-  const int warps = (blockDim.x + 31) >> 5;
-  v = lane < warps ? scratch[lane] : 0.0;
-  return warpSumDouble(v);
-}
-
 // Elements of T in one 16-byte load.
 template <typename T> constexpr int kElemsPer16 = static_cast<int>(16 / sizeof(T));
 

@@ -75,7 +75,7 @@ __device__ __forceinline__ void hcMix(const TX *x, const TF *fn, double normEps,
     const double v = toFloat(x[i]);
     sumSquares += v * v;
   }
-  const float inv = inverseRmsFromSum(blockSumDouble(sumSquares, sh.scratch), W, normEps);
+  const float inv = inverseRmsFromSum(blockSum(sumSquares, sh.scratch), W, normEps);
   float acc[ROWS];
 #pragma unroll
   for (int r = 0; r < ROWS; ++r)
