@@ -16,21 +16,6 @@
 
 namespace {
 
-uint64_t elementBytes(v4rt::DType dtype) {
-  switch (dtype) {
-  case v4rt::DType::F32:
-  case v4rt::DType::I32:
-    return 4;
-  case v4rt::DType::BF16:
-  case v4rt::DType::F16:
-    return 2;
-  case v4rt::DType::I64:
-    return 8;
-  default:
-    return 1;
-  }
-}
-
 class ProgramFromModelTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ProgramFromModelTest, EveryStepIsPlanned) {
@@ -74,9 +59,7 @@ TEST_P(ProgramFromModelTest, EveryStepIsPlanned) {
         for (const v4rt::ArgRef &ref : *refs) {
           if (ref.kind != v4rt::ArgKind::Arena)
             continue;
-          uint64_t bytes = elementBytes(ref.dtype);
-          for (int64_t dim : ref.shape)
-            bytes *= static_cast<uint64_t>(dim);
+          const uint64_t bytes = ref.byteSize();
           EXPECT_EQ(ref.offset % 64, 0u);
           EXPECT_LE(ref.offset + bytes, bucket.arenaBytes) << bucket.name;
           EXPECT_EQ(ref.shape.at(0), bucket.tokens) << "activations are token-major";
