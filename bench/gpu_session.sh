@@ -3,7 +3,9 @@
 # artifacts come from bench/prepare_gpu_session.sh, carried), runs every check
 # of tests/gpu/checks.list (verify fp32/bf16, compare, consistency incl. graph
 # vs launches, bench), then bench/vs_hf.sh, and prints one table last.
-# usage: bench/gpu_session.sh [SESSION=build-h8/gpu-session.tgz]   (or the unpacked directory)
+# usage: bench/gpu_session.sh [SESSION=build-h8/gpu-session.tgz] [issue6]   (or the unpacked directory)
+#   issue6: run bench/issue6.sh on the bundle instead (issue 6's benchmarks and
+#   the HF side-by-side, < 9 minutes; its artifacts are in the same bundle).
 # Logs: $OUT/gpu_session.log (every check's output) and $OUT/vs_hf/.
 # A check that fails with a CUDA error runs again with V4_CUDA_SYNC=1, so
 # the log names the kernel that failed.
@@ -16,6 +18,9 @@ case $dir in
   dir=/tmp/v4-gpu-session/$(basename "$dir" .tgz)
   ;;
 esac
+if [ "${2:-}" = issue6 ]; then
+  exec sh "$root/bench/issue6.sh" "$dir"
+fi
 v4run=$dir/bin/v4run
 out=${OUT:-$dir/out}
 mkdir -p "$out"

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Here (no GPU needed): everything bench/gpu_session.sh needs on the GPU
 # machine, which has no compiler: v4run and every artifact of
-# tests/gpu/checks.list, plus the bf16 V4-Flash-2-layer artifact for vs_hf.
+# tests/gpu/checks.list, the bf16 V4-Flash-2-layer artifact for vs_hf, and
+# issue 6's (bench/issue6.sh): V4-Flash-2-layer, dummy weights, prefill
+# chunks of 4096, decode buckets of 1/8/32/64 sessions (1 only where v4c
+# refuses batched GPU buckets), in bf16 and in fp8 + fp4 experts.
 # usage: bench/prepare_gpu_session.sh BUILD_DIR [SESSION_DIR=BUILD_DIR/gpu-session]
 # Writes SESSION_DIR and SESSION_DIR.tgz (about half the bytes: a device call
 # carries at most 64 MiB with the working tree). Then, in one device call:
@@ -33,9 +36,27 @@ echo "prepare: vs_hf artifact (v4-flash-2layer, dummy weights, bf16)"
 "$v4c" compile --model v4-flash-2layer --weights dummy --target sm_90a --precision bf16 --decode-batch 1 \
   -o "$dir/work/v4-flash-2layer-sm_90a-bf16.v4a" > "$dir/work/vs_hf-compile.log" 2>&1 ||
   { cat "$dir/work/vs_hf-compile.log" >&2; exit 1; }
+mkdir -p "$dir/work/issue6"
+for precision in bf16 fp8; do
+  experts=""
+  [ $precision = fp8 ] && experts="--experts fp4"
+  out=$dir/work/issue6/$precision.v4a
+  echo "prepare: issue-6 artifact $precision (prefill chunk 4096, decode batches 1,8,32,64)"
+  # shellcheck disable=SC2086 # experts is words
+  if ! "$v4c" compile --model v4-flash-2layer --weights dummy --target sm_90a --precision $precision $experts \
+    --prefill-chunk 4096 --decode-batch 1,8,32,64 -o "$out" > "$dir/work/issue6.log" 2>&1; then
+    echo "prepare: batched decode buckets refused ($(grep -m1 error "$dir/work/issue6.log" | cut -c1-160)); batch 1 only"
+    # shellcheck disable=SC2086
+    "$v4c" compile --model v4-flash-2layer --weights dummy --target sm_90a --precision $precision $experts \
+      --prefill-chunk 4096 --decode-batch 1 -o "$out" > "$dir/work/issue6.log" 2>&1 ||
+      { cat "$dir/work/issue6.log" >&2; exit 1; }
+  fi
+done
+du -sh "$dir"/work/issue6/*.v4a
 rm -f "$dir"/work/*.log
 tar -C "$(dirname "$dir")" -czf "$dir.tgz" "$(basename "$dir")"
 du -sh "$dir" "$dir.tgz"
 size=$(du -sm "$dir.tgz" | cut -f1)
 [ "$size" -lt 48 ] || { echo "prepare: $dir.tgz is $size MiB; a device call carries at most 64 MiB" >&2; exit 1; }
 echo "prepare: ready; on the GPU machine, in one call: bench/gpu_session.sh $dir.tgz (carry $dir.tgz)"
+echo "prepare: or issue 6's benchmarks (< 9 minutes): bench/gpu_session.sh $dir.tgz issue6"

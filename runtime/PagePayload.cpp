@@ -90,10 +90,15 @@ size_t pagePayloadSize(const std::vector<CacheSlot> &slots, int64_t pageTokens,
   return sectionOffset(slots, slots.size(), pageTokens, withSnapshot);
 }
 
-std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
-                                       const std::vector<CacheBuffer> &caches, int64_t pageIndex,
-                                       int64_t pageTokens, SwaCacheStrategy strategy) {
-  v4c::check(caches.size() == slots.size(), "page payload: session caches do not match the schema");
+size_t pageSectionBytes(const CacheSlot &slot, int64_t pageTokens) {
+  return rowBytes(slot) * static_cast<size_t>(pageRows(slot, pageTokens));
+}
+
+std::vector<uint8_t> encodePagePayloadSections(const std::vector<CacheSlot> &slots,
+                                               const std::vector<const uint8_t *> &sections,
+                                               int64_t pageIndex, int64_t pageTokens,
+                                               SwaCacheStrategy strategy) {
+  v4c::check(sections.size() == slots.size(), "page payload: sections do not match the schema");
   const bool withSnapshot = strategy.keepsSnapshotAt((pageIndex + 1) * pageTokens);
   Writer out(pagePayloadSize(slots, pageTokens, withSnapshot));
   out.raw(kPagePayloadMagic, 4);
@@ -115,6 +120,24 @@ std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
     out.put<int64_t>(slot.rate);
   }
   for (size_t s = 0; s < slots.size(); ++s) {
+    if (isFixed(slots[s]) && !withSnapshot)
+      continue;
+    v4c::check(sections[s] != nullptr, "page payload: no rows given for cache " + slots[s].name);
+    out.raw(sections[s], pageSectionBytes(slots[s], pageTokens));
+  }
+  return out.take();
+}
+
+std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
+                                       const std::vector<CacheBuffer> &caches, int64_t pageIndex,
+                                       int64_t pageTokens, SwaCacheStrategy strategy) {
+  v4c::check(caches.size() == slots.size(), "page payload: session caches do not match the schema");
+  const bool withSnapshot = strategy.keepsSnapshotAt((pageIndex + 1) * pageTokens);
+  // Each section in the slot's stored format (f32 rows held by the CPU
+  // session are rounded to bf16/fp8 bytes here).
+  std::vector<std::vector<uint8_t>> encoded(slots.size());
+  std::vector<const uint8_t *> sections(slots.size(), nullptr);
+  for (size_t s = 0; s < slots.size(); ++s) {
     const CacheSlot &slot = slots[s];
     const CacheBuffer &cache = caches[s];
     if (isFixed(slot) && !withSnapshot)
@@ -125,11 +148,19 @@ std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
                "page payload: cache " + slot.name + " holds " + std::to_string(cache.rows) +
                    " rows, page " + std::to_string(pageIndex) + " needs rows up to " +
                    std::to_string(first + rows));
-    std::vector<uint8_t> encoded(rowBytes(slot) * rows);
-    encodeCacheRows(cache.format, cache.row(first), rows, slot.width, encoded.data());
-    out.raw(encoded.data(), encoded.size());
+    encoded[s].resize(rowBytes(slot) * rows);
+    encodeCacheRows(cache.format, cache.row(first), rows, slot.width, encoded[s].data());
+    sections[s] = encoded[s].data();
   }
-  return out.take();
+  return encodePagePayloadSections(slots, sections, pageIndex, pageTokens, strategy);
+}
+
+const uint8_t *pageSection(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+                           size_t slot, int64_t pageTokens) {
+  const bool withSnapshot = pageHasSnapshot(payload);
+  if (isFixed(slots.at(slot)) && !withSnapshot)
+    return nullptr;
+  return payload.data() + sectionOffset(slots, slot, pageTokens, withSnapshot);
 }
 
 std::string checkPagePayload(const std::vector<uint8_t> &payload,

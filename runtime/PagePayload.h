@@ -100,6 +100,24 @@ std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
                                        const std::vector<CacheBuffer> &caches, int64_t pageIndex,
                                        int64_t pageTokens, SwaCacheStrategy strategy);
 
+// Bytes of slot `slot`'s section of a page: its pageTokens/rate Entries rows,
+// or every row of a fixed-size slot, in the slot's stored format.
+size_t pageSectionBytes(const CacheSlot &slot, int64_t pageTokens);
+
+// The same payload from sections already in the slots' stored format (the
+// CUDA backend's device rows are exactly that, docs/cuda-compile.md):
+// sections[s] holds pageSectionBytes of slot s; a fixed-size slot's is read
+// only when the strategy keeps the snapshot at the page's end (else may be null).
+std::vector<uint8_t> encodePagePayloadSections(const std::vector<CacheSlot> &slots,
+                                               const std::vector<const uint8_t *> &sections,
+                                               int64_t pageIndex, int64_t pageTokens,
+                                               SwaCacheStrategy strategy);
+
+// Slot `slot`'s section (pageSectionBytes of it) in a checked payload; null
+// for a fixed-size slot of a page without the snapshot.
+const uint8_t *pageSection(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+                           size_t slot, int64_t pageTokens);
+
 // Empty when `payload` is page `pageIndex` of this exact schema and page
 // size (written under any strategy); otherwise a one-line reason (the page is
 // then a miss).

@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
+#include "common/Error.h"
+#include "runtime/cpu/CacheStorage.h"
+
 namespace v4rt {
 namespace {
 
@@ -114,6 +119,42 @@ TEST(PagePayload, StrategiesDecideWhichPagesKeepTheWindow) {
   appendPageEntries(zero1, slots, P, restored);
   EXPECT_EQ(restored[2].data, caches[2].data);
   EXPECT_THROW(restorePageSnapshot(zero1, slots, P, restored), std::exception);
+}
+
+// The CUDA backend writes pages from device rows already in the slots'
+// format: sections give back byte for byte the payload the CPU encoder writes.
+TEST(PagePayload, SectionsAreTheStoredRows) {
+  std::vector<CacheSlot> slots = {slot(CacheKind::Window, 3, 2, 0), slot(CacheKind::Entries, 0, 2, 4)};
+  slots[0].dtype = DType::BF16;
+  const int64_t P = 8;
+  std::vector<CacheBuffer> caches(2);
+  for (size_t s = 0; s < 2; ++s) {
+    caches[s].width = 2;
+    caches[s].format = cacheRowFormat(slots[s]);
+  }
+  caches[0].resizeRows(3);
+  caches[1].resizeRows(4);
+  for (size_t i = 0; i < caches[0].data.size(); ++i)
+    caches[0].data[i] = 1.5f * static_cast<float>(i); // exact in bf16
+  for (size_t i = 0; i < caches[1].data.size(); ++i)
+    caches[1].data[i] = 0.25f + static_cast<float>(i);
+  EXPECT_EQ(pageSectionBytes(slots[0], P), 3u * 2 * 2); // every bf16 row of the window
+  EXPECT_EQ(pageSectionBytes(slots[1], P), 2u * 2 * 4); // P / rate f32 entries
+  for (SwaCacheStrategy strategy : {SwaCacheStrategy::Full, SwaCacheStrategy::Zero}) {
+    const std::vector<uint8_t> page = encodePagePayload(slots, caches, 1, P, strategy);
+    ASSERT_EQ(checkPagePayload(page, slots, 1, P), "");
+    const std::vector<const uint8_t *> sections = {pageSection(page, slots, 0, P), pageSection(page, slots, 1, P)};
+    EXPECT_EQ(sections[0] != nullptr, strategy == SwaCacheStrategy::Full); // no snapshot: no window section
+    float entry = 0.0f;
+    std::memcpy(&entry, sections[1], sizeof entry);
+    EXPECT_EQ(entry, 0.25f + 4.0f); // page 1 starts at entry row 2, element 4
+    EXPECT_EQ(encodePagePayloadSections(slots, sections, 1, P, strategy), page);
+  }
+  // A snapshot page needs every fixed-size slot's rows (f32 rows are their own stored format).
+  const auto *entryRows = reinterpret_cast<const uint8_t *>(caches[1].row(2));
+  EXPECT_THROW(encodePagePayloadSections(slots, {nullptr, entryRows}, 1, P, SwaCacheStrategy::Full), v4c::Error);
+  EXPECT_EQ(encodePagePayloadSections(slots, {nullptr, entryRows}, 1, P, SwaCacheStrategy::Zero),
+            encodePagePayload(slots, caches, 1, P, SwaCacheStrategy::Zero));
 }
 
 // The tokens a rebuild from the empty window needs: every window plus the

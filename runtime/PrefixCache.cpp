@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "common/Error.h"
+#include "runtime/kvcache/DiskTier.h"
+#include "runtime/kvcache/MemoryTier.h"
 #include "runtime/kvcache/PageKey.h"
 
 namespace v4rt {
@@ -28,9 +30,26 @@ SwaCacheStrategy parseSwaCacheStrategy(const std::string &text) {
   throw v4c::Error("--swa-cache " + text + ": unknown strategy (want full, periodic:P or zero)");
 }
 
+int64_t windowRebuildStart(const std::vector<kvcache::PagePtr> &pages, const std::vector<CacheSlot> &slots,
+                           int64_t pageTokens) {
+  const int64_t P = pageTokens, boundary = static_cast<int64_t>(pages.size()) * P;
+  int64_t lastSnapshot = 0; // the empty state at 0 is exact too
+  for (size_t i = pages.size(); i-- > 0;)
+    if (pageHasSnapshot(pages[i]->payload)) {
+      lastSnapshot = static_cast<int64_t>(i + 1) * P;
+      break;
+    }
+  const int64_t fromEmptyWindow = std::max<int64_t>(0, boundary - windowRebuildTokens(slots)) / P * P;
+  return std::max(lastSnapshot, fromEmptyWindow);
+}
+
 PrefixCache::PrefixCache(const Model &model, const PrefixCacheOptions &options)
-    : options_(options), identity_(model.identity()), slots_(model.program().caches),
-      pageTokens_(pageTokensFor(model.program().caches)) {
+    : PrefixCache(model.identity(), model.program().caches, options) {}
+
+PrefixCache::PrefixCache(std::string artifactIdentity, std::vector<CacheSlot> slots,
+                         const PrefixCacheOptions &options, std::unique_ptr<kvcache::PageTier> deviceTier)
+    : options_(options), identity_(std::move(artifactIdentity)), slots_(std::move(slots)),
+      pageTokens_(pageTokensFor(slots_)) {
   // Snapshots sit on page boundaries: a period is a whole number of pages.
   const SwaCacheStrategy &strategy = options.strategy;
   if (strategy.kind == SwaCacheKind::Periodic &&
@@ -45,7 +64,17 @@ PrefixCache::PrefixCache(const Model &model, const PrefixCacheOptions &options)
   tiers.hostBytes = options.hostBytes;
   tiers.diskDirectory = options.directory;
   tiers.diskBytes = options.diskBytes;
-  cache_ = kvcache::TieredPageCache::create(tiers, identity_, pageTokens_);
+  if (deviceTier) {
+    std::vector<std::unique_ptr<kvcache::PageTier>> stack;
+    stack.push_back(std::move(deviceTier));
+    if (tiers.hostBytes > 0)
+      stack.push_back(std::make_unique<kvcache::MemoryTier>("host", tiers.hostBytes));
+    if (!tiers.diskDirectory.empty())
+      stack.push_back(std::make_unique<kvcache::DiskTier>(tiers.diskDirectory, identity_, tiers.diskBytes));
+    cache_ = std::make_unique<kvcache::TieredPageCache>(std::move(stack), pageTokens_);
+  } else {
+    cache_ = kvcache::TieredPageCache::create(tiers, identity_, pageTokens_);
+  }
   if (cache_->tierCount() > 1)
     writeThroughDisk_ = cache_->findTier("disk");
   counters_.pageTokens = pageTokens_;

@@ -1,5 +1,7 @@
 // Prefix reuse across sessions and processes: a model's tiered page cache
-// (host memory -> disk directory) plus the counters of what it saved.
+// (device memory on the CUDA backend -> host memory -> disk directory) plus
+// the counters of what it saved. One implementation for both backends: the
+// CPU Session and runtime/cuda's CudaSession (docs/kv-cache.md).
 //
 // Sessions created with a PrefixCache look up the longest run of cached
 // complete pages of a fresh prompt, restore them instead of prefilling, and
@@ -60,11 +62,23 @@ struct PrefixCacheStats {
   }
 };
 
+// Where a session that restores `pages` (the cached pages of its prompt,
+// from page 0) starts running tokens again to rebuild its window state: the
+// end of the last page with a window snapshot, or windowRebuildTokens before
+// the end of the pages (from the empty window), whichever is later.
+int64_t windowRebuildStart(const std::vector<kvcache::PagePtr> &pages, const std::vector<CacheSlot> &slots,
+                           int64_t pageTokens);
+
 class PrefixCache {
 public:
   // At least one tier: a directory or a host budget. The strategy decides what
   // the pages this cache stores keep; pages of every strategy are read.
   PrefixCache(const Model &model, const PrefixCacheOptions &options);
+  // Any backend: the artifact's identity and cache schema. `deviceTier`
+  // (the CUDA backend's, runtime/cuda/DeviceTier.h) goes on top of the host
+  // and disk tiers; it may be the only tier.
+  PrefixCache(std::string artifactIdentity, std::vector<CacheSlot> slots, const PrefixCacheOptions &options,
+              std::unique_ptr<kvcache::PageTier> deviceTier = nullptr);
 
   int64_t pageTokens() const { return pageTokens_; }
   SwaCacheStrategy strategy() const { return options_.strategy; }
@@ -86,6 +100,9 @@ public:
   // A session restored `tokensRestored` prompt tokens from pages, of which it
   // ran the last `tokensRecomputed` again to rebuild its window state.
   void recordRestore(int64_t tokensRestored, int64_t tokensRecomputed);
+
+  // The tier called `name` ("device", "host", "disk"), or null.
+  kvcache::PageTier *findTier(const std::string &name) { return cache_->findTier(name); }
 
   PrefixCacheStats stats() const;
   // The last I/O problem, for a warning line; empty if none.

@@ -93,16 +93,7 @@ int64_t Session::restorePrefix(const int32_t *ids, int64_t count) {
 }
 
 int64_t Session::rebuildStart(const std::vector<kvcache::PagePtr> &pages) const {
-  const int64_t P = pageTokens_, boundary = static_cast<int64_t>(pages.size()) * P;
-  int64_t lastSnapshot = 0; // the empty state at 0 is exact too
-  for (size_t i = pages.size(); i-- > 0;)
-    if (pageHasSnapshot(pages[i]->payload)) {
-      lastSnapshot = static_cast<int64_t>(i + 1) * P;
-      break;
-    }
-  const int64_t rebuild = windowRebuildTokens(model_.program().caches);
-  const int64_t fromEmptyWindow = std::max<int64_t>(0, boundary - rebuild) / P * P;
-  return std::max(lastSnapshot, fromEmptyWindow);
+  return windowRebuildStart(pages, model_.program().caches, pageTokens_);
 }
 
 void Session::restorePages(const int32_t *ids, const std::vector<kvcache::PageKey> &keys,

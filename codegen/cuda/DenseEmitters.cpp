@@ -21,7 +21,10 @@ constexpr int64_t kGemmBK = 16, kGemmPad = 4;       // DenseLinear.cuh (FFMA til
 constexpr int64_t kMmaBK = 32, kMmaPad = 8;         // DenseMma.cuh (tensor-core tile)
 constexpr uint32_t kRmsNormThreads = 256;
 constexpr uint32_t kHcThreads = 512;
+constexpr int64_t kHcTileTokens = 8; // HyperConnection.cuh: tokens per block at prefill
 constexpr uint32_t kRouterThreads = 1024;
+constexpr int64_t kRouterSplitWarps = 8;  // Router.cuh kRouterSplitThreads / 32
+constexpr int64_t kSpreadBlocks = 2 * 132; // decode kernels that stream a weight: two blocks per H100 SM
 constexpr int64_t kMaxGridBlocks = 65535; // for grid-stride kernels (any grid works)
 constexpr int64_t kMaxGridYZ = 65535;
 constexpr int64_t kDefaultSharedLimit = 48 * 1024;
@@ -271,9 +274,15 @@ EmittedKernel emitRope(const StepView &view) {
 // Tile shape of the GEMM path for `tokens` rows and NV virtual columns.
 struct MatmulShape {
   bool gemv = true;
+  int64_t kSplit = 1; // GEMV: warps sharing a row pair, each over 1/kSplit of K
   bool mma = false; // tensor-core tile (bf16 / fp8 operands only)
   int64_t BM = 0, BN = 0;
 };
+
+// DenseLinear.cuh gemvSplitBytes: the K-split partial sums.
+int64_t gemvSplitBytes(const MatmulShape &shape, int64_t tokens) {
+  return shape.kSplit > 1 ? kGemvRowsPerBlock * tokens * 4 : 0;
+}
 
 int64_t gemmSharedBytes(bool mma, int64_t BM, int64_t BN, int64_t tableBytesPerRow) {
   const int64_t tiles = mma ? std::max<int64_t>((BM + BN) * (kMmaBK + kMmaPad) * 2, 8 * 256 * 4)
@@ -296,23 +305,42 @@ MatmulShape matmulShape(int64_t tokens, int64_t virtualColumns, bool mma, int64_
 }
 
 std::string shapeTag(const MatmulShape &shape) {
-  return shape.gemv ? "gemv" : (shape.mma ? "mma" : "gemm") + str(shape.BM) + "x" + str(shape.BN);
+  if (shape.gemv)
+    return shape.kSplit > 1 ? "gemv_ks" + str(shape.kSplit) : "gemv";
+  return (shape.mma ? "mma" : "gemm") + str(shape.BM) + "x" + str(shape.BN);
 }
+
+int64_t gemvRowsPerBlock(int64_t kSplit) { return kGemvRowsPerBlock / kSplit; }
+
+// GEMV K split (decode): the fewest warps per row pair (1, 2, 4, 8) that give
+// >= kSpreadBlocks blocks over `columns` x `groups`, each warp keeping at
+// least one 16-byte weight load per lane of K.
+void chooseGemvSplit(MatmulShape &shape, int64_t columns, int64_t groups, int64_t K, int64_t weightElemBytes) {
+  if (!shape.gemv)
+    return;
+  const int64_t step = 32 * std::max<int64_t>(1, 16 / weightElemBytes);
+  shape.kSplit = 1;
+  while (shape.kSplit < 8 && groups * ceilDiv(columns, gemvRowsPerBlock(shape.kSplit)) < kSpreadBlocks &&
+         K / (2 * shape.kSplit) >= step)
+    shape.kSplit *= 2;
+}
+int64_t elemBytes(const v4rt::ArgRef &arg) { return static_cast<int64_t>(v4rt::dtypeSize(arg.dtype)); }
 
 bool isBf16(const v4rt::ArgRef &arg) { return arg.dtype == v4rt::DType::BF16; }
 
 // Column blocks, shared bytes of one matmul over NV virtual columns with an A
 // table of `tableBytesPerRow`.
 int64_t columnBlocks(const MatmulShape &shape, int64_t virtualColumns) {
-  return ceilDiv(virtualColumns, shape.gemv ? kGemvRowsPerBlock : shape.BN);
+  return ceilDiv(virtualColumns, shape.gemv ? gemvRowsPerBlock(shape.kSplit) : shape.BN);
 }
 
 // Also asserts, in the entry, the header constants this geometry relies on;
 // `aOperand` names the A policy type whose table it sized ("" for none).
 int64_t matmulSharedBytes(Emit &e, const MatmulShape &shape, int64_t tableBytesPerRow, const std::string &aOperand = "") {
   if (shape.gemv) {
-    e.expect("v4cuda::kGemvWarps * 32 == " + str(kMatmulThreads) + " && v4cuda::kGemvWarps * v4cuda::kGemvRowsPerWarp == " +
-                 str(kGemvRowsPerBlock),
+    e.expect("v4cuda::kGemvWarps * 32 == " + str(kMatmulThreads) + " && v4cuda::gemvRowsPerBlock<" +
+                 str(shape.kSplit) + ">() == " + str(gemvRowsPerBlock(shape.kSplit)) + " && v4cuda::gemvSplitBytes<" +
+                 str(e.tokens()) + ", " + str(shape.kSplit) + ">() == " + str(gemvSplitBytes(shape, e.tokens())),
              "the GEMV geometry");
   } else if (shape.mma) {
     e.expect("v4cuda::kMmaBK == " + str(kMmaBK) + " && v4cuda::kMmaPad == " + str(kMmaPad) +
@@ -327,7 +355,9 @@ int64_t matmulSharedBytes(Emit &e, const MatmulShape &shape, int64_t tableBytesP
   if (!aOperand.empty())
     e.expect(aOperand + "::kTableBytesPerRow == " + str(tableBytesPerRow), "the per-row table");
   const int64_t bytes =
-      shape.gemv ? e.tokens() * tableBytesPerRow : gemmSharedBytes(shape.mma, shape.BM, shape.BN, tableBytesPerRow);
+      !shape.gemv         ? gemmSharedBytes(shape.mma, shape.BM, shape.BN, tableBytesPerRow)
+      : shape.kSplit == 1 ? e.tokens() * tableBytesPerRow
+                          : (e.tokens() * tableBytesPerRow + 15) / 16 * 16 + gemvSplitBytes(shape, e.tokens());
   e.require(bytes <= kDefaultSharedLimit,
             "the per-row table (" + str(tableBytesPerRow) + " bytes per token) needs " + str(bytes) +
                 " bytes of shared memory, over 48 KB; use fewer, larger norm / quantization groups");
@@ -351,7 +381,8 @@ LaunchDims matmulDims(const Emit &e, const MatmulShape &shape, int64_t columnBlo
 // (which gets ", BM, BN" at the end instead).
 std::string tokensArg(const MatmulShape &shape, int64_t tokens) { return shape.gemv ? str(tokens) + ", " : ""; }
 std::string tileArgs(const MatmulShape &shape) {
-  return shape.gemv ? "" : ", " + str(shape.BM) + ", " + str(shape.BN) + (shape.mma ? ", true" : ", false");
+  return shape.gemv ? ", " + str(shape.kSplit)
+                    : ", " + str(shape.BM) + ", " + str(shape.BN) + (shape.mma ? ", true" : ", false");
 }
 std::string variant(const MatmulShape &shape) { return shape.gemv ? "Gemv" : "Gemm"; }
 
@@ -370,7 +401,8 @@ EmittedKernel emitLinear(const StepView &view) {
   const int64_t K = e.inWidth(0, "x");
   const int64_t N = weightRows(e, 1, K, "w");
   e.require(e.outWidth(0, "result") == N, "result must be [T, " + str(N) + "]");
-  const MatmulShape shape = matmulShape(e.tokens(), N, isBf16(view.in(0)) && isBf16(view.in(1)));
+  MatmulShape shape = matmulShape(e.tokens(), N, isBf16(view.in(0)) && isBf16(view.in(1)));
+  chooseGemvSplit(shape, N, 1, K, elemBytes(view.in(1)));
   const std::string entry = e.entryBase(shapeTag(shape)) + "_K" + str(K) + "_N" + str(N);
   const std::string body = "  v4cuda::linear" + variant(shape) + "<" + e.inType(0) + ", " + e.inType(1) + ", " +
                            e.outType(0) + ", " + tokensArg(shape, e.tokens()) + str(K) + ", " + str(N) +
@@ -392,7 +424,8 @@ EmittedKernel emitGroupedLinear(const StepView &view) {
   e.require(rows % G == 0, "w rows " + str(rows) + " must be groups x R");
   const int64_t R = rows / G;
   e.require(e.outWidth(0, "result") == G * R, "result must be [T, groups * R] = [T, " + str(G * R) + "]");
-  const MatmulShape shape = matmulShape(e.tokens(), R, isBf16(view.in(0)) && isBf16(view.in(1)));
+  MatmulShape shape = matmulShape(e.tokens(), R, isBf16(view.in(0)) && isBf16(view.in(1)));
+  chooseGemvSplit(shape, R, G, KG, elemBytes(view.in(1)));
   const std::string entry = e.entryBase(shapeTag(shape)) + "_G" + str(G) + "_KG" + str(KG) + "_R" + str(R);
   const std::string body = "  v4cuda::groupedLinear" + variant(shape) + "<" + e.inType(0) + ", " + e.inType(1) + ", " +
                            e.outType(0) + ", " + tokensArg(shape, e.tokens()) + str(G) + ", " + str(KG) + ", " +
@@ -438,7 +471,13 @@ EmittedKernel emitNormLinear(const StepView &view) {
     mma = mma && isBf16(w);
   }
   // One tile geometry for all weights (BM, threads); BN per the widest.
-  const MatmulShape shape = matmulShape(e.tokens(), maxN, mma, tableBytesPerRow);
+  MatmulShape shape = matmulShape(e.tokens(), maxN, mma, tableBytesPerRow);
+  int64_t totalN = 0, widestElem = 1;
+  for (int64_t i = 0; i < weights; ++i) {
+    totalN += Ns[i];
+    widestElem = std::max(widestElem, elemBytes(view.step.ins.at(firstWeight + i)));
+  }
+  chooseGemvSplit(shape, totalN, 1, K, widestElem);
   std::string entry = e.entryBase(shapeTag(shape)) + "_K" + str(K) + "_G" + str(G) + (hasW ? "_w" : "_now") + "_eps" +
                       numberTag(eps);
   std::string body = "  const int tile = blockIdx.x;\n";
@@ -472,7 +511,8 @@ EmittedKernel emitLinearSwiglu(const StepView &view) {
   e.require(weightRows(e, 2, K, "up_w") == I, "up_w must be [" + str(I) + ", " + str(K) + "] like gate_w");
   e.require(e.outWidth(0, "result") == I, "result must be [T, " + str(I) + "]");
   const double limit = view.attrFloat("limit");
-  const MatmulShape shape = matmulShape(e.tokens(), 2 * I, isBf16(view.in(0)) && isBf16(view.in(1)));
+  MatmulShape shape = matmulShape(e.tokens(), 2 * I, isBf16(view.in(0)) && isBf16(view.in(1)));
+  chooseGemvSplit(shape, 2 * I, 1, K, elemBytes(view.in(1)));
   const std::string entry = e.entryBase(shapeTag(shape)) + "_K" + str(K) + "_I" + str(I) + "_L" + numberTag(limit);
   const std::string body = "  v4cuda::linearSwiglu" + variant(shape) + "<" + e.inType(0) + ", " + e.inType(1) + ", " +
                            e.outType(0) + ", " + tokensArg(shape, e.tokens()) + str(K) + ", " + str(I) +
@@ -502,7 +542,8 @@ EmittedKernel emitLinearFp8(const StepView &view) {
                 str(ceilDiv(N, BR) * ceilDiv(K, BC)) + " bytes, got " + str(scaleCount));
   e.require(e.outWidth(0, "result") == N, "result must be [T, " + str(N) + "]");
   // Quantized operands are exact in bf16 whatever x's dtype: always tensor cores.
-  const MatmulShape shape = matmulShape(e.tokens(), N, true, ceilDiv(K, BC));
+  MatmulShape shape = matmulShape(e.tokens(), N, true, ceilDiv(K, BC));
+  chooseGemvSplit(shape, N, 1, K, 1);
   const std::string entry = e.entryBase(shapeTag(shape)) + "_K" + str(K) + "_N" + str(N) + "_B" + str(BR) + "x" + str(BC);
   const std::string body = "  v4cuda::linearFp8" + variant(shape) + "<" + e.inType(0) + ", " + e.outType(0) + ", " +
                            tokensArg(shape, e.tokens()) + str(K) + ", " + str(N) + ", " + str(BR) + ", " + str(BC) +
@@ -565,6 +606,39 @@ std::string hcEpsTag(const StepView &view) {
   return "_ne" + numberTag(view.attrFloat("norm_eps")) + "_he" + numberTag(view.attrFloat("hc_eps"));
 }
 
+// The split shape of hc_pre / hc_head / hc_post_pre (T <= 8): PARTS blocks
+// of one 16-byte fn load per lane across the HC*D columns, and the entry's
+// scratch (partial dots, the hand-off counter).
+struct HcSplit {
+  bool split = false;
+  int64_t parts = 0, scratch = 0;
+  std::string globals;
+};
+HcSplit hcSplit(Emit &e, const std::string &entry, int64_t fnOperand, int64_t width, int64_t rows) {
+  HcSplit s;
+  s.split = e.tokens() <= kGemvMaxTokens;
+  if (!s.split)
+    return s;
+  const v4rt::DType fnType = e.view.in(fnOperand).dtype;
+  const int64_t chunk = 32 * (16 / static_cast<int64_t>(v4rt::dtypeSize(fnType)));
+  e.require(width % (chunk / 32) == 0, "hc * D must be a multiple of " + str(chunk / 32) + " (16-byte fn loads)");
+  s.parts = ceilDiv(width, chunk);
+  s.scratch = e.tokens() * rows * s.parts;
+  s.globals = "static __device__ float " + entry + "_partials[" + str(s.scratch) + "];\nstatic __device__ unsigned int " +
+              entry + "_done;\n";
+  e.expect("v4cuda::hcSplitChunk<" + std::string(cTypeName(fnType)) + ">() == " + str(chunk) +
+               " && v4cuda::hcSplitScratch<" + str(e.tokens()) + ", " + str(rows) + ", " + str(s.parts) +
+               ">() == " + str(s.scratch),
+           "the split mHC geometry");
+  return s;
+}
+std::string hcSplitArgs(const std::string &entry) { return entry + "_partials, &" + entry + "_done, "; }
+// The prefill shape (T > 8): token tiles of kHcTileTokens per block.
+void expectHcTile(Emit &e) {
+  e.expect("v4cuda::kHcThreads == " + str(kHcThreads) + " && v4cuda::kHcTileTokens == " + str(kHcTileTokens),
+           "the mHC geometry");
+}
+
 EmittedKernel emitHcPre(const StepView &view) {
   Emit e(view);
   e.requireFloatIns({0});
@@ -574,14 +648,19 @@ EmittedKernel emitHcPre(const StepView &view) {
   checkMixWeights(e, 1, (2 + hc) * hc, hc * D, 3);
   e.require(e.outWidth(1, "post") == hc && e.outWidth(2, "comb") == hc * hc, "post must be [T, hc], comb [T, hc*hc]");
   const int64_t iters = view.attrInt("sinkhorn_iters");
-  const std::string entry = e.entryBase() + "_hc" + str(hc) + "_D" + str(D) + hcEpsTag(view) + "_it" + str(iters);
-  const std::string body = "  v4cuda::hcPre<" + e.inType(0) + ", " + e.inType(1) + ", " + e.inType(2) + ", " +
-                           e.inType(3) + ", " + e.outType(0) + ", " + e.outType(1) + ", " + e.outType(2) + ", " +
-                           str(hc) + ", " + str(D) + ">(" + e.in(0) + ", " + e.in(1) + ", " + e.in(2) + ", " +
-                           e.in(3) + ", out0, out1, out2, " + floatLiteral(view.attrFloat("norm_eps")) + ", " +
-                           floatLiteral(view.attrFloat("hc_eps")) + ", " + str(iters) + ", dyn);\n";
-  e.expect("v4cuda::kHcThreads == " + str(kHcThreads), "the block size");
-  return e.kernel(entry, body, kHcThreads, gridX(e.tokens()));
+  const bool split = e.tokens() <= kGemvMaxTokens;
+  const std::string entry = e.entryBase(split ? "split" : "tile") + "_hc" + str(hc) + "_D" + str(D) + hcEpsTag(view) +
+                            "_it" + str(iters);
+  const HcSplit sp = hcSplit(e, entry, 1, hc * D, (2 + hc) * hc);
+  const std::string body = "  v4cuda::hcPre" + std::string(split ? "Split" : "Tile") + "<" + e.inType(0) + ", " +
+                           e.inType(1) + ", " + e.inType(2) + ", " + e.inType(3) + ", " + e.outType(0) + ", " +
+                           e.outType(1) + ", " + e.outType(2) + ", " + str(e.tokens()) + ", " + str(hc) + ", " + str(D) +
+                           (split ? ", " + str(sp.parts) : "") + ">(" + e.in(0) + ", " + e.in(1) + ", " + e.in(2) +
+                           ", " + e.in(3) + ", out0, out1, out2, " + floatLiteral(view.attrFloat("norm_eps")) + ", " +
+                           floatLiteral(view.attrFloat("hc_eps")) + ", " + str(iters) + ", " +
+                           (split ? hcSplitArgs(entry) : "") + "dyn);\n";
+  expectHcTile(e);
+  return e.kernel(entry, body, kHcThreads, gridX(split ? sp.parts : ceilDiv(e.tokens(), kHcTileTokens)), sp.globals);
 }
 
 EmittedKernel emitHcHead(const StepView &view) {
@@ -591,14 +670,18 @@ EmittedKernel emitHcHead(const StepView &view) {
   const int64_t D = e.outWidth(0, "result");
   const int64_t hc = hcStreams(e, e.inWidth(0, "X"), D);
   checkMixWeights(e, 1, hc, hc * D, 1);
-  const std::string entry = e.entryBase() + "_hc" + str(hc) + "_D" + str(D) + hcEpsTag(view);
-  const std::string body = "  v4cuda::hcHead<" + e.inType(0) + ", " + e.inType(1) + ", " + e.inType(2) + ", " +
-                           e.inType(3) + ", " + e.outType(0) + ", " + str(hc) + ", " + str(D) + ">(" + e.in(0) + ", " +
-                           e.in(1) + ", " + e.in(2) + ", " + e.in(3) + ", out0, " +
-                           floatLiteral(view.attrFloat("norm_eps")) + ", " + floatLiteral(view.attrFloat("hc_eps")) +
-                           ", dyn);\n";
-  e.expect("v4cuda::kHcThreads == " + str(kHcThreads), "the block size");
-  return e.kernel(entry, body, kHcThreads, gridX(e.tokens()));
+  const bool split = e.tokens() <= kGemvMaxTokens;
+  const std::string entry = e.entryBase(split ? "split" : "tile") + "_hc" + str(hc) + "_D" + str(D) + hcEpsTag(view);
+  const HcSplit sp = hcSplit(e, entry, 1, hc * D, hc);
+  const std::string body = "  v4cuda::hcHead" + std::string(split ? "Split" : "Tile") + "<" + e.inType(0) + ", " +
+                           e.inType(1) + ", " + e.inType(2) + ", " + e.inType(3) + ", " + e.outType(0) + ", " +
+                           str(e.tokens()) + ", " + str(hc) + ", " + str(D) +
+                           (split ? ", " + str(sp.parts) : "") + ">(" + e.in(0) + ", " + e.in(1) + ", " + e.in(2) +
+                           ", " + e.in(3) + ", out0, " + floatLiteral(view.attrFloat("norm_eps")) + ", " +
+                           floatLiteral(view.attrFloat("hc_eps")) + ", " + (split ? hcSplitArgs(entry) : "") +
+                           "dyn);\n";
+  expectHcTile(e);
+  return e.kernel(entry, body, kHcThreads, gridX(split ? sp.parts : ceilDiv(e.tokens(), kHcTileTokens)), sp.globals);
 }
 
 // v4.hc_post_pre X, y, post, comb, fn, base, scale -> new_streams, collapsed, new_post, new_comb.
@@ -614,7 +697,10 @@ EmittedKernel emitHcPostPre(const StepView &view) {
                 e.outWidth(2, "new_post") == hc && e.outWidth(3, "new_comb") == hc * hc,
             "results must be new_streams [T, hc*D], collapsed [T, D], new_post [T, hc], new_comb [T, hc*hc]");
   const int64_t iters = view.attrInt("sinkhorn_iters");
-  const std::string entry = e.entryBase() + "_hc" + str(hc) + "_D" + str(D) + hcEpsTag(view) + "_it" + str(iters);
+  const bool split = e.tokens() <= kGemvMaxTokens;
+  const std::string entry = e.entryBase(split ? "split" : "tile") + "_hc" + str(hc) + "_D" + str(D) + hcEpsTag(view) +
+                            "_it" + str(iters);
+  const HcSplit sp = hcSplit(e, entry, 4, hc * D, (2 + hc) * hc);
   std::string types;
   for (int64_t i = 0; i < 7; ++i)
     types += e.inType(i) + ", ";
@@ -623,11 +709,13 @@ EmittedKernel emitHcPostPre(const StepView &view) {
   std::string args;
   for (int64_t i = 0; i < 7; ++i)
     args += e.in(i) + ", ";
-  const std::string body = "  v4cuda::hcPostPre<" + types + str(hc) + ", " + str(D) + ">(" + args +
-                           "out0, out1, out2, out3, " + floatLiteral(view.attrFloat("norm_eps")) + ", " +
-                           floatLiteral(view.attrFloat("hc_eps")) + ", " + str(iters) + ", dyn);\n";
-  e.expect("v4cuda::kHcThreads == " + str(kHcThreads), "the block size");
-  return e.kernel(entry, body, kHcThreads, gridX(e.tokens()));
+  const std::string body = "  v4cuda::hcPostPre" + std::string(split ? "Split" : "Tile") + "<" + types +
+                           str(e.tokens()) + ", " + str(hc) + ", " + str(D) +
+                           (split ? ", " + str(sp.parts) : "") + ">(" + args + "out0, out1, out2, out3, " +
+                           floatLiteral(view.attrFloat("norm_eps")) + ", " + floatLiteral(view.attrFloat("hc_eps")) +
+                           ", " + str(iters) + ", " + (split ? hcSplitArgs(entry) : "") + "dyn);\n";
+  expectHcTile(e);
+  return e.kernel(entry, body, kHcThreads, gridX(split ? sp.parts : ceilDiv(e.tokens(), kHcTileTokens)), sp.globals);
 }
 
 // ---- routers -------------------------------------------------------------------
@@ -644,6 +732,17 @@ int64_t checkRouter(const Emit &e, int64_t D, int64_t k) {
   return gate[0];
 }
 
+// Parts of D per expert in the split router: the fewest (a power of two) that
+// give >= kSpreadBlocks blocks of 8 warps, each part at least one 16-byte
+// load per lane.
+int64_t routerParts(int64_t E, int64_t D, int64_t gateElemBytes) {
+  const int64_t perLoad = std::max<int64_t>(1, 16 / gateElemBytes);
+  int64_t parts = 1;
+  while (ceilDiv(E * parts, kRouterSplitWarps) < kSpreadBlocks && D / (parts * 2) >= 32 * perLoad)
+    parts *= 2;
+  return parts;
+}
+
 EmittedKernel emitRouter(const StepView &view) {
   Emit e(view);
   e.requireFloatIns({0, 1, 2});
@@ -651,12 +750,34 @@ EmittedKernel emitRouter(const StepView &view) {
   const int64_t E = checkRouter(e, D, k);
   e.require(e.inShape(2) == std::vector<int64_t>{E}, "bias must be [" + str(E) + "]");
   const double scaling = view.attrFloat("routed_scaling");
-  const std::string entry = e.entryBase() + "_D" + str(D) + "_E" + str(E) + "_k" + str(k) + "_s" + numberTag(scaling);
-  const std::string body = "  v4cuda::router<" + e.inType(0) + ", " + e.inType(1) + ", " + e.inType(2) + ", " +
-                           e.outType(0) + ", " + str(D) + ", " + str(E) + ", " + str(k) + ">(" + e.in(0) + ", " +
-                           e.in(1) + ", " + e.in(2) + ", out0, out1, " + floatLiteral(scaling) + ", dyn);\n";
-  e.expect("v4cuda::kRouterThreads == " + str(kRouterThreads), "the block size");
-  return e.kernel(entry, body, kRouterThreads, gridX(e.tokens()));
+  const std::string types = e.inType(0) + ", " + e.inType(1) + ", " + e.inType(2) + ", " + e.outType(0) + ", ";
+  const std::string args = "(" + e.in(0) + ", " + e.in(1) + ", " + e.in(2) + ", out0, out1, " + floatLiteral(scaling);
+  const std::string tail = "_D" + str(D) + "_E" + str(E) + "_k" + str(k) + "_s" + numberTag(scaling);
+  if (e.tokens() <= kGemvMaxTokens) {
+    // Decode: the gate spread over the GPU, a warp per (expert, part of D).
+    const int64_t parts = routerParts(E, D, static_cast<int64_t>(v4rt::dtypeSize(view.in(1).dtype)));
+    const std::string entry = e.entryBase("split") + tail + "_P" + str(parts);
+    const int64_t scratch = e.tokens() * E * parts;
+    const std::string globals = "static __device__ float " + entry + "_partials[" + str(scratch) +
+                                "];\nstatic __device__ unsigned int " + entry + "_done;\n";
+    const std::string body = "  v4cuda::routerSplit<" + types + str(e.tokens()) + ", " + str(D) + ", " + str(E) +
+                             ", " + str(k) + ", " + str(parts) + ">" + args + ", " + entry + "_partials, &" + entry +
+                             "_done, dyn);\n";
+    e.expect("v4cuda::kRouterSplitThreads == " + str(kRouterSplitWarps * 32) + " && v4cuda::routerSplitScratch<" +
+                 str(e.tokens()) + ", " + str(E) + ", " + str(parts) + ">() == " + str(scratch),
+             "the split router");
+    return e.kernel(entry, body, static_cast<uint32_t>(kRouterSplitWarps * 32), gridX(ceilDiv(E * parts, kRouterSplitWarps)), globals);
+  }
+  // Prefill: blocks of 8 tokens (4 past 512 experts, 1 past 1024: shared
+  // [tokens][E] score arrays), each gate row loaded once per block.
+  const int64_t tokensPerBlock = E <= 512 ? 8 : (E <= 1024 ? 4 : 1);
+  const std::string entry = e.entryBase() + tail;
+  const std::string body = "  v4cuda::router<" + types + str(D) + ", " + str(E) + ", " + str(k) + ">" + args +
+                           ", dyn);\n";
+  e.expect("v4cuda::kRouterThreads == " + str(kRouterThreads) + " && v4cuda::routerTokensPerBlock<" + str(E) +
+               ">() == " + str(tokensPerBlock),
+           "the router geometry");
+  return e.kernel(entry, body, kRouterThreads, gridX(ceilDiv(e.tokens(), tokensPerBlock)));
 }
 
 EmittedKernel emitHashRouter(const StepView &view) {

@@ -294,12 +294,13 @@ TEST(DenseEmitters, SaneEntriesAndGeometry) {
 
 TEST(DenseEmitters, MatmulGeometry) {
   const std::vector<Emitted> all = emitAll(fullProgram());
-  // GEMV (T <= 8): 16 weight rows per block.
+  // GEMV (T <= 8): 16 weight rows per block, or 16 / KS when KS warps share
+  // a row pair over K (the fewest, up to 8, that give >= 264 blocks).
   const EmittedKernel &headDecode = find(all, "flash/bf16/T1/linear_head");
   EXPECT_NE(headDecode.entry.find("gemv"), std::string::npos);
   EXPECT_EQ(headDecode.dims.grid[0], (129280u + 15) / 16);
   EXPECT_EQ(headDecode.dims.grid[1], 1u);
-  EXPECT_NE(headDecode.source.find("linearGemv<__nv_bfloat16, __nv_bfloat16, float, 1, 4096, 129280>"),
+  EXPECT_NE(headDecode.source.find("linearGemv<__nv_bfloat16, __nv_bfloat16, float, 1, 4096, 129280, 1>"),
             std::string::npos);
   EXPECT_EQ(find(all, "tiny/f32/T8/linear_wq_a").dims.grid[0], 2u); // N = 32
   // GEMM: BM = 64 up to 64 tokens, else 128; BN = 64 up to 64 columns, else 128.
@@ -321,22 +322,27 @@ TEST(DenseEmitters, MatmulGeometry) {
   EXPECT_EQ(grouped.dims.grid[1], 32u);
   EXPECT_EQ(grouped.dims.grid[2], 8u);
   // norm_linear: one launch over both weights' column blocks, rms table per row.
+  // At decode 1536 rows: KS = 4 (96 -> 192 -> 384 blocks of 4 rows); the
+  // rms table (4 bytes, rounded to 16) then 16 partial sums.
   const EmittedKernel &normDecode = find(all, "flash/bf16/T1/norm_linear");
-  EXPECT_EQ(normDecode.dims.grid[0], 1024u / 16 + 512u / 16);
-  EXPECT_EQ(normDecode.dims.sharedBytes, 4u);
-  EXPECT_NE(normDecode.source.find("if (tile < 64)"), std::string::npos);
-  EXPECT_NE(normDecode.source.find("tile - 64"), std::string::npos);
+  EXPECT_EQ(normDecode.dims.grid[0], 1024u / 4 + 512u / 4);
+  EXPECT_EQ(normDecode.dims.sharedBytes, 16u + 16 * 4);
+  EXPECT_NE(normDecode.source.find("if (tile < 256)"), std::string::npos);
+  EXPECT_NE(normDecode.source.find("tile - 256"), std::string::npos);
+  EXPECT_NE(normDecode.entry.find("gemv_ks4"), std::string::npos) << normDecode.entry;
   const EmittedKernel &norm = find(all, "flash/f32/T4096/norm_linear");
   EXPECT_EQ(norm.dims.grid[0], 1024u / 128 + 512u / 128);
   EXPECT_EQ(norm.dims.sharedBytes, 16u * (132 + 132) * 4 + 128 * 4);
   EXPECT_EQ(find(all, "flash/f32/T37/norm_linear_groups_now").dims.sharedBytes, 16u * (68 + 132) * 4 + 64 * 64 * 4);
   // linear_swiglu: 2I virtual rows.
-  EXPECT_EQ(find(all, "flash/bf16/T1/linear_swiglu").dims.grid[0], 2u * 2048 / 16);
+  EXPECT_EQ(find(all, "flash/bf16/T1/linear_swiglu").dims.grid[0], 2u * 2048 / 8); // KS = 2: 256 -> 512 blocks
   EXPECT_EQ(find(all, "flash/bf16/T37/linear_swiglu").dims.grid[0], 2u * 2048 / 128);
   // fp8: one scale byte per (token, 128-group).
+  // KS = 8 (1024 rows: 64 -> 512 blocks; 512 codes per split), partial sums after the table.
   const EmittedKernel &fp8Decode = find(all, "flash/f32/T1/linear_fp8");
-  EXPECT_EQ(fp8Decode.dims.sharedBytes, 32u);
-  EXPECT_NE(fp8Decode.source.find("linearFp8Gemv<float, float, 1, 4096, 1024, 128, 128>"), std::string::npos);
+  EXPECT_EQ(fp8Decode.dims.grid[0], 1024u / 2);
+  EXPECT_EQ(fp8Decode.dims.sharedBytes, 32u + 16 * 4);
+  EXPECT_NE(fp8Decode.source.find("linearFp8Gemv<float, float, 1, 4096, 1024, 128, 128, 8>"), std::string::npos);
   // fp8 GEMMs run on tensor cores (bf16 tiles of [rows][32 + 8]) whatever x's dtype.
   const EmittedKernel &fp8Odd = find(all, "odd/T300/linear_fp8_K200_N130");
   EXPECT_NE(fp8Odd.entry.find("mma128x128"), std::string::npos);
@@ -357,10 +363,20 @@ TEST(DenseEmitters, MatmulGeometry) {
 TEST(DenseEmitters, RowOpGeometry) {
   const std::vector<Emitted> all = emitAll(fullProgram());
   EXPECT_EQ(find(all, "flash/f32/T37/embed").dims.grid[0], 37u);
-  EXPECT_EQ(find(all, "flash/f32/T4096/hc_pre").dims.grid[0], 4096u);
+  EXPECT_EQ(find(all, "flash/f32/T4096/hc_pre").dims.grid[0], 4096u / 8); // token tiles of 8
   EXPECT_EQ(find(all, "flash/f32/T4096/hc_pre").dims.block[0], 512u);
-  EXPECT_EQ(find(all, "flash/f32/T1/router").dims.grid[0], 1u);
-  EXPECT_EQ(find(all, "flash/f32/T1/router").dims.block[0], 1024u);
+  EXPECT_EQ(find(all, "flash/f32/T37/router").dims.grid[0], (37u + 7) / 8); // 8 tokens per block (E = 256)
+  EXPECT_EQ(find(all, "flash/f32/T37/router").dims.block[0], 1024u);
+  // Decode (T <= 8): split shapes over the weights with a last-block hand-off.
+  // router: 256 experts x 16 parts of 256 columns, 8 warps per block.
+  EXPECT_EQ(find(all, "flash/f32/T1/router").dims.grid[0], 256u * 16 / 8);
+  EXPECT_EQ(find(all, "flash/f32/T1/router").dims.block[0], 256u);
+  EXPECT_NE(find(all, "flash/f32/T1/router").source.find("routerSplit<"), std::string::npos);
+  // hc_pre: f32 fn, 128 columns per block over hc * D = 16384.
+  EXPECT_EQ(find(all, "flash/f32/T1/hc_pre").dims.grid[0], 16384u / 128);
+  EXPECT_EQ(find(all, "flash/f32/T1/hc_pre").dims.block[0], 512u);
+  EXPECT_NE(find(all, "tiny/f32/T8/hc_pre").entry.find("hc_pre_split"), std::string::npos); // up to 8 tokens
+  EXPECT_EQ(find(all, "tiny/f32/T9/hc_pre").dims.grid[0], 2u);                                 // then tiles of 8
   // rms_norm: a warp per group of <= 1024 (8 per block), else a block per group.
   EXPECT_EQ(find(all, "flash/f32/T37/rms_norm_heads").dims.grid[0], 37u * 8);
   EXPECT_EQ(find(all, "flash/f32/T37/rms_norm_w").dims.grid[0], 37u);
@@ -376,8 +392,19 @@ TEST(DenseEmitters, RowOpGeometry) {
       << rope.source;
   EXPECT_NE(find(all, "tiny/f32/T1/rope_inverse").entry, rope.entry);
   // Attribute values are baked as exact literals.
-  EXPECT_NE(find(all, "flash/f32/T1/router").source.find(", 2.5, dyn)"), std::string::npos);
-  EXPECT_NE(find(all, "flash/f32/T1/hc_pre").source.find("9.9999999999999995e-07, 9.9999999999999995e-07, 20, dyn"),
+  EXPECT_NE(find(all, "flash/f32/T37/router").source.find(", 2.5, dyn)"), std::string::npos);
+  const EmittedKernel &router = find(all, "flash/f32/T1/router");
+  EXPECT_NE(router.source.find(", 2.5, " + router.entry + "_partials, &" + router.entry + "_done, dyn)"),
+            std::string::npos)
+      << router.source;
+  EXPECT_NE(router.source.find("static __device__ float " + router.entry + "_partials[4096];"), std::string::npos);
+  const EmittedKernel &hcPre = find(all, "flash/f32/T1/hc_pre");
+  EXPECT_NE(hcPre.source.find("9.9999999999999995e-07, 9.9999999999999995e-07, 20, " + hcPre.entry + "_partials"),
+            std::string::npos)
+      << hcPre.source;
+  EXPECT_NE(hcPre.source.find("static __device__ float " + hcPre.entry + "_partials[" + std::to_string(24 * 128) + "];"),
+            std::string::npos);
+  EXPECT_NE(find(all, "flash/f32/T37/hc_pre").source.find("9.9999999999999995e-07, 9.9999999999999995e-07, 20, dyn"),
             std::string::npos);
 }
 

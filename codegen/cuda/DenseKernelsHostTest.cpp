@@ -176,8 +176,18 @@ std::vector<v4rt::Attr> hcAttrs(int iterations) {
 }
 ref::HyperParams hyperParams(int iterations, int64_t D = kHcD) { return {kHc, D, kNormEps, kHcEps, iterations}; }
 
+// The device scratch of a split (decode) kernel: partial dots and the
+// hand-off counter, which must read 0 after every launch.
+template <int T, int ROWS, int PARTS> struct HcSplitScratch {
+  std::vector<float> partials = std::vector<float>(v4cuda::hcSplitScratch<T, ROWS, PARTS>(), kNaN);
+  unsigned int done = 0;
+};
+
+// T <= 8: the split shape (the emitter's choice), else token tiles of 8.
 template <typename S, int D = kHcD, int T = 5> void runHcPreHead(int iterations, int present = 3) {
   constexpr int W = kHc * D;
+  constexpr bool kSplit = T <= 8;
+  constexpr int kParts = (W + v4cuda::hcSplitChunk<float>() - 1) / v4cuda::hcSplitChunk<float>();
   const std::vector<float> X = asStored<S>(randoms(T * W, 20, 2.0f)), fn = randoms(kHcRows * W, 21, 0.1f),
                            base = randoms(kHcRows, 22), scale = {0.7f, -1.3f, 2.1f};
   const std::vector<S> XS = stored<S>(X);
@@ -193,12 +203,24 @@ template <typename S, int D = kHcD, int T = 5> void runHcPreHead(int iterations,
                                  {arg(dt, {T, D}), arg(f32, {T, kHc}), arg(f32, {T, kHc * kHc})}, hcAttrs(iterations));
     std::vector<S> outCollapsed = nanFilled<S>(T * D);
     std::vector<float> outPost = nanFilled<float>(T * kHc), outComb = nanFilled<float>(T * kHc * kHc);
-    launchEntry(k, instantiation("hcPre", {t, f, f, f, t, f, f, str(kHc), str(D)}), [&] {
-      v4cuda::hcPre<S, float, float, float, S, float, float, kHc, D>(
-          XS.data(), fn.data(), base.data(), scale.data(), outCollapsed.data(), outPost.data(), outComb.data(),
-          kNormEps, kHcEps, iterations, dyn);
-    });
-    const std::string what = "hc_pre " + t + " sinkhorn " + str(iterations);
+    if constexpr (kSplit) {
+      HcSplitScratch<T, kHcRows, kParts> scratch;
+      // Twice: the hand-off counter must be back at 0 (a graph replay).
+      for (int run = 0; run < 2; ++run)
+        launchEntry(k, instantiation("hcPreSplit", {t, f, f, f, t, f, f, str(T), str(kHc), str(D), str(kParts)}), [&] {
+          v4cuda::hcPreSplit<S, float, float, float, S, float, float, T, kHc, D, kParts>(
+              XS.data(), fn.data(), base.data(), scale.data(), outCollapsed.data(), outPost.data(), outComb.data(),
+              kNormEps, kHcEps, iterations, scratch.partials.data(), &scratch.done, dyn);
+        });
+      EXPECT_EQ(scratch.done, 0u) << "the last block resets the counter";
+    } else {
+      launchEntry(k, instantiation("hcPreTile", {t, f, f, f, t, f, f, str(T), str(kHc), str(D)}), [&] {
+        v4cuda::hcPreTile<S, float, float, float, S, float, float, T, kHc, D>(
+            XS.data(), fn.data(), base.data(), scale.data(), outCollapsed.data(), outPost.data(), outComb.data(),
+            kNormEps, kHcEps, iterations, dyn);
+      });
+    }
+    const std::string what = "hc_pre " + t + " sinkhorn " + str(iterations) + " T " + str(T);
     expectRows(outCollapsed, collapsed, present, D, what + " collapsed", 2e-5f);
     expectRows(outPost, post, present, kHc, what + " post", 2e-5f);
     expectRows(outComb, comb, present, kHc * kHc, what + " comb", 2e-5f);
@@ -211,11 +233,21 @@ template <typename S, int D = kHcD, int T = 5> void runHcPreHead(int iterations,
                                  {arg(dt, {T, D})},
                                  {intAttr("hc", {kHc}), floatAttr("norm_eps", {kNormEps}), floatAttr("hc_eps", {kHcEps})});
     std::vector<S> out = nanFilled<S>(T * D);
-    launchEntry(k, instantiation("hcHead", {t, f, f, f, t, str(kHc), str(D)}), [&] {
-      v4cuda::hcHead<S, float, float, float, S, kHc, D>(XS.data(), fn.data(), base.data(), scale.data(), out.data(),
-                                                           kNormEps, kHcEps, dyn);
-    });
-    expectRows(out, expected, present, D, "hc_head " + t, 2e-5f);
+    if constexpr (kSplit) {
+      HcSplitScratch<T, kHc, kParts> scratch;
+      launchEntry(k, instantiation("hcHeadSplit", {t, f, f, f, t, str(T), str(kHc), str(D), str(kParts)}), [&] {
+        v4cuda::hcHeadSplit<S, float, float, float, S, T, kHc, D, kParts>(XS.data(), fn.data(), base.data(),
+                                                                          scale.data(), out.data(), kNormEps, kHcEps,
+                                                                          scratch.partials.data(), &scratch.done, dyn);
+      });
+      EXPECT_EQ(scratch.done, 0u) << "the last block resets the counter";
+    } else {
+      launchEntry(k, instantiation("hcHeadTile", {t, f, f, f, t, str(T), str(kHc), str(D)}), [&] {
+        v4cuda::hcHeadTile<S, float, float, float, S, T, kHc, D>(XS.data(), fn.data(), base.data(), scale.data(),
+                                                                 out.data(), kNormEps, kHcEps, dyn);
+      });
+    }
+    expectRows(out, expected, present, D, "hc_head " + t + " T " + str(T), 2e-5f);
   }
 }
 
@@ -223,6 +255,10 @@ TEST(DenseKernelsOnHost, HcPreSinkhornAndHcHeadMatchReference) {
   runHcPreHead<float>(1);
   runHcPreHead<float>(20);
   runHcPreHead<bf16>(20);
+  runHcPreHead<float, kHcD, 12>(20, 10);  // token tiles (prefill): 8 + a partial tile of 2
+  runHcPreHead<bf16, 200, 20>(20, 17);     // 800 columns: chunks of 512, the second partial; tiles 8, 8, 1
+  runHcPreHead<bf16, 36, 8>(3, 8);       // split: 144 columns = 2 parts, the second partial; all 8 rows present
+  runHcPreHead<bf16, 100, 3>(20, 1);     // split: 400 columns = 4 parts
 }
 
 // A comb that mixes the streams: a random positive matrix, rows summing to ~1.
@@ -233,9 +269,10 @@ std::vector<float> combRows(int64_t T, uint32_t seed) {
   return comb;
 }
 
-template <typename S> void runHcPostAndPostPre() {
-  constexpr int T = 5, W = kHc * kHcD, kIters = 20;
-  const int present = 4;
+template <typename S, int T = 5> void runHcPostAndPostPre(int present = 4) {
+  constexpr int W = kHc * kHcD, kIters = 20;
+  constexpr bool kSplit = T <= 8;
+  constexpr int kParts = (W + v4cuda::hcSplitChunk<S>() - 1) / v4cuda::hcSplitChunk<S>();
   const std::vector<float> X = asStored<S>(randoms(T * W, 23, 2.0f)), y = asStored<S>(randoms(T * kHcD, 24)),
                            post = randoms(T * kHc, 25), comb = combRows(T, 26);
   const std::vector<float> fn = asStored<S>(randoms(kHcRows * W, 27, 0.1f)), base = randoms(kHcRows, 28),
@@ -269,11 +306,26 @@ template <typename S> void runHcPostAndPostPre() {
         {arg(dt, {T, W}), arg(dt, {T, kHcD}), arg(f32, {T, kHc}), arg(f32, {T, kHc * kHc})}, hcAttrs(kIters));
     std::vector<S> outStreams = nanFilled<S>(T * W), outCollapsed = nanFilled<S>(T * kHcD);
     std::vector<float> outPost = nanFilled<float>(T * kHc), outComb = nanFilled<float>(T * kHc * kHc);
-    launchEntry(k, instantiation("hcPostPre", {t, t, f, f, t, f, f, t, t, f, f, str(kHc), str(kHcD)}), [&] {
-      v4cuda::hcPostPre<S, S, float, float, S, float, float, S, S, float, float, kHc, kHcD>(
-          XS.data(), yS.data(), post.data(), comb.data(), fnS.data(), base.data(), scale.data(), outStreams.data(),
-          outCollapsed.data(), outPost.data(), outComb.data(), kNormEps, kHcEps, kIters, dyn);
-    });
+    if constexpr (kSplit) {
+      HcSplitScratch<T, kHcRows, kParts> scratch;
+      launchEntry(k,
+                  instantiation("hcPostPreSplit",
+                                {t, t, f, f, t, f, f, t, t, f, f, str(T), str(kHc), str(kHcD), str(kParts)}),
+                  [&] {
+                    v4cuda::hcPostPreSplit<S, S, float, float, S, float, float, S, S, float, float, T, kHc, kHcD,
+                                           kParts>(
+                        XS.data(), yS.data(), post.data(), comb.data(), fnS.data(), base.data(), scale.data(),
+                        outStreams.data(), outCollapsed.data(), outPost.data(), outComb.data(), kNormEps, kHcEps,
+                        kIters, scratch.partials.data(), &scratch.done, dyn);
+                  });
+      EXPECT_EQ(scratch.done, 0u) << "the last block resets the counter";
+    } else {
+      launchEntry(k, instantiation("hcPostPreTile", {t, t, f, f, t, f, f, t, t, f, f, str(T), str(kHc), str(kHcD)}), [&] {
+        v4cuda::hcPostPreTile<S, S, float, float, S, float, float, S, S, float, float, T, kHc, kHcD>(
+            XS.data(), yS.data(), post.data(), comb.data(), fnS.data(), base.data(), scale.data(), outStreams.data(),
+            outCollapsed.data(), outPost.data(), outComb.data(), kNormEps, kHcEps, kIters, dyn);
+      });
+    }
     expectRows(outStreams, streams, present, W, "hc_post_pre streams " + t, 1e-6f);
     expectRows(outCollapsed, collapsed, present, kHcD, "hc_post_pre collapsed " + t, 2e-5f);
     expectRows(outPost, newPost, present, kHc, "hc_post_pre post " + t, 2e-5f);
@@ -284,6 +336,8 @@ template <typename S> void runHcPostAndPostPre() {
 TEST(DenseKernelsOnHost, HcPostAndHcPostPreMatchReference) {
   runHcPostAndPostPre<float>();
   runHcPostAndPostPre<bf16>();
+  runHcPostAndPostPre<bf16, 10>(9);  // token tiles (prefill)
+  runHcPostAndPostPre<float, 16>(16); // two full tiles
 }
 
 // ---- routers -------------------------------------------------------------------------
@@ -303,7 +357,8 @@ void expectIds(const std::vector<int32_t> &out, const std::vector<int32_t> &expe
     }
 }
 
-template <typename S, int D, int E, int K, int T = 4> void runRouter(int present) {
+// PARTS: 0 for the per-token shape (T > 8), else the split's parts of D.
+template <typename S, int D, int E, int K, int T, int PARTS> void runRouter(int present) {
   const std::vector<float> h = asStored<S>(randoms(T * D, 29));
   std::vector<float> gate = randoms(E * D, 30, 0.3f), bias = randoms(E, 31, 0.05f);
   // Ties: expert e + E/2 is a copy of expert e (same gate row and bias), so
@@ -326,20 +381,38 @@ template <typename S, int D, int E, int K, int T = 4> void runRouter(int present
   std::vector<int32_t> outExperts(T * K, INT_MIN);
   const int32_t dyn[1] = {present};
   const std::string t = typeName<S>();
-  launchEntry(k, instantiation("router", {t, t, "float", "float", str(D), str(E), str(K)}), [&] {
-    v4cuda::router<S, S, float, float, D, E, K>(hS.data(), gateS.data(), bias.data(), outWeights.data(),
-                                                outExperts.data(), static_cast<float>(scaling), dyn);
-  });
-  const std::string what = "router " + t + " E " + str(E) + " k " + str(K);
+  if constexpr (PARTS > 0) { // T <= 8: the split shape; PARTS is what the emitter picks for this shape
+    std::vector<float> partials(v4cuda::routerSplitScratch<T, E, PARTS>(), kNaN);
+    unsigned int done = 0;
+    for (int run = 0; run < 2; ++run) // twice: the counter must be back at 0 (a graph replay)
+      launchEntry(k, instantiation("routerSplit", {t, t, "float", "float", str(T), str(D), str(E), str(K), str(PARTS)}),
+                  [&] {
+                    v4cuda::routerSplit<S, S, float, float, T, D, E, K, PARTS>(
+                        hS.data(), gateS.data(), bias.data(), outWeights.data(), outExperts.data(),
+                        static_cast<float>(scaling), partials.data(), &done, dyn);
+                  });
+    EXPECT_EQ(done, 0u) << "the last block resets the counter";
+  } else {
+    launchEntry(k, instantiation("router", {t, t, "float", "float", str(D), str(E), str(K)}), [&] {
+      v4cuda::router<S, S, float, float, D, E, K>(hS.data(), gateS.data(), bias.data(), outWeights.data(),
+                                                  outExperts.data(), static_cast<float>(scaling), dyn);
+    });
+  }
+  const std::string what = "router " + t + " E " + str(E) + " k " + str(K) + " T " + str(T);
   expectIds(outExperts, experts, present, K, what + " experts");
   expectRows(outWeights, weights, present, K, what + " weights", 2e-6f);
 }
 
 TEST(DenseKernelsOnHost, RouterTopKMatchesReferenceWithTies) {
   // Many equal pairs among the top: all of the top 12 of 24 experts.
-  runRouter<float, 40, 24, 12>(3);
-  runRouter<float, 64, 72, 6>(4); // E > 32: several experts per lane
-  runRouter<bf16, 64, 72, 6>(2);
+  runRouter<float, 40, 24, 12, 12, 0>(9);
+  runRouter<float, 64, 72, 6, 10, 0>(10); // E > 32: several experts per lane
+  runRouter<bf16, 64, 72, 6, 12, 0>(2);
+  runRouter<float, 64, 600, 6, 13, 0>(11); // E > 512: 4 tokens per block, the last block partial
+  // Split (decode) shape: parts of D per warp, the last block selects.
+  runRouter<float, 40, 24, 12, 4, 1>(3);
+  runRouter<float, 256, 72, 6, 8, 2>(8);  // E > 32, every row present
+  runRouter<bf16, 512, 72, 6, 4, 2>(2);   // 16-byte bf16 loads of the gate
 }
 
 template <typename S> void runHashRouter() {
@@ -382,7 +455,8 @@ TEST(DenseKernelsOnHost, HashRouterMatchesReference) {
 // top-6, 64 heads x 512 normed per head.
 TEST(DenseKernelsOnHost, FlashWidthsAtDecodeMatchReference) {
   runHcPreHead<bf16, 4096, 1>(20, 1);
-  runRouter<bf16, 4096, 256, 6, 1>(1);
+  runRouter<bf16, 4096, 256, 6, 1, 16>(1);
+  runRouter<float, 4096, 256, 6, 1, 16>(1); // the f32 gate V4-Flash's bf16 artifact has
   runRmsNorm<bf16, 1, 64 * 512, 512, false>(1);
 }
 

@@ -28,7 +28,7 @@ namespace ref = v4rt::ref;
 // BM == 0: the GEMV (T <= 8); else the tile the emitter picks: BM x BN, on
 // tensor cores when both operands are bf16 (MMA).
 
-template <typename S, typename TY, int T, int K, int N, int BM = 0, int BN = 0> void runLinear(int present) {
+template <typename S, typename TY, int T, int K, int N, int BM = 0, int BN = 0, int KS = 1> void runLinear(int present) {
   constexpr bool kMma = std::is_same_v<S, bf16>;
   const std::vector<float> x = asStored<S>(randoms(T * K, 7)), w = asStored<S>(randoms(N * K, 8));
   const std::vector<S> xS = stored<S>(x), wS = stored<S>(w);
@@ -41,13 +41,15 @@ template <typename S, typename TY, int T, int K, int N, int BM = 0, int BN = 0> 
   const int32_t dyn[1] = {present};
   const std::vector<std::string> types = {typeName<S>(), typeName<S>(), typeName<TY>()};
   if constexpr (BM == 0)
-    launchEntry(k, instantiation("linearGemv", concat(types, {str(T), str(K), str(N)})),
-                [&] { v4cuda::linearGemv<S, S, TY, T, K, N>(xS.data(), wS.data(), out.data(), dyn); });
+    launchEntry(k, instantiation("linearGemv", concat(types, {str(T), str(K), str(N), str(KS)})),
+                [&] { v4cuda::linearGemv<S, S, TY, T, K, N, KS>(xS.data(), wS.data(), out.data(), dyn); });
   else
     launchEntry(k, instantiation("linearGemm", concat(types, concat({str(K), str(N)}, tileArgs<BM, BN, kMma>()))),
                 [&] { v4cuda::linearGemm<S, S, TY, K, N, BM, BN, kMma>(xS.data(), wS.data(), out.data(), dyn); });
   expectRows(out, expected, present, N,
-             "linear " + typeName<S>() + " T " + str(T) + " K " + str(K) + " N " + str(N) + " BM " + str(BM), 1e-5f,
+             "linear " + typeName<S>() + " T " + str(T) + " K " + str(K) + " N " + str(N) + " BM " + str(BM) + " KS " +
+                 str(KS),
+             1e-5f,
              &scale);
 }
 
@@ -59,6 +61,12 @@ TEST(DenseKernelsOnHost, LinearGemvMatchesReference) {
   runLinear<bf16, float, 2, 40, 130>(1); // bf16 program, f32 logits
   runLinear<float, float, 3, 45, 7>(2);   // K not a multiple of the vector: scalar loads
   runLinear<bf16, bf16, 3, 45, 45>(3);
+  // K split over the warps of a row pair (narrow weights at decode); the
+  // emitter picks KS, the instantiation check proves it.
+  runLinear<float, float, 3, 1000, 45, 0, 0, 4>(3);  // 8 steps of 128, 2 per split, the last partial
+  runLinear<bf16, bf16, 8, 1024, 7, 0, 0, 4>(8);     // every row present, N not a multiple of the rows per block
+  runLinear<bf16, float, 1, 4096, 20, 0, 0, 8>(1);   // 8 splits of 512
+  runLinear<float, float, 2, 264, 3, 0, 0, 2>(1);    // 3 steps over 2 splits: 1 and 2, the last partial
 }
 
 TEST(DenseKernelsOnHost, LinearFfmaTileMatchesReference) {
@@ -77,7 +85,7 @@ TEST(DenseKernelsOnHost, LinearTensorCoreTileMatchesReference) {
   runLinear<bf16, bf16, 20, 45, 7, 64, 64>(20); // unaligned rows: element-wise chunk fills
 }
 
-template <typename S, int T, int G, int KG, int R, int BM = 0, int BN = 0> void runGroupedLinear(int present) {
+template <typename S, int T, int G, int KG, int R, int BM = 0, int BN = 0, int KS = 1> void runGroupedLinear(int present) {
   constexpr bool kMma = std::is_same_v<S, bf16>;
   const std::vector<float> x = asStored<S>(randoms(T * G * KG, 9)), w = asStored<S>(randoms(G * R * KG, 10));
   const std::vector<S> xS = stored<S>(x), wS = stored<S>(w);
@@ -100,8 +108,8 @@ template <typename S, int T, int G, int KG, int R, int BM = 0, int BN = 0> void 
   const int32_t dyn[1] = {present};
   const std::vector<std::string> types = {typeName<S>(), typeName<S>(), typeName<S>()};
   if constexpr (BM == 0)
-    launchEntry(k, instantiation("groupedLinearGemv", concat(types, {str(T), str(G), str(KG), str(R)})),
-                [&] { v4cuda::groupedLinearGemv<S, S, S, T, G, KG, R>(xS.data(), wS.data(), out.data(), dyn); });
+    launchEntry(k, instantiation("groupedLinearGemv", concat(types, {str(T), str(G), str(KG), str(R), str(KS)})),
+                [&] { v4cuda::groupedLinearGemv<S, S, S, T, G, KG, R, KS>(xS.data(), wS.data(), out.data(), dyn); });
   else
     launchEntry(k,
                 instantiation("groupedLinearGemm", concat(types, concat({str(G), str(KG), str(R)}, tileArgs<BM, BN, kMma>()))),
@@ -114,10 +122,12 @@ TEST(DenseKernelsOnHost, GroupedLinearMatchesReference) {
   runGroupedLinear<float, 20, 3, 40, 7, 64, 64>(18);
   runGroupedLinear<bf16, 4, 3, 40, 7>(4);
   runGroupedLinear<bf16, 20, 3, 40, 7, 64, 64>(18);
+  runGroupedLinear<bf16, 2, 3, 1024, 9, 0, 0, 4>(2); // K split per group
 }
 
 // norm_linear: rms_norm (groups of G, weight) fused before two weights.
-template <typename S, int T, int K, int G, int N0, int N1, int BM = 0, int BN = 0> void runNormLinear(int present) {
+template <typename S, int T, int K, int G, int N0, int N1, int BM = 0, int BN = 0, int KS = 1>
+void runNormLinear(int present) {
   constexpr bool kMma = std::is_same_v<S, bf16>;
   const std::vector<float> x = asStored<S>(randoms(T * K, 11, 2.0f)), nw = asStored<S>(randoms(G, 12)),
                            w0 = asStored<S>(randoms(N0 * K, 13)), w1 = asStored<S>(randoms(N1 * K, 14));
@@ -138,23 +148,22 @@ template <typename S, int T, int K, int G, int N0, int N1, int BM = 0, int BN = 
   std::vector<S> out0 = nanFilled<S>(T * N0), out1 = nanFilled<S>(T * N1);
   const int32_t dyn[1] = {present};
   const std::string t = typeName<S>();
-  constexpr int kBlocks0 = BM == 0 ? (N0 + 15) / 16 : (N0 + BN - 1) / BN;
+  constexpr int kBlocks0 = BM == 0 ? (N0 + 16 / KS - 1) / (16 / KS) : (N0 + BN - 1) / BN;
   const std::string callee = BM == 0 ? "normLinearGemv" : "normLinearGemm";
   const std::vector<std::string> head = BM == 0 ? std::vector<std::string>{t, t, t, t, str(T), str(K), str(G), "true"}
                                                 : std::vector<std::string>{t, t, t, t, str(K), str(G), "true"};
   ASSERT_NE(k.source.find("if (tile < " + str(kBlocks0) + ")"), std::string::npos) << k.source;
-  ASSERT_NE(k.source.find(instantiation(callee, concat(concat(head, {str(N1)}), tileArgs<BM, BN, kMma>()))),
-            std::string::npos)
-      << k.source;
-  launchEntry(k, instantiation(callee, concat(concat(head, {str(N0)}), tileArgs<BM, BN, kMma>())), [&] {
+  const std::vector<std::string> tail = BM == 0 ? std::vector<std::string>{str(KS)} : tileArgs<BM, BN, kMma>();
+  ASSERT_NE(k.source.find(instantiation(callee, concat(concat(head, {str(N1)}), tail))), std::string::npos) << k.source;
+  launchEntry(k, instantiation(callee, concat(concat(head, {str(N0)}), tail)), [&] {
     const int tile = blockIdx.x; // the entry's dispatch over the weights' column blocks
     if constexpr (BM == 0) {
       if (tile < kBlocks0)
-        v4cuda::normLinearGemv<S, S, S, S, T, K, G, true, N0>(xS.data(), nwS.data(), w0S.data(), out0.data(), 1e-6,
-                                                               tile, dyn);
+        v4cuda::normLinearGemv<S, S, S, S, T, K, G, true, N0, KS>(xS.data(), nwS.data(), w0S.data(), out0.data(),
+                                                                   1e-6, tile, dyn);
       else
-        v4cuda::normLinearGemv<S, S, S, S, T, K, G, true, N1>(xS.data(), nwS.data(), w1S.data(), out1.data(), 1e-6,
-                                                               tile - kBlocks0, dyn);
+        v4cuda::normLinearGemv<S, S, S, S, T, K, G, true, N1, KS>(xS.data(), nwS.data(), w1S.data(), out1.data(),
+                                                                   1e-6, tile - kBlocks0, dyn);
     } else {
       if (tile < kBlocks0)
         v4cuda::normLinearGemm<S, S, S, S, K, G, true, N0, BM, BN, kMma>(xS.data(), nwS.data(), w0S.data(),
@@ -173,9 +182,10 @@ TEST(DenseKernelsOnHost, NormLinearMatchesReference) {
   runNormLinear<float, 20, 96, 32, 7, 130, 64, 128>(19);
   runNormLinear<bf16, 4, 96, 96, 45, 7>(4);
   runNormLinear<bf16, 20, 96, 32, 45, 7, 64, 64>(11);
+  runNormLinear<float, 5, 1024, 256, 45, 7, 0, 0, 8>(5); // K split, the norm table before the partial sums
 }
 
-template <typename S, int T, int K, int I, int BM = 0, int BN = 0> void runLinearSwiglu(int present) {
+template <typename S, int T, int K, int I, int BM = 0, int BN = 0, int KS = 1> void runLinearSwiglu(int present) {
   constexpr bool kMma = std::is_same_v<S, bf16>;
   const float limit = 3.0f;
   const std::vector<float> h = asStored<S>(randoms(T * K, 15)), gw = asStored<S>(randoms(I * K, 16)),
@@ -197,8 +207,8 @@ template <typename S, int T, int K, int I, int BM = 0, int BN = 0> void runLinea
   const int32_t dyn[1] = {present};
   const std::vector<std::string> types = {typeName<S>(), typeName<S>(), typeName<S>()};
   if constexpr (BM == 0)
-    launchEntry(k, instantiation("linearSwigluGemv", concat(types, {str(T), str(K), str(I)})), [&] {
-      v4cuda::linearSwigluGemv<S, S, S, T, K, I>(hS.data(), gwS.data(), uwS.data(), out.data(), limit, dyn);
+    launchEntry(k, instantiation("linearSwigluGemv", concat(types, {str(T), str(K), str(I), str(KS)})), [&] {
+      v4cuda::linearSwigluGemv<S, S, S, T, K, I, KS>(hS.data(), gwS.data(), uwS.data(), out.data(), limit, dyn);
     });
   else
     launchEntry(k, instantiation("linearSwigluGemm", concat(types, concat({str(K), str(I)}, tileArgs<BM, BN, kMma>()))),
@@ -214,10 +224,12 @@ TEST(DenseKernelsOnHost, LinearSwigluMatchesReference) {
   runLinearSwiglu<float, 20, 200, 45, 64, 128>(13); // 90 virtual columns
   runLinearSwiglu<bf16, 3, 200, 7>(2);
   runLinearSwiglu<bf16, 20, 40, 45, 64, 128>(20);
+  runLinearSwiglu<bf16, 2, 1024, 9, 0, 0, 4>(2); // K split: gate/up pairs stay in one warp's rows
 }
 
 // linear_fp8: e4m3 weights in [BR, BC] blocks, activations quantized per 1 x BC.
-template <typename S, int T, int K, int N, int BR, int BC, int BM = 0, int BN = 0> void runLinearFp8(int present) {
+template <typename S, int T, int K, int N, int BR, int BC, int BM = 0, int BN = 0, int KS = 1>
+void runLinearFp8(int present) {
   std::vector<float> x = asStored<S>(randoms(T * K, 18, 4.0f));
   x[5] = 0.0f; // a group with a zero keeps its other values
   const std::vector<float> w = randoms(N * K, 19, 0.5f);
@@ -237,9 +249,8 @@ template <typename S, int T, int K, int N, int BR, int BC, int BM = 0, int BN = 
   const auto *w8 = reinterpret_cast<const __nv_fp8_e4m3 *>(codes.data());
   const std::vector<std::string> types = {typeName<S>(), typeName<S>()};
   if constexpr (BM == 0)
-    launchEntry(k, instantiation("linearFp8Gemv", concat(types, {str(T), str(K), str(N), str(BR), str(BC)})), [&] {
-      v4cuda::linearFp8Gemv<S, S, T, K, N, BR, BC>(xS.data(), w8, scales.data(), out.data(), dyn);
-    });
+    launchEntry(k, instantiation("linearFp8Gemv", concat(types, {str(T), str(K), str(N), str(BR), str(BC), str(KS)})),
+                [&] { v4cuda::linearFp8Gemv<S, S, T, K, N, BR, BC, KS>(xS.data(), w8, scales.data(), out.data(), dyn); });
   else
     launchEntry(k,
                 instantiation("linearFp8Gemm",
@@ -257,12 +268,14 @@ TEST(DenseKernelsOnHost, LinearFp8MatchesReference) {
   runLinearFp8<bf16, 2, 256, 7, 128, 128>(2);   // GEMV, 16 codes per load
   runLinearFp8<float, 20, 200, 45, 16, 128, 64, 64>(17); // tensor-core tile for f32 activations too
   runLinearFp8<bf16, 20, 256, 130, 128, 32, 64, 128>(20);
+  runLinearFp8<bf16, 3, 1024, 9, 16, 128, 0, 0, 2>(3); // K split; 3 rows x 8 scale bytes before the partial sums
 }
 
 // Real V4-Flash widths at decode (T = 1): hidden 4096, fp8 blocks of 128.
 TEST(DenseKernelsOnHost, FlashWidthMatmulsAtDecodeMatchReference) {
-  runLinearFp8<bf16, 1, 4096, 64, 128, 128>(1);
-  runNormLinear<bf16, 1, 4096, 4096, 64, 16>(1);
+  runLinearFp8<bf16, 1, 4096, 64, 128, 128, 0, 0, 8>(1);
+  runNormLinear<bf16, 1, 4096, 4096, 64, 16, 0, 0, 8>(1);
+  runLinear<bf16, bf16, 1, 4096, 512, 0, 0, 8>(1); // the 4096 -> 512 projection: 256 blocks of 2 rows
 }
 
 } // namespace

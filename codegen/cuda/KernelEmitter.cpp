@@ -67,6 +67,8 @@ const v4rt::CacheSlot &StepView::cacheSlot(const v4rt::ArgRef &arg) const {
 
 int64_t StepView::bucketTokens() const { return bucket.tokens; }
 
+bool StepView::perRowCaches() const { return bucket.kind == v4rt::BucketKind::Decode && bucket.batch > 1; }
+
 std::string StepView::paramList() const {
   std::string params;
   // An input that an output overwrites (an arena buffer written in place, a
@@ -82,11 +84,15 @@ std::string StepView::paramList() const {
     }
     return false;
   };
+  // Batched decode: a cache argument is a table of slot bases (the ABI).
+  auto pointer = [&](const v4rt::ArgRef &arg) {
+    return perRowCaches() && arg.kind == v4rt::ArgKind::Cache ? "* const*" : "*";
+  };
   for (size_t i = 0; i < step.ins.size(); ++i)
-    params += std::string("const ") + cTypeName(step.ins[i].dtype) +
-              (aliasedByAnOutput(step.ins[i]) ? "* in" : "* __restrict__ in") + std::to_string(i) + ", ";
+    params += std::string("const ") + cTypeName(step.ins[i].dtype) + pointer(step.ins[i]) +
+              (aliasedByAnOutput(step.ins[i]) ? " in" : " __restrict__ in") + std::to_string(i) + ", ";
   for (size_t i = 0; i < step.outs.size(); ++i)
-    params += std::string(cTypeName(step.outs[i].dtype)) + "* out" + std::to_string(i) + ", ";
+    params += std::string(cTypeName(step.outs[i].dtype)) + pointer(step.outs[i]) + " out" + std::to_string(i) + ", ";
   return params + "const int32_t* __restrict__ dyn";
 }
 

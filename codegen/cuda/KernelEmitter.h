@@ -14,10 +14,20 @@
 //      Output: the bucket's input / output buffer). Element type = ArgRef
 //      dtype (cTypeName). A cache slot that is read and written appears in
 //      both lists with the same address.
+//      Batched decode (a Decode bucket with batch B > 1): each Cache argument
+//      is instead `T* const*`, the device address of a table of B slot bases
+//      (row r -> session r's slot, the layout below; rows >= dyn[0] may be
+//      null), and row r of every token-major argument is session r's next
+//      token at its own position (positions[r]), not a chunk. Kernels take
+//      the table as v4cuda::RowSlots<T> (include/v4cuda/Cache.cuh).
 //   2. `const int32_t *dyn`: device address of the step's dynamic values,
 //      dyn[0] = tokens present in this run (<= the bucket's static tokens);
 //      rows >= dyn[0] must not be written. (A device pointer, not a value, so a
 //      captured CUDA graph replays with new token counts.)
+//      dyn[1] = frozen tokens: Entries rows of windows ending at or below it
+//      were restored from the prefix cache and are not rewritten (the
+//      compressor still advances its state); 0 outside a restore.
+//      dyn[2..15] = 0, reserved.
 // Device cache layout (one slot, `CacheSlot` of the program):
 //   Window:        [rows = W, width], the ring: position p lives in row p % W.
 //   CompressState: [rows, width], the CPU reference's row meaning.
@@ -91,11 +101,15 @@ public:
   const v4rt::CacheSlot &cacheSlot(const v4rt::ArgRef &arg) const;
   // Static token count of the bucket (rows of token-major activations).
   int64_t bucketTokens() const;
+  // A decode bucket of B > 1 sessions: each cache argument is a table of B
+  // slot bases and each row its own session's token (the ABI above).
+  bool perRowCaches() const;
 
   // The entry's parameter list per the ABI: "const float* in0, const __nv_bfloat16* in1,
   // ..., float* out0, ..., const int32_t* dyn". Inputs are named in<i>, outputs out<i>
   // (i = position in step.ins / step.outs). Inputs are __restrict__ unless an
   // output overwrites them (in-place arena bytes, a cache slot the step updates).
+  // With perRowCaches(), cache arguments are slot tables: "const float* const* in4".
   std::string paramList() const;
 };
 

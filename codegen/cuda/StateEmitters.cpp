@@ -29,6 +29,9 @@ constexpr int64_t kIndexerMaxSplits = 128;     // blocks per token in decode
 constexpr int64_t kIndexerSplitBudget = 256;   // tokens * splits
 constexpr int64_t kMaxSharedBytes = 227 * 1024;
 constexpr int64_t kGroupedSharedBudget = 160 * 1024; // moe prefill: token rows staged per block
+constexpr int64_t kMoeSplitMaxTokens = 8;          // moe decode: a block per (token, slot, slice)
+constexpr int64_t kMoeSpreadBlocks = 2 * 132;        // moe decode: blocks that stream the experts (2 per H100 SM)
+constexpr int64_t kMoeMmaRows = 64, kMoeMmaSlice = 128, kMoeMmaCols = 128; // MoeMma.cuh
 
 std::string str(int64_t value) { return std::to_string(value); }
 
@@ -118,13 +121,8 @@ public:
   }
 
   // The cache slot of operand `operand`, checked to be of `kind` with a
-  // float element type. The kernels read a chunk of ONE session (positions
-  // consecutive from positions[0], one slot per cache operand), so a decode
-  // bucket of several sessions (rows with their own slots) is refused.
+  // float element type.
   const v4rt::CacheSlot &cache(int64_t operand, CacheKind kind, const std::string &what) const {
-    require(view.bucket.kind != v4rt::BucketKind::Decode || view.bucket.batch <= 1,
-            "bucket '" + view.bucket.name + "' decodes " + str(view.bucket.batch) +
-                " sessions at once; the CUDA state kernels run one session per launch (compile with --decode-batch 1)");
     const v4rt::ArgRef &arg = view.in(operand);
     require(arg.kind == v4rt::ArgKind::Cache, what + " must be a cache slot (operand " + str(operand) + ")");
     const v4rt::CacheSlot &slot = view.cacheSlot(arg);
@@ -136,6 +134,20 @@ public:
     requireFloat(arg, what);
     require(slot.width > 0, what + " cache '" + slot.name + "' has no width");
     return slot;
+  }
+  // The kernel argument of cache operand `operand` / cache result `result`:
+  // the slot pointer, or in a batched decode bucket the table of the rows'
+  // slots as v4cuda::RowSlots (KernelEmitter.h, "Entry ABI").
+  bool perRow() const { return view.perRowCaches(); }
+  std::string cacheIn(int64_t operand) const {
+    if (!perRow())
+      return in(operand);
+    return std::string("v4cuda::RowSlots<const ") + cTypeName(view.in(operand).dtype) + ">{" + in(operand) + "}";
+  }
+  std::string cacheOut(int64_t result) const {
+    if (!perRow())
+      return out(result);
+    return std::string("v4cuda::RowSlots<") + cTypeName(view.out(result).dtype) + ">{" + out(result) + "}";
   }
   // Result `result` is the new version of cache operand `operand` (same slot).
   void requireCacheResult(int64_t result, int64_t operand) const {
@@ -210,9 +222,9 @@ EmittedKernel emitCacheAppend(const StepView &view) {
   s.require(slot.rows > 0, "window cache '" + slot.name + "' has no rows");
   s.requirePositions(2);
   s.requireCacheResult(0, 0);
-  LaunchDims dims;
-  dims.grid[0] = static_cast<uint32_t>(std::min(s.tokens(), slot.rows));
-  const std::string body = "  v4cuda::cacheAppendRows(" + s.out(0) + ", " + s.in(1) + ", " + s.in(2) + ", " +
+  LaunchDims dims; // a chunk keeps its last W tokens; batched rows each go to their own ring
+  dims.grid[0] = static_cast<uint32_t>(s.perRow() ? s.tokens() : std::min(s.tokens(), slot.rows));
+  const std::string body = "  v4cuda::cacheAppendRows(" + s.cacheOut(0) + ", " + s.in(1) + ", " + s.in(2) + ", " +
                            str(slot.rows) + ", " + str(width) + ", dyn);\n";
   return s.finish(s.baseName("W" + str(slot.rows) + "_C" + str(width)), "", body, roundUpWarps(width), dims);
 }
@@ -234,12 +246,108 @@ EmittedKernel emitRopeCacheAppend(const StepView &view) {
   LaunchDims dims;
   dims.grid[0] = static_cast<uint32_t>(s.tokens());
   const std::string body = "  v4cuda::ropeCacheAppendRows(" + s.in(1) + ", " + s.in(2) + ", " + s.out(0) + ", " +
-                           s.out(1) + ", @E@_inv_freq, " + str(slot.rows) + ", " + str(width) + ", " +
+                           s.cacheOut(1) + ", @E@_inv_freq, " + str(slot.rows) + ", " + str(width) + ", " +
                            str(headDim) + ", " + str(view.attrInt("rope_dim")) + ", " +
                            floatLiteral(view.attrFloat("scaling")) + ", " +
                            (view.attrBool("inverse") ? "true" : "false") + ", dyn);\n";
   return s.finish(s.baseName("W" + str(slot.rows) + "_C" + str(width) + "_hd" + str(headDim)), table, body,
                   roundUpWarps(width / 2), dims);
+}
+
+// ---- single-token decode (AttentionDecode.cuh, IndexerDecode.cuh) ------------
+// A decode bucket of one session (one token, plain slot pointers) splits each
+// token's candidates / keys over many blocks, so 1M tokens of context are read
+// by the whole GPU; the last block of a split group combines (scratch below).
+
+constexpr int64_t kDecodeBlocks = 264;        // two blocks per SM of an H100 (132 SMs)
+constexpr int64_t kAttentionDecodeMaxSplits = 64;
+constexpr int64_t kIndexerDecodeGroup = 16;   // split lists per first-level merge
+constexpr int64_t kIndexerDecodeKeysPerThread = 4; // IndexerDecode.cuh
+
+bool singleTokenDecode(const StateStep &s) { return s.tokens() == 1 && !s.perRow(); }
+
+// v4.attention of one token: S splits per head group (partials + combine with the sink).
+EmittedKernel emitAttentionDecode(const StateStep &s, int64_t nh, int64_t hd, int64_t W, int64_t rate, int64_t group,
+                                  int64_t topkWidth, const std::string &entries, const std::string &topk) {
+  const int64_t groups = nh / group;
+  const int64_t splits = std::clamp<int64_t>((2 * kDecodeBlocks + groups - 1) / groups, 1, kAttentionDecodeMaxSplits);
+  const int64_t partialFloats = groups * splits * group * (hd + 2);
+  const std::string globals = "static __device__ float @E@_partials[" + str(partialFloats) + "];\n" +
+                              "static __device__ unsigned int @E@_done[" + str(groups) + "];\n";
+  LaunchDims dims;
+  dims.grid[0] = static_cast<uint32_t>(groups * splits);
+  dims.sharedBytes = static_cast<uint32_t>((kAttentionWarps * hd + 2 * kAttentionWarps + splits) * 4);
+  const std::string body = "  const v4cuda::AttentionShape shape{" + str(nh) + ", " + str(W) + ", " + str(rate) +
+                           ", " + str(topkWidth) + ", " + floatArg(s.view.attrFloat("scale")) + "};\n" +
+                           "  v4cuda::attentionDecodeSplit<" + str(hd) + ", " + str(group) + ">(" + s.in(0) + ", " +
+                           s.in(1) + ", " + s.in(2) + ", " + s.in(3) + ", " + s.in(4) + ", " + entries + ", " + topk +
+                           ", " + s.out(0) + ", shape, @E@_partials, @E@_done, dyn);\n";
+  return s.finish(s.baseName("nh" + str(nh) + "_hd" + str(hd) + "_W" + str(W) + "_m" + str(rate) + "_K" +
+                             str(topkWidth) + "_split" + str(splits)),
+                  globals, body, kStateThreads, dims);
+}
+
+// IndexerDecodeLayout::bytes() of IndexerDecode.cuh (the same arithmetic).
+int64_t indexerDecodeSharedBytes(int64_t H, int64_t dI, int64_t tileKeys, int64_t K, int64_t G) {
+  auto align4 = [](int64_t words) { return (words + 3) / 4 * 4; };
+  const int64_t staging = align4(H * (dI + 1)), scoring = align4(dI * tileKeys) + align4(H * tileKeys),
+                merging = 2 * align4(G * K);
+  return (align4(dI * H) + align4(H) + std::max({staging, scoring, merging}) + 4 * align4(tileKeys) + 4 * align4(K) +
+          align4(G)) *
+         4;
+}
+
+// Dynamic shared memory one block may opt into on the target (sm_89: 99 KB,
+// sm_80: 163 KB, Hopper and later: 227 KB).
+int64_t targetSharedLimit(const std::string &target) {
+  if (target == "sm_89")
+    return 99 * 1024;
+  if (target == "sm_80")
+    return 163 * 1024;
+  return kMaxSharedBytes;
+}
+
+// Heads per thread of the indexer's decode tile (0: the shape does not fit it).
+int64_t indexerDecodeHeadsPerThread(int64_t H) {
+  for (int64_t ht : {8, 4, 2, 1})
+    if (H % ht == 0 && H / ht <= static_cast<int64_t>(kStateThreads))
+      return ht;
+  return 0;
+}
+
+// v4.indexer_topk of one token: S splits scoring tiles of keys, two levels of
+// "last block" merges. Returns false (caller emits the chunk kernel) when the
+// tile does not fit in the target's shared memory.
+bool emitIndexerDecode(const StateStep &s, int64_t H, int64_t dI, int64_t K, int64_t m, EmittedKernel &kernel) {
+  const int64_t ht = indexerDecodeHeadsPerThread(H);
+  if (ht == 0)
+    return false;
+  const int64_t tileKeys = kIndexerDecodeKeysPerThread * (kStateThreads / (H / ht));
+  const int64_t splits = kDecodeBlocks, group = kIndexerDecodeGroup, groups = (splits + group - 1) / group;
+  const int64_t shared = indexerDecodeSharedBytes(H, dI, tileKeys, K, group);
+  if (shared > targetSharedLimit(s.view.program.target))
+    return false;
+  const std::string globals =
+      "static __device__ float @E@_split_score[" + str(splits * K) + "];\n" + "static __device__ int @E@_split_index[" +
+      str(splits * K) + "];\n" + "static __device__ int @E@_split_count[" + str(splits) + "];\n" +
+      "static __device__ float @E@_group_score[" + str(groups * K) + "];\n" + "static __device__ int @E@_group_index[" +
+      str(groups * K) + "];\n" + "static __device__ int @E@_group_count[" + str(groups) + "];\n" +
+      "static __device__ unsigned int @E@_group_done[" + str(groups) + "];\n" +
+      "static __device__ unsigned int @E@_top_done;\n";
+  const std::string body =
+      "  const v4cuda::IndexerShape shape{" + str(H) + ", " + str(K) + ", " + str(m) + ", " +
+      floatArg(s.view.attrFloat("weight_scale")) + ", " + floatArg(s.view.attrFloat("score_scale")) + "};\n" +
+      "  const v4cuda::IndexerDecodeScratch scratch{@E@_split_score, @E@_split_index, @E@_split_count, "
+      "@E@_group_score, @E@_group_index, @E@_group_count, @E@_group_done, &@E@_top_done};\n" +
+      "  v4cuda::indexerTopKDecode<" + str(dI) + ", " + str(ht) + ">(" + s.in(0) + ", " + s.in(1) + ", " + s.in(2) +
+      ", " + s.in(3) + ", " + s.out(0) + ", shape, " + str(group) + ", scratch, dyn);\n";
+  LaunchDims dims;
+  dims.grid[0] = static_cast<uint32_t>(splits);
+  dims.sharedBytes = static_cast<uint32_t>(shared);
+  kernel = s.finish(s.baseName("H" + str(H) + "_d" + str(dI) + "_K" + str(K) + "_m" + str(m) + "_decode" +
+                               str(splits) + "x" + str(tileKeys)),
+                    globals, body, kStateThreads, dims);
+  return true;
 }
 
 // ---- attention --------------------------------------------------------------
@@ -267,7 +375,7 @@ EmittedKernel emitAttention(const StepView &view) {
   if (s.has(5)) {
     const v4rt::CacheSlot &slot = s.cache(5, CacheKind::Entries, "entries");
     s.require(slot.width == hd, "entries rows must have head_dim = " + str(hd) + " channels, got " + str(slot.width));
-    entries = s.in(5);
+    entries = s.cacheIn(5);
   }
   if (s.has(6)) {
     s.requireDtype(view.in(6), DType::I32, "topk");
@@ -285,6 +393,8 @@ EmittedKernel emitAttention(const StepView &view) {
       group = g;
       break;
     }
+  if (singleTokenDecode(s)) // one session's next token: split over its candidates
+    return emitAttentionDecode(s, nh, hd, W, rate, group, topkWidth, entries, topk);
   const int64_t blocks = s.tokens() * (nh / group);
   s.require(blocks <= 0x7FFFFFFF, "too many (token, head group) blocks");
   LaunchDims dims;
@@ -293,7 +403,7 @@ EmittedKernel emitAttention(const StepView &view) {
   const std::string body = "  const v4cuda::AttentionShape shape{" + str(nh) + ", " + str(W) + ", " + str(rate) +
                            ", " + str(topkWidth) + ", " + floatArg(view.attrFloat("scale")) + "};\n" +
                            "  v4cuda::attentionHeads<" + str(hd) + ", " + str(group) + ">(" + s.in(0) + ", " +
-                           s.in(1) + ", " + s.in(2) + ", " + s.in(3) + ", " + s.in(4) + ", " + entries + ", " +
+                           s.in(1) + ", " + s.in(2) + ", " + s.in(3) + ", " + s.cacheIn(4) + ", " + entries + ", " +
                            topk + ", " + s.out(0) + ", shape, dyn);\n";
   return s.finish(s.baseName("nh" + str(nh) + "_hd" + str(hd) + "_W" + str(W) + "_m" + str(rate) + "_K" +
                              str(topkWidth)),
@@ -348,7 +458,8 @@ EmittedKernel emitCompressor(const StepView &view, bool fused) {
   int64_t sharedFloats = 1;
   if (fused)
     sharedFloats = tileTokens * rowsPerBlock + (tileTokens == 1 ? 0 : (tileTokens + rowsPerBlock) * (kCompressKTile + 1));
-  const int64_t maxWindows = (s.tokens() + m - 1) / m + 1; // windows one chunk can complete
+  // Windows one chunk can complete; batched rows: at most one per row.
+  const int64_t maxWindows = s.perRow() ? s.tokens() : (s.tokens() + m - 1) / m + 1;
   const std::string ov = overlap ? "true" : "false";
   const std::string globals = table + "static __device__ float @E@_pooled[" + str(maxWindows * C) + "];\n" +
                               "static __device__ unsigned int @E@_done;\n";
@@ -364,7 +475,7 @@ EmittedKernel emitCompressor(const StepView &view, bool fused) {
       str(view.attrInt("rope_dim")) + ", " + floatLiteral(view.attrFloat("scaling")) + ", " +
       floatLiteral(view.attrFloat("eps")) + "};\n" + "  v4cuda::compressChunk<" + ov + ", " + str(perBlock) + ", " +
       str(tileTokens) + ">(source, " + s.in(first) + ", " + s.in(first + 1) + ", " + s.in(first + 2) + ", " +
-      s.out(0) + ", " + s.out(1) + ", @E@_inv_freq, shape, @E@_pooled, &@E@_done, dyn);\n";
+      s.cacheOut(0) + ", " + s.cacheOut(1) + ", @E@_inv_freq, shape, @E@_pooled, &@E@_done, dyn);\n";
   LaunchDims dims;
   dims.grid[0] = static_cast<uint32_t>((C + perBlock - 1) / perBlock);
   dims.sharedBytes = static_cast<uint32_t>(sharedFloats * 4);
@@ -394,6 +505,9 @@ EmittedKernel emitIndexerTopK(const StepView &view) {
   s.requireDtype(view.out(0), DType::I32, "the result");
   s.require(s.rows(view.out(0), "the result") == K, "the result must have top_k = " + str(K) + " columns");
 
+  EmittedKernel decode;
+  if (singleTokenDecode(s) && emitIndexerDecode(s, H, dI, K, m, decode)) // one session's next token
+    return decode;
   const int64_t T = s.tokens();
   const int64_t splits = std::clamp<int64_t>(kIndexerSplitBudget / T, 1, kIndexerMaxSplits);
   const int64_t buffer = nextPowerOfTwo(K + kStateThreads);
@@ -409,7 +523,7 @@ EmittedKernel emitIndexerTopK(const StepView &view) {
   const std::string body = "  const v4cuda::IndexerShape shape{" + str(H) + ", " + str(K) + ", " + str(m) + ", " +
                            floatArg(view.attrFloat("weight_scale")) + ", " +
                            floatArg(view.attrFloat("score_scale")) + "};\n" + "  v4cuda::indexerTopK<" + str(dI) +
-                           ", " + str(buffer) + ">(" + s.in(0) + ", " + s.in(1) + ", " + s.in(2) + ", " + s.in(3) +
+                           ", " + str(buffer) + ">(" + s.in(0) + ", " + s.in(1) + ", " + s.in(2) + ", " + s.cacheIn(3) +
                            ", " + s.out(0) + ", shape, " + scratch + ", dyn);\n";
   LaunchDims dims;
   dims.grid[0] = static_cast<uint32_t>(T);
@@ -481,19 +595,63 @@ EmittedKernel emitExperts(const StepView &view, bool fp4) {
                            s.in(1) + ", " + s.in(2) + ", gateUp, down, " + s.out(0) + ", shape, ";
   LaunchDims dims;
   std::string globals, body, detail = "E" + str(E) + "_k" + str(k) + "_D" + str(D) + "_I" + str(I) + "_V" + str(V);
-  const int64_t slices = I / slice;
-  globals = "static __device__ float @E@_acc[" + str(T * D) + "];\n" + "static __device__ unsigned int @E@_done[" +
-            str(T) + "];\n";
-  if (T == 1) {
-    // Decode: one block per (slot, slice): k * slices blocks, no id scan.
-    body = rows + "  v4cuda::moeSplit" + call + str(slice) + ", @E@_acc, @E@_done, dyn);\n";
-    dims.grid[0] = static_cast<uint32_t>(T * k * slices);
-    dims.sharedBytes = static_cast<uint32_t>((D + slice) * 4);
-    detail += "_split" + str(slice);
+  uint32_t threads = kStateThreads;
+  // Tensor cores (MoeMma.cuh) where the operands are exact in bf16: fp4
+  // experts (quantized operands), or bf16 h with bf16 experts.
+  const bool mma = T > kMoeSplitMaxTokens && I % kMoeMmaSlice == 0 && D % 32 == 0 &&
+                   (fp4 || (view.in(0).dtype == DType::BF16 && gateUp.dtype == DType::BF16 &&
+                            down.dtype == DType::BF16));
+  if (T <= kMoeSplitMaxTokens) {
+    // Decode: one block per (token, slot, slice), no id scan. Without fp4 the
+    // slice shrinks (down to 32 rows) until the weights spread over
+    // >= kMoeSpreadBlocks blocks; fp4 keeps whole e4m3 groups of 128 rows and
+    // streams with more warps instead.
+    int64_t splitSlice = slice;
+    if (!fp4)
+      while (splitSlice % 64 == 0 && splitSlice / 2 >= V && T * k * (I / splitSlice) < kMoeSpreadBlocks)
+        splitSlice /= 2;
+    if (fp4)
+      threads = 512;
+    globals = "static __device__ float @E@_acc[" + str(T * D) + "];\n" + "static __device__ unsigned int @E@_done[" +
+              str(T) + "];\n";
+    body = rows + "  v4cuda::moeSplit" + call + str(splitSlice) + ", @E@_acc, @E@_done, dyn);\n";
+    dims.grid[0] = static_cast<uint32_t>(T * k * (I / splitSlice));
+    dims.sharedBytes = static_cast<uint32_t>((D + splitSlice) * 4);
+    detail += "_split" + str(splitSlice);
+  } else if (mma) {
+    // Prefill on tensor cores: routing, gate/up and down work items of one
+    // launch (MoeMma.cuh), scratch sized for the bucket's tokens.
+    const int64_t pairs = T * k;
+    const int64_t maxTiles = std::min((pairs + kMoeMmaRows - 1) / kMoeMmaRows + E, pairs);
+    const int64_t blocks = 1 + maxTiles * (I / kMoeMmaSlice + (D + kMoeMmaCols - 1) / kMoeMmaCols);
+    const int64_t shared = (3 * kMoeMmaRows + 2 * kMoeMmaSlice) * (32 + 8) * 2 + kMoeMmaRows * (2 * kMoeMmaSlice + 4) * 4 +
+                           kMoeMmaRows * ((D + 127) / 128) + 3 * kMoeMmaRows * 4;
+    globals = "static __device__ int @E@_order[" + str(pairs) + "];\n" + "static __device__ int @E@_tile_expert[" +
+              str(maxTiles) + "];\n" + "static __device__ int @E@_tile_begin[" + str(maxTiles) + "];\n" +
+              "static __device__ int @E@_tile_count[" + str(maxTiles) + "];\n" + "static __device__ float @E@_act[" +
+              str(pairs * I) + "];\n" + "static __device__ float @E@_acc[" + str(T * D) + "];\n" +
+              "static __device__ unsigned int @E@_token_done[" + str(T) + "];\n" +
+              "static __device__ unsigned int @E@_tile_done[" + str(maxTiles) + "];\n" +
+              "static __device__ unsigned int @E@_control[4];\n";
+    body = rows + "  static_assert(v4cuda::kMoeMmaThreads == " + str(kStateThreads) +
+           " && v4cuda::moeMmaMaxTiles(" + str(T) + ", " + str(k) + ", " + str(E) + ") == " + str(maxTiles) +
+           " && v4cuda::moeMmaBlocks(" + str(T) + ", " + str(k) + ", " + str(E) + ", " + str(D) + ", " + str(I) +
+           ") == " + str(blocks) + " && v4cuda::moeMmaSharedBytes(" + str(D) + ") == " + str(shared) +
+           ", \"StateEmitters.cpp and MoeMma.cuh disagree on the MoE geometry\");\n" +
+           "  const v4cuda::MoeMmaScratch scratch{@E@_order, @E@_tile_expert, @E@_tile_begin, @E@_tile_count, "
+           "@E@_act, @E@_acc, @E@_token_done, @E@_tile_done, @E@_control};\n" +
+           "  v4cuda::moeGroupedMma<" + (fp4 ? "true" : "false") + ">(" + s.in(0) + ", " + s.in(1) + ", " + s.in(2) +
+           ", gateUp, down, " + s.out(0) + ", shape, " + str(maxTiles) + ", scratch, dyn);\n";
+    dims.grid[0] = static_cast<uint32_t>(blocks);
+    dims.sharedBytes = static_cast<uint32_t>(shared);
+    detail += "_mma" + str(kMoeMmaRows);
   } else {
-    // Prefill: one block per (expert, slice), TOK tokens per weight load, as
-    // many as fit in kGroupedSharedBudget (over 48 KB: the runtime raises
-    // the function's limit).
+    // Prefill on CUDA cores (f32): one block per (expert, slice), TOK tokens
+    // per weight load, as many as fit in kGroupedSharedBudget (over 48 KB:
+    // the runtime raises the function's limit).
+    const int64_t slices = I / slice;
+    globals = "static __device__ float @E@_acc[" + str(T * D) + "];\n" + "static __device__ unsigned int @E@_done[" +
+              str(T) + "];\n";
     int64_t group = 8;
     while (group > 1 && (group * (D + slice) + kStateThreads + 1 + group) * 4 > kGroupedSharedBudget)
       group /= 2;
@@ -507,7 +665,7 @@ EmittedKernel emitExperts(const StepView &view, bool fp4) {
   }
   if (fp4)
     detail += "_bc" + str(blockCols);
-  return s.finish(s.baseName(detail), globals, body, kStateThreads, dims);
+  return s.finish(s.baseName(detail), globals, body, threads, dims);
 }
 
 EmittedKernel emitMoe(const StepView &view) { return emitExperts(view, /*fp4=*/false); }

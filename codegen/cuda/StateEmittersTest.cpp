@@ -2,10 +2,12 @@
 // and V4-Flash dimensions at T = 1, 5, 64 in f32 and bf16, entry naming,
 // clear errors for malformed steps, and nvcc compiling every instantiation
 // for sm_90a and sm_80 (skipped, saying why, where nvcc is absent).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -241,19 +243,44 @@ TEST(StateEmitters, FlashDecodeGeometry) {
     auto g = geometryOf(kFlash, dt, 1);
     EXPECT_EQ(g["v4.cache_append#0"], (Geometry{1, 1, 256, 0}));
     EXPECT_EQ(g["v4.rope_cache_append#0"], (Geometry{1, 1, 256, 0}));
-    // 64 heads in groups of 2 (2 * 512/32 lane floats <= 32); 8 warps * 512 + 16 floats.
+    // 64 heads in groups of 2 (2 * 512/32 lane floats <= 32), single-token
+    // decode: 17 splits each (32 * 17 >= 2 * 264 blocks); 8 warps * 512 + 16
+    // floats + one scale per split (AttentionDecode.cuh).
     for (int i = 0; i < 3; ++i)
-      EXPECT_EQ(g["v4.attention#" + std::to_string(i)], (Geometry{32, 1, 256, (8 * 512 + 16) * 4}));
+      EXPECT_EQ(g["v4.attention#" + std::to_string(i)], (Geometry{32 * 17, 1, 256, (8 * 512 + 16 + 17) * 4}));
     // 512 channels, 4 per block; unfused: no projection tiles.
     EXPECT_EQ(g["v4.compress#0"], (Geometry{128, 1, 256, 4}));
     EXPECT_EQ(g["v4.compress#1"], (Geometry{128, 1, 256, 4}));
     // Indexer compressor: 128 channels, 1 per block, GEMV: P[1][4].
     EXPECT_EQ(g["v4.linear_compress#0"], (Geometry{128, 1, 256, 16}));
-    // 128 splits; buffer 1024 = nextpow2(512 + 256); q 64*128 + 64 weights.
-    EXPECT_EQ(g["v4.indexer_topk#0"], (Geometry{1, 128, 256, (64 * 128 + 64) * 4 + 1024 * 8 + 16}));
-    // 6 slots * 2048/128 slices; h row + one slice.
-    EXPECT_EQ(g["v4.moe#0"], (Geometry{96, 1, 256, (4096 + 128) * 4}));
-    EXPECT_EQ(g["v4.moe_fp4#0"], (Geometry{96, 1, 256, (4096 + 128) * 4}));
+    // Single-token decode (IndexerDecode.cuh): 264 splits, tiles of 128 keys
+    // (8 heads x 4 keys per thread); words: q 64*128, weights 64, keys 128*128
+    // + terms 64*128, tile 4*128, two lists 4*512, 16 group counts.
+    EXPECT_EQ(g["v4.indexer_topk#0"],
+              (Geometry{264, 1, 256, (64 * 128 + 64 + 128 * 128 + 64 * 128 + 4 * 128 + 4 * 512 + 16) * 4}));
+    // 6 slots * 2048/32 slices (halved from 128 until >= 264 blocks); h row + one slice.
+    EXPECT_EQ(g["v4.moe#0"], (Geometry{384, 1, 256, (4096 + 32) * 4}));
+    // fp4 keeps whole e4m3 groups: 6 slots * 2048/128 slices, 16 warps.
+    EXPECT_EQ(g["v4.moe_fp4#0"], (Geometry{96, 1, 512, (4096 + 128) * 4}));
+  }
+}
+
+// sm_89 lets a block opt into 99 KB of shared memory: the flash indexer's
+// decode tile (138 KB) does not fit, so the per-token kernel runs instead.
+TEST(StateEmitters, DecodeIndexerFallsBackWhereSharedMemoryIsSmaller) {
+  for (const char *target : {"sm_89", "sm_80"}) {
+    ProgramBuilder p;
+    p.program.target = target;
+    addStateSteps(p, p.bucket(1), kFlash, DType::BF16);
+    const v4rt::Bucket &b = p.program.buckets[0];
+    for (const v4rt::Step &step : b.steps)
+      if (p.program.kernels[step.kernel].name == "v4.indexer_topk") {
+        const EmittedKernel k = emit(p.program, b, step);
+        const bool fits = std::string(target) == "sm_80"; // 163 KB
+        EXPECT_EQ(k.source.find("indexerTopKDecode<128, 8>(") != std::string::npos, fits) << target;
+        EXPECT_EQ(k.dims.grid[0], fits ? 264u : 1u) << target;
+        EXPECT_EQ(k.dims.grid[1], fits ? 1u : 128u) << target;
+      }
   }
 }
 
@@ -269,8 +296,12 @@ TEST(StateEmitters, FlashPrefillGeometry) {
               (Geometry{128, 1, 256, static_cast<uint32_t>((tt * 4 + (tt + 4) * 129) * 4)}));
     EXPECT_EQ(g["v4.indexer_topk#0"], (Geometry{static_cast<uint32_t>(T), static_cast<uint32_t>(256 / T), 256,
                                                 (64 * 128 + 64) * 4 + 1024 * 8 + 16}));
-    // 256 experts * 16 slices of 128; 8 token rows + their slices, the pair list.
-    EXPECT_EQ(g["v4.moe#0"], (Geometry{256 * 16, 1, 256, (8 * (4096 + 128) + 256 + 1 + 8) * 4}));
+    if (T <= 8) { // decode-style split: T * 6 slots * 16 slices of 128 (already >= 264 blocks)
+      EXPECT_EQ(g["v4.moe#0"], (Geometry{static_cast<uint32_t>(T * 6 * 16), 1, 256, (4096 + 128) * 4}));
+    } else { // tensor cores (MoeMma.cuh): routing + 262 tiles * (16 gate/up slices + 32 down column blocks)
+      EXPECT_EQ(g["v4.moe#0"], (Geometry{1 + 262 * (16 + 32), 1, 256,
+                                         (3 * 64 + 256) * 40 * 2 + 64 * 260 * 4 + 64 * 32 + 3 * 64 * 4}));
+    }
   }
   // A long chunk: one indexer block per token, cache_append keeps W rows.
   auto g = geometryOf(kFlash, DType::BF16, 4096);
@@ -287,14 +318,20 @@ TEST(StateEmitters, TinyGeometry) {
       const uint32_t t = static_cast<uint32_t>(T);
       EXPECT_EQ(g["v4.cache_append#0"], (Geometry{std::min(t, 8u), 1, 32, 0}));
       EXPECT_EQ(g["v4.rope_cache_append#0"], (Geometry{t, 1, 32, 0}));
-      // 4 heads, hd 32: one group of 4.
-      EXPECT_EQ(g["v4.attention#1"], (Geometry{t, 1, 256, (8 * 32 + 16) * 4}));
+      // 4 heads, hd 32: one group of 4; one token: 64 splits (the most), a scale each.
+      EXPECT_EQ(g["v4.attention#1"], T == 1 ? (Geometry{64, 1, 256, (8 * 32 + 16 + 64) * 4})
+                                            : (Geometry{t, 1, 256, (8 * 32 + 16) * 4}));
       EXPECT_EQ(g["v4.compress#0"], (Geometry{32, 1, 256, 4}));
-      EXPECT_EQ(g["v4.indexer_topk#0"].gridY, static_cast<uint32_t>(std::min<int64_t>(128, 256 / T)));
-      EXPECT_EQ(g["v4.indexer_topk#0"].shared, (16u * 16 + 16) * 4 + 512 * 8 + 16); // buffer nextpow2(4 + 256)
+      if (T == 1) { // 264 splits, tiles of 512 keys: q 16*16, weights 16, keys + terms 2 * 16*512, tile 4*512
+        EXPECT_EQ(g["v4.indexer_topk#0"],
+                  (Geometry{264, 1, 256, (16 * 16 + 16 + 2 * 16 * 512 + 4 * 512 + 4 * 4 + 16) * 4}));
+      } else {
+        EXPECT_EQ(g["v4.indexer_topk#0"].gridY, static_cast<uint32_t>(std::min<int64_t>(128, 256 / T)));
+        EXPECT_EQ(g["v4.indexer_topk#0"].shared, (16u * 16 + 16) * 4 + 512 * 8 + 16); // buffer nextpow2(4 + 256)
+      }
       // I = 48 is not a multiple of 128: decode uses one slice per slot.
-      EXPECT_EQ(g["v4.moe#0"],
-                T == 1 ? (Geometry{2, 1, 256, (64 + 48) * 4}) : (Geometry{8, 1, 256, (8 * (64 + 48) + 256 + 1 + 8) * 4}));
+      EXPECT_EQ(g["v4.moe#0"], T <= 8 ? (Geometry{t * 2, 1, 256, (64 + 48) * 4})
+                                      : (Geometry{8, 1, 256, (8 * (64 + 48) + 256 + 1 + 8) * 4}));
     }
 }
 
@@ -336,13 +373,14 @@ TEST(StateEmitters, SourcesPassOperandsInTheirAbiOrder) {
   EXPECT_TRUE(contains(sources["v4.cache_append"][0], "v4cuda::cacheAppendRows(out0, in1, in2, 8, 32, dyn);"));
   EXPECT_TRUE(contains(sources["v4.rope_cache_append"][0],
                        "v4cuda::ropeCacheAppendRows(in1, in2, out0, out1, "));
-  // Sliding: no entries, no top-k; HCA: entries; CSA: entries and top-k.
-  EXPECT_TRUE(contains(sources["v4.attention"][0], "attentionHeads<32, 4>(in0, in1, in2, in3, in4, "
+  // Sliding: no entries, no top-k; HCA: entries; CSA: entries and top-k (one
+  // token: the split kernels of AttentionDecode.cuh / IndexerDecode.cuh).
+  EXPECT_TRUE(contains(sources["v4.attention"][0], "attentionDecodeSplit<32, 4>(in0, in1, in2, in3, in4, "
                                                    "static_cast<const float *>(nullptr), "
-                                                   "static_cast<const int32_t *>(nullptr), out0, shape, dyn);"));
+                                                   "static_cast<const int32_t *>(nullptr), out0, shape, "));
   EXPECT_TRUE(contains(sources["v4.attention"][1],
-                       "(in0, in1, in2, in3, in4, in5, static_cast<const int32_t *>(nullptr), out0, shape, dyn);"));
-  EXPECT_TRUE(contains(sources["v4.attention"][2], "(in0, in1, in2, in3, in4, in5, in6, out0, shape, dyn);"));
+                       "(in0, in1, in2, in3, in4, in5, static_cast<const int32_t *>(nullptr), out0, shape, "));
+  EXPECT_TRUE(contains(sources["v4.attention"][2], "(in0, in1, in2, in3, in4, in5, in6, out0, shape, "));
   EXPECT_TRUE(contains(sources["v4.attention"][2], "const v4cuda::AttentionShape shape{4, 8, 4, 4, "));
   // Caches are written through the outputs (a cache input the step also writes is not __restrict__).
   EXPECT_TRUE(contains(sources["v4.compress"][0], "LoadedColumns<true, float, float> source{in0, in1};"));
@@ -353,7 +391,8 @@ TEST(StateEmitters, SourcesPassOperandsInTheirAbiOrder) {
                        "ProjectedColumns<true, 1, 1, float, float, float> source{in0, in1, in2};"));
   EXPECT_TRUE(contains(sources["v4.linear_compress"][0],
                        "compressChunk<true, 1, 1>(source, in3, in4, in5, out0, out1, "));
-  EXPECT_TRUE(contains(sources["v4.indexer_topk"][0], "indexerTopK<16, 512>(in0, in1, in2, in3, out0, shape, "));
+  EXPECT_TRUE(contains(sources["v4.indexer_topk"][0], "indexerTopKDecode<16, 8>(in0, in1, in2, in3, out0, shape, 16, "
+                                                      "scratch, dyn);"));
   EXPECT_TRUE(contains(sources["v4.moe"][0], "DenseExpertRows<float> gateUp{in3, 64};"));
   EXPECT_TRUE(contains(sources["v4.moe"][0], "DenseExpertRows<float> down{in4, 48};"));
   EXPECT_TRUE(contains(sources["v4.moe"][0], "moeSplit<4, false>(in0, in1, in2, gateUp, down, out0, shape, 48, "));
@@ -406,21 +445,65 @@ TEST(StateEmitters, MalformedStepsGetOneLineErrors) {
   ropeAppend.attrs[2].floats.push_back(0.25);
   EXPECT_NE(emitError(p, index("v4.rope_cache_append", 0)).find("inv_freq has 3 values; rope_dim 4 needs 2"),
             std::string::npos);
-  // A decode bucket of several sessions (each row its own cache slots).
-  {
-    ProgramBuilder batched;
-    v4rt::Bucket &decode = batched.bucket(4);
-    decode.kind = v4rt::BucketKind::Decode;
-    decode.batch = 4;
-    addStateSteps(batched, decode, kTiny, DType::F32);
-    EXPECT_NE(emitError(batched, 0).find("decodes 4 sessions at once"), std::string::npos) << emitError(batched, 0);
-    EXPECT_EQ(emitError(batched, batched.program.buckets[0].steps.size() - 1), "(no error)"); // moe_fp4: row-wise
-  }
   // Every message names the op and fits on one line.
   for (size_t i = 0; i < b.steps.size(); ++i) {
     const std::string message = emitError(p, i);
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   }
+}
+
+// A decode bucket of several sessions: every cache argument is a table of the
+// rows' slot bases (KernelEmitter.h, "Entry ABI") that the entry hands to the
+// template as v4cuda::RowSlots; arguments that are not caches keep their
+// pointers, and the one-session decode bucket's entries are unchanged.
+TEST(StateEmitters, BatchedDecodeTakesSlotTables) {
+  ProgramBuilder p;
+  v4rt::Bucket &decode = p.bucket(4);
+  decode.kind = v4rt::BucketKind::Decode;
+  decode.batch = 4;
+  addStateSteps(p, decode, kTiny, DType::F32);
+  const v4rt::Bucket &b = p.program.buckets[0];
+  int cacheSteps = 0;
+  for (const v4rt::Step &step : b.steps) {
+    const EmittedKernel kernel = emit(p.program, b, step);
+    bool takesCache = false;
+    for (size_t i = 0; i < step.ins.size(); ++i) {
+      const std::string type = std::string("const ") + cTypeName(step.ins[i].dtype);
+      if (step.ins[i].kind == ArgKind::Cache) {
+        takesCache = true;
+        EXPECT_NE(kernel.source.find(type + "* const*"), std::string::npos) << kernel.source;
+        const bool updated = std::any_of(step.outs.begin(), step.outs.end(), [&](const ArgRef &out) {
+          return out.kind == ArgKind::Cache && out.index == step.ins[i].index;
+        });
+        if (!updated) // a slot the step updates is passed once, as the result's table
+          EXPECT_NE(kernel.source.find("v4cuda::RowSlots<const float>{in" + std::to_string(i) + "}"),
+                    std::string::npos)
+              << kernel.source;
+      }
+    }
+    for (size_t i = 0; i < step.outs.size(); ++i)
+      if (step.outs[i].kind == ArgKind::Cache) {
+        EXPECT_NE(kernel.source.find("float* const* out" + std::to_string(i)), std::string::npos) << kernel.source;
+        EXPECT_NE(kernel.source.find("v4cuda::RowSlots<float>{out" + std::to_string(i) + "}"), std::string::npos)
+            << kernel.source;
+      } else {
+        EXPECT_NE(kernel.source.find(std::string(cTypeName(step.outs[i].dtype)) + "* out" + std::to_string(i)),
+                  std::string::npos)
+            << kernel.source;
+      }
+    if (!takesCache)
+      EXPECT_EQ(kernel.source.find("RowSlots"), std::string::npos) << kernel.source; // moe: row-wise
+    cacheSteps += takesCache;
+    const std::string op = p.program.kernels[step.kernel].name;
+    if (op == "v4.cache_append") // one block per row: each into its own ring
+      EXPECT_EQ(kernel.dims.grid[0], 4u);
+  }
+  EXPECT_GE(cacheSteps, 6);
+  // The same steps in a one-session decode bucket take plain slot pointers.
+  ProgramBuilder single;
+  addStateSteps(single, single.bucket(1), kTiny, DType::F32);
+  for (const v4rt::Step &step : single.program.buckets[0].steps)
+    EXPECT_EQ(emit(single.program, single.program.buckets[0], step).source.find("RowSlots"), std::string::npos);
 }
 
 // nvcc's path, or "" (the compile tests then skip, saying why).
@@ -432,13 +515,20 @@ std::string nvccOrEmpty() {
   }
 }
 
-// Every instantiation: V4-Flash bf16 decode and prefill, tiny f32 / bf16.
+// Every instantiation: V4-Flash bf16 decode and prefill, tiny f32 / bf16,
+// batched decode (slot tables) of 64 V4-Flash and 3 tiny sessions.
 v4rt::Program compileProgram() {
   ProgramBuilder p;
   addStateSteps(p, p.bucket(1), kFlash, DType::BF16);
   addStateSteps(p, p.bucket(64), kFlash, DType::BF16);
   addStateSteps(p, p.bucket(5), kTiny, DType::F32);
   addStateSteps(p, p.bucket(1), kTiny, DType::BF16);
+  for (auto [sessions, dims, dtype] : {std::tuple{64, kFlash, DType::BF16}, std::tuple{3, kTiny, DType::F32}}) {
+    v4rt::Bucket &decode = p.bucket(sessions);
+    decode.kind = v4rt::BucketKind::Decode;
+    decode.batch = sessions;
+    addStateSteps(p, decode, dims, dtype);
+  }
   return p.program;
 }
 

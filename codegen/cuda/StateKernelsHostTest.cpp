@@ -3,7 +3,7 @@
 // reference kernels (runtime/cpu/ReferenceKernels.h), so their index math,
 // chunk / window boundaries and block hand-offs are checked without a GPU.
 //
-// The emulation (testing/HostEmulation.h): one std::thread per CUDA thread,
+// The emulation (testing/HostEmulation.h): one fiber per CUDA thread,
 // the blocks of a launch one after another (so a "last block finishes"
 // hand-off sees every other block done, as on the GPU), shared memory
 // NaN-filled before each block, so a read of an element no thread wrote shows
@@ -88,8 +88,8 @@ template <bool OV, int TT>
 void deviceCompress(const CompressCase &c, bool fused, int64_t D, int64_t bucketTokens, const std::vector<float> &a,
                     const std::vector<float> &b, const std::vector<float> &h, const std::vector<float> &pb,
                     const std::vector<float> &nw, const std::vector<int32_t> &positions, std::vector<float> &state,
-                    std::vector<float> &entries, unsigned &done, int32_t present) {
-  const int32_t dyn[1] = {present};
+                    std::vector<float> &entries, unsigned &done, int32_t present, int32_t frozen) {
+  const int32_t dyn[2] = {present, frozen}; // dyn[1]: tokens whose entries were restored (kept)
   const int64_t maxWindows = (bucketTokens + c.m - 1) / c.m + 1;
   std::vector<float> pooled(maxWindows * c.C, kNaN);
   const v4cuda::CompressShape shape{static_cast<int>(c.m), static_cast<int>(c.C), static_cast<int>(D),
@@ -115,8 +115,11 @@ void deviceCompress(const CompressCase &c, bool fused, int64_t D, int64_t bucket
 // device template; state and entries must agree after every chunk, and no
 // entry row past the completed windows may be written. Chunks of one token
 // run as a decode bucket (TT = 1 for the fused GEMV path), others as a
-// prefill bucket of 16 tokens (fused: GEMM tiles of 8).
-void runCompressSequence(const CompressCase &c, const std::vector<int64_t> &chunks, bool fused) {
+// prefill bucket of 16 tokens (fused: GEMM tiles of 8). With `frozenTokens`,
+// the entries of the windows below it are restored ones (a prefix-cache
+// restore rebuilding the state): both sides must keep them as they are.
+void runCompressSequence(const CompressCase &c, const std::vector<int64_t> &chunks, bool fused,
+                         int64_t frozenTokens = 0) {
   const int64_t m = c.m, C = c.C, Cin = c.overlap ? 2 * C : C, D = 48;
   ref::CompressParams p;
   p.rate = m;
@@ -130,6 +133,11 @@ void runCompressSequence(const CompressCase &c, const std::vector<int64_t> &chun
   CacheBuffer refEntries{C, 0, {}};
   const int64_t capacity = 64;
   std::vector<float> state(2 * m * 2 * Cin, 0.0f), entries(capacity * C, kNaN);
+  const int64_t frozenRows = frozenTokens / m;
+  refEntries.resizeRows(frozenRows);
+  refEntries.frozenRows = frozenRows;
+  for (int64_t i = 0; i < frozenRows * C; ++i)
+    refEntries.data[i] = entries[i] = 7.0f + static_cast<float>(i); // not what the compressor would write
   unsigned done = 0;
   int64_t start = 0;
   for (int64_t T : chunks) {
@@ -154,14 +162,18 @@ void runCompressSequence(const CompressCase &c, const std::vector<int64_t> &chun
     const int32_t present = static_cast<int32_t>(T);
     if (c.overlap) {
       if (fused && bucket == 1)
-        deviceCompress<true, 1>(c, true, D, bucket, a, b, h, pb, nw, positions, state, entries, done, present);
+        deviceCompress<true, 1>(c, true, D, bucket, a, b, h, pb, nw, positions, state, entries, done, present,
+                                       static_cast<int32_t>(frozenTokens));
       else
-        deviceCompress<true, 8>(c, fused, D, bucket, a, b, h, pb, nw, positions, state, entries, done, present);
+        deviceCompress<true, 8>(c, fused, D, bucket, a, b, h, pb, nw, positions, state, entries, done, present,
+                                       static_cast<int32_t>(frozenTokens));
     } else {
       if (fused && bucket == 1)
-        deviceCompress<false, 1>(c, true, D, bucket, a, b, h, pb, nw, positions, state, entries, done, present);
+        deviceCompress<false, 1>(c, true, D, bucket, a, b, h, pb, nw, positions, state, entries, done, present,
+                                       static_cast<int32_t>(frozenTokens));
       else
-        deviceCompress<false, 8>(c, fused, D, bucket, a, b, h, pb, nw, positions, state, entries, done, present);
+        deviceCompress<false, 8>(c, fused, D, bucket, a, b, h, pb, nw, positions, state, entries, done, present,
+                                       static_cast<int32_t>(frozenTokens));
     }
     start += T;
     const std::string at = "after tokens [" + std::to_string(start - T) + ", " + std::to_string(start) + ")";
@@ -186,6 +198,12 @@ TEST(StateKernelsOnHost, CompressCsaMatchesReference) { runCompressSequence({4, 
 TEST(StateKernelsOnHost, CompressHcaMatchesReference) { runCompressSequence({8, 16, false}, kChunks, false); }
 TEST(StateKernelsOnHost, LinearCompressCsaMatchesReference) { runCompressSequence({4, 16, true}, kChunks, true); }
 TEST(StateKernelsOnHost, LinearCompressHcaMatchesReference) { runCompressSequence({8, 16, false}, kChunks, true); }
+// A restore rebuilding the window state over tokens whose entries came from
+// the prefix cache (dyn[1] = 24: CSA windows 0..5, HCA windows 0..2 kept).
+TEST(StateKernelsOnHost, CompressKeepsFrozenEntries) {
+  runCompressSequence({4, 16, true}, kChunks, false, 24);
+  runCompressSequence({8, 16, false}, kChunks, true, 24);
+}
 
 // ---- window ring -------------------------------------------------------------
 

@@ -41,7 +41,23 @@ std::unique_ptr<CudaModel> CudaModel::load(const std::string &path, const CudaLo
   model->uploadWeights();
   model->bindBuckets();
   model->stream_->synchronize("loading " + path);
+  uint64_t kvBytes = options.deviceKvBytes;
+  if (kvBytes == 0 && options.deviceKvSessions > 0)
+    kvBytes = static_cast<uint64_t>(options.deviceKvSessions) * model->sessionKvBytes();
+  if (kvBytes == 0) {
+    size_t freeBytes = 0, totalBytes = 0;
+    checkCuda(model->api(), model->api().cuMemGetInfo(&freeBytes, &totalBytes), "cuMemGetInfo");
+    kvBytes = defaultDeviceKvBytes(freeBytes);
+  }
+  model->kvPool_ = std::make_unique<DeviceKvPool>(kvBytes);
   return model;
+}
+
+uint64_t CudaModel::sessionKvBytes() const {
+  uint64_t bytes = 0;
+  for (const CacheSlot &slot : program().caches)
+    bytes += cacheSlotBytes(slot, maxContext_);
+  return bytes;
 }
 
 CudaModel::~CudaModel() {

@@ -14,6 +14,7 @@
 
 #include "runtime/artifact/ArtifactReader.h"
 #include "runtime/cuda/CudaDriver.h"
+#include "runtime/cuda/DeviceKvPool.h"
 #include "runtime/cuda/DeviceObjects.h"
 
 namespace v4rt::cuda {
@@ -23,6 +24,12 @@ struct CudaLoadOptions {
   // Longest context a session supports (sizes the Entries slots); 0: the
   // config's max_position_embeddings.
   int64_t maxContext = 0;
+  // Device bytes for sessions' cache slots (DeviceKvPool): sessions beyond
+  // it are preempted to pinned host memory. 0: 90% of the memory free after
+  // loading, less 256 MiB.
+  uint64_t deviceKvBytes = 0;
+  // When > 0 (and deviceKvBytes is 0): a pool of exactly this many sessions.
+  int64_t deviceKvSessions = 0;
 };
 
 struct DeviceStep {
@@ -65,6 +72,10 @@ public:
   const std::vector<DeviceBucket> &buckets() const { return buckets_; }
   CUdeviceptr weightAddress(size_t index) const { return weights_[index].get(); }
   uint64_t deviceBytes() const { return deviceBytes_; }
+  // Device bytes of one session's cache slots (every slot at maxContext).
+  uint64_t sessionKvBytes() const;
+  // The budget sessions' cache slots share (sessions run one call at a time).
+  DeviceKvPool &kvPool() const { return *kvPool_; }
 
 private:
   CudaModel() = default;
@@ -84,6 +95,7 @@ private:
   size_t prefillIndex_ = 0, decodeIndex_ = 0;
   int64_t vocabSize_ = 0, maxContext_ = 0;
   uint64_t deviceBytes_ = 0;
+  std::unique_ptr<DeviceKvPool> kvPool_;
 };
 
 } // namespace v4rt::cuda

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/Error.h"
+#include "runtime/PrefixCache.h"
 #include "runtime/cuda/HostConvert.h"
 #include "runtime/cuda/LaunchParams.h"
 
@@ -23,6 +24,11 @@ int64_t maxBucketTokens(const CudaModel &model) {
   return tokens;
 }
 
+std::string nextSessionName() {
+  static int counter = 0; // names only: errors say which session
+  return "CUDA session " + std::to_string(++counter);
+}
+
 } // namespace
 
 CudaSession::CudaSession(const CudaModel &model, const CudaSessionOptions &options)
@@ -30,12 +36,15 @@ CudaSession::CudaSession(const CudaModel &model, const CudaSessionOptions &optio
   options_.syncEachStep = options_.syncEachStep || syncRequestedByEnvironment();
   model.device().makeCurrent();
   const DriverApi &api = model.api();
-  for (const CacheSlot &slot : model.program().caches) {
-    const uint64_t bytes = cacheSlotBytes(slot, model.maxContext());
-    caches_.emplace_back(api, bytes, "cache slot \"" + slot.name + "\"");
-    cacheRows_.push_back(cacheSlotRows(slot, model.maxContext()));
-    if (bytes) // a fresh session's state is all zeros, as on the CPU
-      checkCuda(api, api.cuMemsetD8Async(caches_.back().get(), 0, bytes, model.stream()), "cuMemsetD8Async");
+  // Registered with the pool now (an impossible size fails here); memory is
+  // allocated (zeros: a fresh session's state, as on the CPU) when it first runs.
+  slots_ = std::make_unique<KvSlots>(api, model.stream(), model.program().caches, model.maxContext(), model.kvPool(),
+                                     nextSessionName());
+  prefixCache_ = options.prefixCache;
+  if (prefixCache_) {
+    v4c::check(prefixCache_->slots().size() == model.program().caches.size(),
+               "the prefix cache was made for another artifact's cache schema");
+    pageTokens_ = prefixCache_->pageTokens();
   }
   launches_.resize(model.buckets().size());
   const int64_t tokens = maxBucketTokens(model);
@@ -47,7 +56,6 @@ CudaSession::CudaSession(const CudaModel &model, const CudaSessionOptions &optio
                                "logits staging");
   decodeStart_ = std::make_unique<Event>(api);
   decodeEnd_ = std::make_unique<Event>(api);
-  checkCuda(api, api.cuStreamSynchronize(model.stream()), "cuStreamSynchronize", "allocating session caches");
 }
 
 CudaSession::~CudaSession() {
@@ -59,7 +67,30 @@ CudaSession::~CudaSession() {
     api.cuGraphDestroy(graph_);
 }
 
+void CudaSession::ensureResident() {
+  model_.device().makeCurrent();
+  slots_->ensureResident();
+  refreshAddresses();
+}
+
+void CudaSession::refreshAddresses() {
+  if (addressGeneration_ == slots_->generation())
+    return;
+  // Every table and the graph hold the old slot addresses.
+  const DriverApi &api = model_.api();
+  for (std::unique_ptr<Launches> &launches : launches_)
+    launches.reset();
+  if (graphExec_)
+    api.cuGraphExecDestroy(graphExec_);
+  if (graph_)
+    api.cuGraphDestroy(graph_);
+  graphExec_ = nullptr;
+  graph_ = nullptr;
+  addressGeneration_ = slots_->generation();
+}
+
 const CudaSession::Launches &CudaSession::launchesFor(const DeviceBucket &bucket) {
+  refreshAddresses();
   const size_t index = static_cast<size_t>(&bucket - model_.buckets().data());
   std::unique_ptr<Launches> &slot = launches_.at(index);
   if (slot)
@@ -69,8 +100,8 @@ const CudaSession::Launches &CudaSession::launchesFor(const DeviceBucket &bucket
   addresses.arenaBytes = bucket.arena.bytes();
   for (size_t w = 0; w < model_.program().weights.size(); ++w)
     addresses.weights.push_back(model_.weightAddress(w));
-  for (const DeviceBuffer &cache : caches_)
-    addresses.caches.push_back(cache.get());
+  for (size_t s = 0; s < slots_->size(); ++s)
+    addresses.caches.push_back(slots_->address(s));
   for (const DeviceBuffer &input : bucket.inputs)
     addresses.inputs.push_back(input.get());
   for (const DeviceBuffer &output : bucket.outputs)
@@ -117,6 +148,7 @@ void CudaSession::stageInputs(const DeviceBucket &bucket, const int32_t *ids, in
     stagedPositions[t] = static_cast<int32_t>(position_ + t);
   std::fill(stagedDyn, stagedDyn + kDynValues, 0);
   stagedDyn[0] = static_cast<int32_t>(count);
+  stagedDyn[1] = static_cast<int32_t>(frozenTokens_); // the compressor keeps entries below it
   const std::vector<IoSlot> &inputs = model_.program().inputs;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const int32_t *source = inputs[i].name == "ids" ? stagedIds : stagedPositions;
@@ -178,15 +210,23 @@ void CudaSession::copyLogits(const DeviceBucket &bucket, int64_t firstRow, int64
   convertToFloat(raw.data(), dtype, static_cast<size_t>(rows * V), logits);
 }
 
-void CudaSession::prefill(const int32_t *ids, int64_t count, float *logits, bool lastRowOnly) {
+int64_t CudaSession::prefill(const int32_t *ids, int64_t count, float *logits, bool lastRowOnly) {
   checkIds(ids, count);
   checkContext(count);
-  model_.device().makeCurrent();
+  if (count <= 0)
+    return 0;
+  ensureResident();
+  int64_t restored = 0, saved = 0;
+  if (prefixCache_ && lastRowOnly && position_ == 0) {
+    const int64_t computedBefore = prefillTokensComputed_;
+    restored = restorePrefix(ids, count);
+    saved = restored - (prefillTokensComputed_ - computedBefore);
+  }
   const DeviceBucket &bucket = model_.prefillBucket();
   const int64_t chunk = bucket.bucket->tokens;
   const int64_t V = model_.vocabSize();
-  for (int64_t done = 0; done < count;) {
-    const int64_t n = std::min(chunk, count - done);
+  for (int64_t done = restored; done < count;) {
+    const int64_t n = std::min({chunk, count - done, tokensToNextSnapshot()});
     stageInputs(bucket, ids + done, n);
     launchSteps(bucket, n);
     if (logits && !lastRowOnly)
@@ -194,17 +234,21 @@ void CudaSession::prefill(const int32_t *ids, int64_t count, float *logits, bool
     else if (logits && done + n == count)
       copyLogits(bucket, n - 1, 1, logits);
     position_ += n;
+    slots_->setLiveTokens(position_);
+    prefillTokensComputed_ += n;
+    notePageProgress(ids + done, n);
     done += n;
   }
   // Chunks run ahead of the host; errors surface here at the latest.
   checkCuda(model_.api(), model_.api().cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
             "bucket " + bucket.bucket->name + " (set V4_CUDA_SYNC=1 to name the failing kernel)");
+  return saved;
 }
 
 void CudaSession::decode(int32_t id, float *logits) {
   checkIds(&id, 1);
   checkContext(1);
-  model_.device().makeCurrent();
+  ensureResident();
   const DriverApi &api = model_.api();
   const DeviceBucket &bucket = model_.decodeBucket();
   stageInputs(bucket, &id, 1);
@@ -224,7 +268,13 @@ void CudaSession::decode(int32_t id, float *logits) {
   lastDecodeMs_ = decodeEnd_->millisecondsSince(*decodeStart_);
   if (logits)
     convertToFloat(decodeLogits_.data(), dtype, static_cast<size_t>(model_.vocabSize()), logits);
+  completeBatchedDecode(id);
+}
+
+void CudaSession::completeBatchedDecode(int32_t id) {
   position_ += 1;
+  slots_->setLiveTokens(position_);
+  notePageProgress(&id, 1);
 }
 
 void CudaSession::replayDecodeGraph(const DeviceBucket &bucket) {
@@ -284,8 +334,8 @@ std::vector<float> CudaSession::readArgument(const DeviceBucket &bucket, const A
     const CacheSlot &slot = model_.program().caches.at(arg.index);
     v4c::check(slot.dtype != DType::F8E4M3, "cache slot \"" + slot.name +
                                                 "\" holds fp8 rows (codes + scales), which are not read back as floats");
-    address = caches_.at(arg.index).get();
-    elements = static_cast<uint64_t>(std::clamp<int64_t>(rows, 0, cacheRows_.at(arg.index))) *
+    address = slots_->address(arg.index);
+    elements = static_cast<uint64_t>(std::clamp<int64_t>(rows, 0, slots_->rows(arg.index))) *
                static_cast<uint64_t>(slot.width);
     break;
   }

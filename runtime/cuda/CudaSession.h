@@ -1,10 +1,23 @@
-// One sequence on the GPU: its cache slots (device memory only) and position.
+// One sequence on the GPU: its cache slots and position.
 //
 // prefill runs the model's prefill bucket chunk by chunk; decode runs the
 // decode bucket, captured into a CUDA graph on the first decode and replayed
 // afterwards (ids, positions and dyn are copied into the bucket's buffers
 // before each replay, all on the model's stream; the logits come back once
 // per step).
+//
+// The cache slots (KvSlots) come from the model's DeviceKvPool: another
+// session may preempt this one (its slots move to pinned host memory) and
+// ensureResident(), which prefill and decode call first, swaps it back in.
+// New addresses rebuild the launch tables and the decode graph.
+//
+// With a PrefixCache (CudaSessionOptions::prefixCache), a fresh session's
+// last-row prefill restores the cached pages of its prompt (Entries rows
+// copied host -> device, or device -> device from the "device" tier; the
+// window state from a page snapshot or rebuilt by running the last tokens
+// again with the restored entries frozen: dyn[1]), and every complete page
+// the session passes is exported (device -> host) into the cache
+// (runtime/PagePayload.h; CudaSessionPages.cpp).
 #pragma once
 
 #include <cstdint>
@@ -14,6 +27,12 @@
 #include <vector>
 
 #include "runtime/cuda/CudaModel.h"
+#include "runtime/cuda/KvSlots.h"
+#include "runtime/kvcache/Page.h"
+
+namespace v4rt {
+class PrefixCache;
+}
 
 namespace v4rt::cuda {
 
@@ -24,6 +43,8 @@ struct CudaSessionOptions {
   // Synchronise after every launch so a failing kernel is named (also set by
   // the environment variable V4_CUDA_SYNC=1).
   bool syncEachStep = false;
+  // Prefix reuse across sessions and processes (outlives the session); null: none.
+  PrefixCache *prefixCache = nullptr;
 };
 
 // What the step observer sees after each launch (stepwise mode).
@@ -43,11 +64,26 @@ public:
 
   // Feeds `count` tokens in chunks of the prefill bucket. `logits` receives
   // count x vocab floats, or only the last row's vocab floats when
-  // `lastRowOnly`, or nothing when null.
-  void prefill(const int32_t *ids, int64_t count, float *logits, bool lastRowOnly = false);
+  // `lastRowOnly`, or nothing when null. Returns the prompt tokens it did not
+  // compute (restored from the prefix cache: a fresh session, lastRowOnly).
+  int64_t prefill(const int32_t *ids, int64_t count, float *logits, bool lastRowOnly = false);
   // Feeds one token; `logits` (may be null) receives vocab floats.
   void decode(int32_t id, float *logits);
   int64_t position() const { return position_; }
+  // Makes the session's cache slots usable on the device (a preempted
+  // session is swapped back in first, preempting others); every launch that
+  // touches them needs it.
+  void ensureResident();
+  // Device address of cache slot `slot` (Program::caches order); valid while
+  // the session is resident.
+  CUdeviceptr cacheAddress(size_t slot) const { return slots_->address(slot); }
+  // The slots as the pool sees them: a batched step pins its sessions with
+  // KvPinScope(model.kvPool()).add(session.kvResident()) so none preempts another.
+  KvResident &kvResident() { return *slots_; }
+  bool isResident() const { return slots_->isResident(); }
+  // Tokens this session ran through the prefill bucket itself (not restored
+  // from the prefix cache); restored ones re-run for the window state count.
+  int64_t prefillTokensComputed() const { return prefillTokensComputed_; }
   // Device time of the last decode step (CUDA events around the launches).
   float lastDecodeMilliseconds() const { return lastDecodeMs_; }
 
@@ -62,11 +98,19 @@ public:
   std::vector<float> readArgument(const DeviceBucket &bucket, const ArgRef &arg, int64_t rows) const;
 
 private:
+  // Continuous batching (runtime/cuda/CudaDecodeBatch.cpp) runs one batched
+  // decode bucket over several sessions' caches and advances each.
+  friend class CudaDecodeBatch;
+
   struct Launches {
     std::vector<std::vector<uint64_t>> values; // per step: the ABI's parameter values
     std::vector<std::vector<void *>> params;   // per step: pointers into `values`
   };
   const Launches &launchesFor(const DeviceBucket &bucket);
+  // Drops the launch tables and the decode graph when the slots moved.
+  void refreshAddresses();
+  // What decode() does after its launches ran, for a batched step that fed `id`.
+  void completeBatchedDecode(int32_t id);
   void checkIds(const int32_t *ids, int64_t count) const;
   void checkContext(int64_t count) const;
   // Copies ids, positions and dyn for a run of `count` tokens into the
@@ -76,10 +120,21 @@ private:
   void copyLogits(const DeviceBucket &bucket, int64_t firstRow, int64_t rows, float *logits);
   void replayDecodeGraph(const DeviceBucket &bucket);
 
+  // Prefix reuse (CudaSessionPages.cpp).
+  int64_t restorePrefix(const int32_t *ids, int64_t count);
+  void restorePages(const int32_t *ids, const std::vector<kvcache::PageKey> &keys,
+                    const std::vector<kvcache::PagePtr> &pages);
+  // Tokens a prefill chunk may run from the current position: up to the next
+  // page end that keeps a window snapshot (the snapshot is taken there).
+  int64_t tokensToNextSnapshot() const;
+  // Keeps the ids just fed and exports each page they completed.
+  void notePageProgress(const int32_t *ids, int64_t count);
+  void exportPage(int64_t pageIndex);
+
   const CudaModel &model_;
   CudaSessionOptions options_;
-  std::vector<DeviceBuffer> caches_; // Program::caches order
-  std::vector<int64_t> cacheRows_;   // rows allocated per slot
+  std::unique_ptr<KvSlots> slots_;   // Program::caches order
+  uint64_t addressGeneration_ = 0;   // slots_->generation() the tables were built for
   std::vector<std::unique_ptr<Launches>> launches_; // per model bucket, built on first use
   // ids | positions | dyn of one run, twice: a chunk is staged while the
   // previous one's copies may still be queued (each waits for its event).
@@ -94,6 +149,14 @@ private:
   float lastDecodeMs_ = 0.0f;
   int64_t position_ = 0;
   std::function<void(const StepReport &)> observer_;
+
+  PrefixCache *prefixCache_ = nullptr;
+  int64_t pageTokens_ = 0;
+  int64_t prefillTokensComputed_ = 0;
+  int64_t frozenTokens_ = 0;              // dyn[1]: entries below it are restored, not rewritten
+  std::vector<int32_t> pageIds_;          // ids of the current incomplete page
+  std::vector<kvcache::PageKey> lastKey_; // key of the last complete page (0 or 1 of them)
+  PinnedBuffer pageStaging_;              // one page's sections, device -> host
 };
 
 } // namespace v4rt::cuda

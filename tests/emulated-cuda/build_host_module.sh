@@ -15,15 +15,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cxx=${CXX:-g++}
 cuda_include=${V4_CUDA_INCLUDE:-/usr/local/cuda/include}
-emulation=$root/codegen/cuda/testing/HostEmulation.h
+testing=$root/codegen/cuda/testing
+emulation=$testing/HostEmulation.h
+emulation_sources="$testing/HostEmulation.cpp $testing/Fibers.cpp"
 [ -f "$src/kernels.cu" ] && [ -f "$src/kernels.cubin" ] ||
   { echo "build_host_module: $src lacks kernels.cu / kernels.cubin (compile with --keep-cuda-source)" >&2; exit 1; }
 [ -f "$emulation" ] || { echo "build_host_module: $emulation is missing" >&2; exit 1; }
 mkdir -p "$modules"
 hash=$(sha256sum "$src/kernels.cubin" | cut -d' ' -f1)
 out=$modules/$hash.so
-if [ -f "$out" ] && [ "$out" -nt "$src/kernels.cu" ] && [ "$out" -nt "$emulation" ] &&
-   [ "$out" -nt "$root/codegen/cuda/testing/HostEmulation.cpp" ] && [ "$out" -nt "$here/HostModuleEntries.h" ]; then
+up_to_date=true
+for input in "$src/kernels.cu" "$emulation" $emulation_sources "$testing/Fibers.h" "$here/HostModuleEntries.h"; do
+  [ -f "$out" ] && [ "$out" -nt "$input" ] || up_to_date=false
+done
+if $up_to_date; then
   echo "$out"
   exit 0
 fi
@@ -55,7 +60,7 @@ wrapper=$src/host-module.cpp
 } > "$wrapper"
 "$cxx" -std=c++20 -O1 -fPIC -shared -fno-strict-aliasing -ffp-contract=off -Wno-unknown-pragmas \
   -include math.h -include "$emulation" -I"$src" -I"$src/host-include" -I"$cuda_include" -I"$here" -I"$root" \
-  -o "$out.tmp.$$" "$wrapper" "$root/codegen/cuda/testing/HostEmulation.cpp" -lpthread ||
+  -o "$out.tmp.$$" "$wrapper" $emulation_sources ||
   { echo "build_host_module: the host build of $src/kernels.cu failed" >&2; exit 1; }
 mv "$out.tmp.$$" "$out"
 echo "$out"

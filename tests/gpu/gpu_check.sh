@@ -23,17 +23,21 @@ if [ "$prepare" != 1 ]; then
   echo "$probe"
 fi
 
-# artifact NAME TARGET PRECISION: path of the artifact of a conformance case
-# or named model, compiled unless V4C is "-" (or, when preparing, it exists).
-# One decode bucket (batch 1): the CUDA runtime decodes one session per step.
+# artifact NAME TARGET PRECISION [DECODE_BATCHES]: path of the artifact of a
+# conformance case or named model, compiled unless V4C is "-" (or, when
+# preparing, it exists). Decode buckets: DECODE_BATCHES (default 1: one
+# session per step; e.g. 1,4 adds a batched bucket of 4 sessions).
 artifact() {
+  batches=${4:-1}
   out=$work/$1-$2-$3.v4a
+  [ "$batches" = 1 ] || out=$work/$1-$2-$3-b$(echo "$batches" | tr , _).v4a
   if [ "$v4c" != - ] && { [ "$prepare" != 1 ] || [ ! -f "$out" ]; }; then
     if [ -d "$conformance/$1" ]; then
-      "$v4c" compile "$conformance/$1" --target "$2" --precision "$3" --decode-batch 1 -o "$out" > "$out.log" 2>&1 ||
+      "$v4c" compile "$conformance/$1" --target "$2" --precision "$3" --decode-batch "$batches" -o "$out" \
+        > "$out.log" 2>&1 ||
         { cat "$out.log" >&2; echo "gpu_check: compiling $1 for $2 ($3) failed" >&2; exit 1; }
     else
-      "$v4c" compile --model "$1" --weights dummy --target "$2" --precision "$3" --decode-batch 1 -o "$out" \
+      "$v4c" compile --model "$1" --weights dummy --target "$2" --precision "$3" --decode-batch "$batches" -o "$out" \
         > "$out.log" 2>&1 ||
         { cat "$out.log" >&2; echo "gpu_check: compiling --model $1 for $2 ($3) failed" >&2; exit 1; }
     fi
@@ -80,6 +84,47 @@ for key in ("prefill_tokens_per_s", "decode_ms_per_token", "bytes_per_decode_ste
     assert j[key] > 0, (key, j)
 print("gpu bench JSON ok")
 PY
+  ;;
+batch)
+  # Continuous batching: SESSIONS sessions (prompts of PROMPT_LEN, one token
+  # shorter each) decoded in the batched buckets vs each alone, then bench's
+  # batched step (CUDA events) as one JSON line.
+  name=$1 precision=$2 batches=$3 sessions=$4 length=$5
+  gpu=$(artifact "$name" "$target" "$precision" "$batches")
+  [ "$prepare" = 1 ] && exit 0
+  "$v4run" consistency "$gpu" --prompt-len "$length" --batch "$sessions" --decode 4 --batch-tolerance 1e-5 \
+    --max-context 4096
+  "$v4run" bench "$gpu" --prompt-len "$length" --decode 8 --batch "$sessions" --max-context 4096 \
+    > "$work/bench-batch-$name.txt"
+  cat "$work/bench-batch-$name.txt"
+  python3 - "$work/bench-batch-$name.txt" "$sessions" <<'PY'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.startswith("{")]
+assert len(lines) == 1, "expected one JSON line"
+j = json.loads(lines[0])
+assert j["decode_clock"] == "cuda_events" and j["batch"] == int(sys.argv[2]), j
+for key in ("decode_ms_per_step", "decode_tokens_per_s", "bytes_per_decode_step", "roofline_ratio"):
+    assert j[key] > 0, (key, j)
+print("gpu batched bench JSON ok")
+PY
+  ;;
+kvpool)
+  # Device KV pool (docs/kv-cache.md): SESSIONS sessions interleaved through
+  # a pool of POOL of them (preempted to pinned host memory, swapped back,
+  # decode graphs recaptured) vs each alone; equal tokens and logits.
+  name=$1 precision=$2 sessions=$3 pool=$4 length=$5
+  gpu=$(artifact "$name" "$target" "$precision")
+  [ "$prepare" = 1 ] && exit 0
+  "$v4run" consistency "$gpu" --sessions "$sessions" --pool-sessions "$pool" --prompt-len "$length" --decode 3 \
+    --max-context 4096
+  ;;
+prefix)
+  # Prefix reuse on the GPU: --cache-dir across processes under full /
+  # periodic:48 / zero, a device page tier, the pool's one-line error.
+  name=$1
+  gpu=$(artifact "$name" "$target" fp32)
+  [ "$prepare" = 1 ] && exit 0
+  sh "$root/tests/emulated-cuda/kv_prefix_reuse_check.sh" "$v4run" "$gpu" "$work/prefix-$name"
   ;;
 *)
   echo "gpu_check: unknown check '$check'" >&2

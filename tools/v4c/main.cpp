@@ -159,11 +159,11 @@ std::map<std::string, v4c::QuantizedGlobal> quantizedGlobals(mlir::ModuleOp modu
 }
 
 // decode_1 only, unless asked: each bucket adds a plan (and, for CUDA, its
-// kernels) to the artifact. A GPU decode step stays bound by weight reads up
-// to dozens of rows, so CUDA targets should default to 1,4,8,16,32 once the
-// CUDA state kernels run batched rows (codegen/cuda/StateEmitters.cpp
-// rejects decode buckets of more than one session today).
+// kernels and nvcc time) to the artifact. CUDA targets batch up to
+// kMaxCudaDecodeBatch sessions per bucket (e.g. --decode-batch 1,8,32,64): a
+// GPU decode step stays bound by weight reads up to dozens of rows.
 constexpr const char *kDefaultDecodeBatches = "1";
+constexpr int64_t kMaxCudaDecodeBatch = 64;
 
 // "1,4,8" -> {1, 4, 8}: distinct session counts in [1, 4096], ascending.
 std::vector<int64_t> parseDecodeBatches(const std::string &text) {
@@ -209,6 +209,10 @@ int runCompile(const Options &options) {
   v4c::check(options.prefillChunk >= 1 && options.prefillChunk <= 65536,
              "--prefill-chunk must be in [1, 65536]");
   const std::vector<int64_t> batches = decodeBatches(options); // errors before any work
+  v4c::check(!v4c::isCudaTarget(options.target) || batches.back() <= kMaxCudaDecodeBatch,
+             "--decode-batch: " + options.target + " decode buckets hold at most " +
+                 std::to_string(kMaxCudaDecodeBatch) + " sessions (got " + std::to_string(batches.back()) +
+                 "; e.g. 1,8,32,64)");
   v4c::check(!(pipelineOptions(options).activations == "bf16" && pipelineOptions(options).kvCache == "fp8"),
              "--kv-cache fp8 stores f32 rows only; with bf16 activations (CUDA --precision bf16 / fp8) use "
              "--kv-cache bf16");

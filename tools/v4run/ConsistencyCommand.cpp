@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "common/Error.h"
+#include "runtime/Sampler.h"
 #include "tools/v4run/Runner.h"
 
 namespace v4run {
@@ -57,6 +59,70 @@ bool report(const char *what, const Difference &d, double tolerance) {
   return ok;
 }
 
+// One session's greedy decode: the token fed at each step and the logits it gave.
+struct Decoded {
+  std::vector<int32_t> tokens;
+  std::vector<float> logits; // steps x vocab
+};
+
+// Session i's prompt: promptLength - i synthetic tokens (at least 1).
+std::vector<int32_t> batchPrompt(const ConsistencyOptions &options, int64_t i, int64_t vocab) {
+  return syntheticIds(std::max<int64_t>(1, options.promptLength - i), vocab, 11 + static_cast<uint64_t>(i));
+}
+
+// Continuous batching vs decoding alone (see ConsistencyCommand.h).
+int runBatchConsistency(const ConsistencyOptions &options, Runner &runner) {
+  const int64_t n = options.batch, steps = options.decodeSteps, V = runner.vocabSize();
+  v4c::check(steps >= 2, "--decode must be >= 2 with --batch (the last session joins at step 1)");
+  std::vector<Decoded> alone(n), batched(n);
+  std::vector<float> logits(static_cast<size_t>(n * V));
+  for (int64_t i = 0; i < n; ++i) {
+    const std::vector<int32_t> prompt = batchPrompt(options, i, V);
+    std::unique_ptr<RunnerSession> session = runner.newSession();
+    session->prefillLast(prompt.data(), static_cast<int64_t>(prompt.size()), logits.data());
+    for (int64_t s = 0; s < steps; ++s) {
+      alone[i].tokens.push_back(v4rt::argmax(logits.data(), V));
+      session->decode(alone[i].tokens.back(), logits.data());
+      alone[i].logits.insert(alone[i].logits.end(), logits.begin(), logits.begin() + V);
+    }
+  }
+  std::vector<std::unique_ptr<RunnerSession>> sessions;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::vector<int32_t> prompt = batchPrompt(options, i, V);
+    sessions.push_back(runner.newSession());
+    sessions.back()->prefillLast(prompt.data(), static_cast<int64_t>(prompt.size()), logits.data() + i * V);
+  }
+  for (int64_t s = 0; s < steps; ++s) {
+    // Step 0 without the last session: it decodes alone, then joins.
+    const int64_t rows = s == 0 ? n - 1 : n;
+    std::vector<RunnerSession *> batch;
+    std::vector<int32_t> ids;
+    for (int64_t i = 0; i < n; ++i) {
+      batched[i].tokens.push_back(v4rt::argmax(logits.data() + i * V, V));
+      if (i < rows) {
+        batch.push_back(sessions[i].get());
+        ids.push_back(batched[i].tokens.back());
+      }
+    }
+    if (rows < n)
+      sessions[n - 1]->decode(batched[n - 1].tokens.back(), logits.data() + (n - 1) * V);
+    runner.decodeBatch(batch.data(), batch.size(), ids.data(), logits.data());
+    for (int64_t i = 0; i < n; ++i)
+      batched[i].logits.insert(batched[i].logits.end(), logits.begin() + i * V, logits.begin() + (i + 1) * V);
+  }
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string what = "batched vs alone, session " + std::to_string(i);
+    ok = report(what.c_str(), compareRows(batched[i].logits, alone[i].logits, V), options.batchTolerance) && ok;
+    const bool sameTokens = batched[i].tokens == alone[i].tokens;
+    std::printf("consistency: %-28s %s\n", ("greedy tokens, session " + std::to_string(i)).c_str(),
+                sameTokens ? "equal" : "DIFFER");
+    ok = ok && sameTokens;
+  }
+  std::printf("consistency: %s\n", ok ? "ok" : "FAILED");
+  return ok ? 0 : 1;
+}
+
 } // namespace
 
 int runConsistency(const ConsistencyOptions &options) {
@@ -70,6 +136,14 @@ int runConsistency(const ConsistencyOptions &options) {
   const std::vector<int32_t> ids = syntheticIds(P, V, 7);
   std::printf("consistency: %s on %s, %lld tokens, prefill chunk %lld\n", options.artifact.c_str(),
               runner->describe().c_str(), static_cast<long long>(P), static_cast<long long>(runner->prefillChunk()));
+  if (options.batch > 1) {
+    std::printf("consistency: %lld sessions (prompts of %lld down to %lld tokens), %lld greedy steps, batched "
+                "vs alone\n",
+                static_cast<long long>(options.batch), static_cast<long long>(P),
+                static_cast<long long>(std::max<int64_t>(1, P - options.batch + 1)),
+                static_cast<long long>(options.decodeSteps));
+    return runBatchConsistency(options, *runner);
+  }
 
   // 1. One prefill of the whole prompt (the backend's own chunking).
   std::vector<float> whole(static_cast<size_t>(P * V));

@@ -73,15 +73,18 @@ v4rt::Program program() {
 TEST(DecodeTraffic, CountsWhatOneStepReads) {
   const v4rt::Program p = program();
   EXPECT_EQ(decodeBucketOf(p).name, "decode_1");
-  // Context 100: window min(100, 16) rows x 8 bf16; entries (101 / 4 = 25
-  // visible) capped at top-2 x 8 f32; the whole state 8 x 4 f32.
+  // Context 100: window min(100, 16) rows x 8 bf16 read, one appended;
+  // entries (101 / 4 = 25 visible) capped at top-2 x 8 f32; the whole state
+  // 8 x 4 f32 read and one row of it written; no entry completes at 100.
   const DecodeTraffic t = decodeTraffic(p, 100, 1);
   EXPECT_EQ(t.weightBytes, 16u + 3200u + 2048u / 4 + 128u);
   EXPECT_EQ(t.routedExpertBytes, 2048u);
-  EXPECT_EQ(t.cacheBytes, 16u * 8 * 2 + 2u * 8 * 4 + 8u * 4 * 4);
+  EXPECT_EQ(t.cacheBytes, 16u * 8 * 2 + 8 * 2 + 2u * 8 * 4 + 8u * 4 * 4 + 4 * 4);
   EXPECT_EQ(t.total(), t.weightBytes + t.cacheBytes);
   // Context 5: 5 window rows; one visible entry (below K).
-  EXPECT_EQ(decodeTraffic(p, 5, 1).cacheBytes, 5u * 8 * 2 + 1u * 8 * 4 + 8u * 4 * 4);
+  EXPECT_EQ(decodeTraffic(p, 5, 1).cacheBytes, 5u * 8 * 2 + 8 * 2 + 1u * 8 * 4 + 8u * 4 * 4 + 4 * 4);
+  // Context 7: the token at position 7 completes entry 1 (8 f32 written).
+  EXPECT_EQ(decodeTraffic(p, 7, 1).cacheBytes, 7u * 8 * 2 + 8 * 2 + 2u * 8 * 4 + 8u * 4 * 4 + 4 * 4 + 8 * 4);
 }
 
 TEST(DecodeTraffic, BatchesShareWeightsButNotCaches) {
@@ -90,6 +93,25 @@ TEST(DecodeTraffic, BatchesShareWeightsButNotCaches) {
   EXPECT_EQ(two.cacheBytes, 2 * one.cacheBytes);
   // Two tokens touch 1 - (3/4)^2 = 7/16 of the experts and two embedding rows.
   EXPECT_EQ(two.weightBytes, 2u * 16 + 3200u + 2048u * 7 / 16 + 128u);
+}
+
+TEST(DecodeTraffic, BatchedBucketRowsAreSessions) {
+  v4rt::Program p = program();
+  v4rt::Bucket batched = p.buckets.back();
+  batched.name = "decode_4";
+  batched.tokens = batched.batch = 4;
+  for (v4rt::Step &step : batched.steps)
+    for (auto *args : {&step.ins, &step.outs})
+      for (ArgRef &arg : *args)
+        if (arg.kind == ArgKind::Arena || arg.kind == ArgKind::Input)
+          arg.shape[0] = 4;
+  p.buckets.push_back(batched);
+  EXPECT_EQ(decodeBucketOf(p, 1).name, "decode_1");
+  EXPECT_EQ(decodeBucketOf(p, 3).name, "decode_4");
+  EXPECT_EQ(decodeBucketOf(p, 9).name, "decode_1"); // none big enough: one session at a time
+  // Three sessions in the 4-row bucket: each reads its own caches.
+  EXPECT_EQ(decodeTraffic(p, 100, 3).cacheBytes, 3 * decodeTraffic(p, 100, 1).cacheBytes);
+  EXPECT_EQ(decodeTraffic(p, 100, 3).weightBytes, 3u * 16 + 3200u + 2048u * 37 / 64 + 128u);
 }
 
 TEST(DecodeTraffic, FallsBackToThePrefillBucket) {

@@ -9,14 +9,64 @@
 #include "tools/v4run/Runner.h"
 
 namespace v4run {
+namespace {
+
+// The lines the CPU path prints (tools/v4run/main.cpp), then the tiers and
+// the device KV pool.
+void printCacheReport(const Runner &runner, int64_t reused, const std::string &swaCache) {
+  const v4rt::PrefixCacheStats stats = runner.prefixCache()->stats();
+  uint64_t diskPages = 0, diskBytes = 0, corrupt = 0;
+  std::string tiers;
+  for (const v4rt::kvcache::TierStats &tier : stats.tiers.tiers) {
+    if (tier.name == "disk") {
+      diskPages = tier.pages;
+      diskBytes = tier.bytes;
+    }
+    corrupt += tier.corrupt;
+    tiers += (tiers.empty() ? "" : ", ") + tier.name + " " + std::to_string(tier.pages) + " pages " +
+             std::to_string(tier.bytes) + " bytes";
+  }
+  std::printf("prefix hit: %lld tokens reused\n", static_cast<long long>(reused));
+  std::printf("window rebuild: %llu restored tokens run again (--swa-cache %s)\n",
+              static_cast<unsigned long long>(stats.windowTokensRecomputed), swaCache.c_str());
+  std::printf("kv cache: page %lld tokens; pages hit %llu, missed %llu, stored %llu; disk %llu pages, %llu bytes; "
+              "corrupt %llu\n",
+              static_cast<long long>(stats.pageTokens), static_cast<unsigned long long>(stats.pagesHit),
+              static_cast<unsigned long long>(stats.pagesMissed), static_cast<unsigned long long>(stats.pagesStored),
+              static_cast<unsigned long long>(diskPages), static_cast<unsigned long long>(diskBytes),
+              static_cast<unsigned long long>(corrupt));
+  std::printf("kv tiers: %s; promotions %llu, demotions %llu\n", tiers.c_str(),
+              static_cast<unsigned long long>(stats.tiers.promotions),
+              static_cast<unsigned long long>(stats.tiers.demotions));
+  if (stats.ioFailures > 0)
+    std::fprintf(stderr, "v4run: warning: %llu KV cache I/O failures (pages recomputed): %s\n",
+                 static_cast<unsigned long long>(stats.ioFailures), runner.prefixCache()->lastWarning().c_str());
+}
+
+} // namespace
+
+void printKvPool(const Runner &runner) {
+  RunnerKvPoolStats pool;
+  if (!runner.kvPoolStats(pool))
+    return;
+  std::printf("kv pool: budget %llu bytes, session %llu bytes, in use %llu, resident sessions %llu, preemptions "
+              "%llu, swap-ins %llu, bytes moved %llu\n",
+              static_cast<unsigned long long>(pool.byteBudget), static_cast<unsigned long long>(pool.sessionBytes),
+              static_cast<unsigned long long>(pool.bytesInUse), static_cast<unsigned long long>(pool.residentSessions),
+              static_cast<unsigned long long>(pool.preemptions), static_cast<unsigned long long>(pool.swapIns),
+              static_cast<unsigned long long>(pool.bytesMoved));
+}
 
 int runDeviceGenerate(const std::string &artifact, const std::vector<int32_t> &prompt, int64_t count,
-                      const v4rt::SamplingOptions &sampling, int64_t maxContext) {
+                      const v4rt::SamplingOptions &sampling, const DeviceGenerateOptions &options) {
   using Clock = std::chrono::steady_clock;
   v4c::check(count >= 0, "-n must be >= 0");
-  RunnerOptions options;
-  options.maxContext = maxContext;
-  std::unique_ptr<Runner> runner = openRunner(artifact, options);
+  RunnerOptions runnerOptions;
+  runnerOptions.maxContext = options.maxContext;
+  runnerOptions.deviceKvBytes = options.deviceKvBytes;
+  std::unique_ptr<Runner> runner = openRunner(artifact, runnerOptions);
+  if (options.cached())
+    runner->attachPrefixCache(options.cache, options.cacheDeviceBytes);
   std::unique_ptr<RunnerSession> session = runner->newSession();
   v4rt::Sampler sampler(sampling);
   const int64_t V = runner->vocabSize();
@@ -36,6 +86,10 @@ int runDeviceGenerate(const std::string &artifact, const std::vector<int32_t> &p
   const auto t2 = Clock::now();
   printGeneration(generated, prompt.size(), std::chrono::duration<double>(t1 - t0).count(),
                   std::chrono::duration<double>(t2 - t1).count());
+  if (options.cached())
+    printCacheReport(*runner, session->lastPrefillReused(), options.cache.strategy.name());
+  if (options.cached() || options.deviceKvBytes > 0)
+    printKvPool(*runner);
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "tools/v4run/GenerateBatch.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -7,8 +8,33 @@
 
 #include "common/Error.h"
 #include "tools/v4run/PromptIds.h"
+#include "tools/v4run/Runner.h"
 
 namespace v4run {
+namespace {
+
+// One line of ids per session, then the speed line (both backends).
+void printBatchGeneration(const std::vector<std::vector<int32_t>> &generated, int64_t count, int64_t promptTokens,
+                          double prefillS, double decodeS, const std::vector<int64_t> &bucketSizes) {
+  const size_t n = generated.size();
+  for (const std::vector<int32_t> &ids : generated) {
+    for (size_t i = 0; i < ids.size(); ++i)
+      std::printf("%s%d", i ? "," : "", ids[i]);
+    std::printf("\n");
+  }
+  const int64_t steps = std::max<int64_t>(0, count - 1);
+  const int64_t decoded = steps * static_cast<int64_t>(n);
+  std::string buckets;
+  for (int64_t size : bucketSizes)
+    buckets += (buckets.empty() ? "" : ",") + std::to_string(size);
+  std::printf("prefill: %zu sessions, %lld tokens computed in %.1f ms (%.1f tokens/s); decode: %zu sessions x "
+              "%lld steps = %lld tokens in %.1f ms (%.1f tokens/s; decode buckets %s)\n",
+              n, static_cast<long long>(promptTokens), prefillS * 1e3, promptTokens / std::max(prefillS, 1e-9), n,
+              static_cast<long long>(steps), static_cast<long long>(decoded), decodeS * 1e3,
+              decoded / std::max(decodeS, 1e-9), buckets.empty() ? "none" : buckets.c_str());
+}
+
+} // namespace
 
 std::vector<std::vector<int32_t>> batchPrompts(const std::string &text, int64_t batch) {
   v4c::check(batch >= 0, "--batch must be >= 1 (sessions decoding together)");
@@ -76,23 +102,54 @@ int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int
   }
   const auto t2 = Clock::now();
 
-  for (const std::vector<int32_t> &ids : generated) {
-    for (size_t i = 0; i < ids.size(); ++i)
-      std::printf("%s%d", i ? "," : "", ids[i]);
-    std::printf("\n");
+  printBatchGeneration(generated, count, promptTokens, std::chrono::duration<double>(t1 - t0).count(),
+                       std::chrono::duration<double>(t2 - t1).count(), model.decodeBatchSizes());
+  return 0;
+}
+
+int runRunnerGenerateBatch(Runner &runner, const std::vector<std::vector<int32_t>> &prompts, int64_t count,
+                           const v4rt::SamplingOptions &sampling) {
+  using Clock = std::chrono::steady_clock;
+  v4c::check(count >= 0, "-n must be >= 0");
+  const size_t n = prompts.size();
+  const int64_t V = runner.vocabSize();
+  std::vector<std::unique_ptr<RunnerSession>> sessions;
+  std::vector<RunnerSession *> batch;
+  std::vector<v4rt::Sampler> samplers;
+  std::vector<float> logits(n * static_cast<size_t>(V));
+
+  const auto t0 = Clock::now();
+  int64_t promptTokens = 0;
+  for (size_t i = 0; i < n; ++i) {
+    v4rt::SamplingOptions mine = sampling;
+    mine.seed += i;
+    samplers.emplace_back(mine);
+    sessions.push_back(runner.newSession());
+    batch.push_back(sessions.back().get());
+    sessions.back()->prefillLast(prompts[i].data(), static_cast<int64_t>(prompts[i].size()), logits.data() + i * V);
+    promptTokens += static_cast<int64_t>(prompts[i].size());
   }
-  const double prefillS = std::chrono::duration<double>(t1 - t0).count();
-  const double decodeS = std::chrono::duration<double>(t2 - t1).count();
-  const int64_t steps = std::max<int64_t>(0, count - 1);
-  const int64_t decoded = steps * static_cast<int64_t>(n);
-  std::string buckets;
-  for (int64_t size : model.decodeBatchSizes())
-    buckets += (buckets.empty() ? "" : ",") + std::to_string(size);
-  std::printf("prefill: %zu sessions, %lld tokens computed in %.1f ms (%.1f tokens/s); decode: %zu sessions x "
-              "%lld steps = %lld tokens in %.1f ms (%.1f tokens/s; decode buckets %s)\n",
-              n, static_cast<long long>(promptTokens), prefillS * 1e3, promptTokens / std::max(prefillS, 1e-9), n,
-              static_cast<long long>(steps), static_cast<long long>(decoded), decodeS * 1e3,
-              decoded / std::max(decodeS, 1e-9), buckets.empty() ? "none" : buckets.c_str());
+  const auto t1 = Clock::now();
+
+  std::vector<std::vector<int32_t>> generated(n);
+  std::vector<int32_t> next(n);
+  for (int64_t step = 0; step < count; ++step) {
+    for (size_t i = 0; i < n; ++i) {
+      next[i] = samplers[i].next(logits.data() + i * V, V);
+      generated[i].push_back(next[i]);
+    }
+    if (step + 1 == count)
+      break;
+    runner.decodeBatch(batch.data(), n, next.data(), logits.data());
+  }
+  const auto t2 = Clock::now();
+  std::vector<int64_t> bucketSizes;
+  for (const v4rt::Bucket &bucket : runner.program().buckets)
+    if (bucket.kind == v4rt::BucketKind::Decode)
+      bucketSizes.push_back(bucket.batch);
+  std::sort(bucketSizes.begin(), bucketSizes.end());
+  printBatchGeneration(generated, count, promptTokens, std::chrono::duration<double>(t1 - t0).count(),
+                       std::chrono::duration<double>(t2 - t1).count(), bucketSizes);
   return 0;
 }
 

@@ -11,6 +11,8 @@
 
 namespace v4run {
 
+class Runner;
+
 // The prompts of a batched generate: "a;b;c" gives one session per prompt,
 // repeated in turn up to `batch` sessions (batch 0: one per prompt). Throws
 // v4c::Error on a bad id, a batch < 0, or fewer sessions than prompts.
@@ -22,5 +24,11 @@ std::vector<std::vector<int32_t>> batchPrompts(const std::string &text, int64_t 
 // with seed + i. Prints one line of ids per session, then the speed line.
 int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int32_t>> &prompts,
                      int64_t count, const v4rt::SamplingOptions &sampling);
+
+// The same through a Runner (GPU artifacts: Runner::decodeBatch runs the
+// CUDA backend's batched decode buckets), with the same output. GPU sessions
+// do not fork: every session prefills its own prompt.
+int runRunnerGenerateBatch(Runner &runner, const std::vector<std::vector<int32_t>> &prompts, int64_t count,
+                           const v4rt::SamplingOptions &sampling);
 
 } // namespace v4run

@@ -66,6 +66,10 @@ void Runner::decodeBatch(RunnerSession *const *, size_t n, const int32_t *, floa
                    " yet; use --batch 1");
 }
 
+void Runner::attachPrefixCache(const v4rt::PrefixCacheOptions &, uint64_t) {
+  throw v4c::Error("prefix reuse through the runner is not available on " + describe());
+}
+
 std::string artifactTarget(const std::string &path) {
   v4rt::OpenOptions open;
   open.verifyChecksums = false; // the backend that runs it checks them

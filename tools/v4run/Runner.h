@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/PrefixCache.h"
 #include "runtime/artifact/Program.h"
 
 namespace v4run {
@@ -16,6 +17,14 @@ struct RunnerOptions {
   unsigned threads = 0;        // CPU worker threads (0: one per core)
   bool verifyChecksums = true; // hash every weight at load
   int64_t maxContext = 0;      // GPU: longest session (0: the config's max_position_embeddings)
+  uint64_t deviceKvBytes = 0;  // GPU: device KV pool for sessions' caches (0: from free memory)
+  int64_t deviceKvSessions = 0; // GPU: else a pool of exactly this many max-context sessions
+};
+
+// The GPU runner's device KV pool (runtime/cuda/DeviceKvPool.h).
+struct RunnerKvPoolStats {
+  uint64_t byteBudget = 0, bytesInUse = 0, sessionBytes = 0;
+  uint64_t residentSessions = 0, preemptions = 0, swapIns = 0, bytesMoved = 0;
 };
 
 class RunnerSession {
@@ -31,6 +40,9 @@ public:
   // Device time of the last decode step in ms (CUDA events), or < 0 when the
   // backend has no device clock (CPU: callers time on the host).
   virtual double lastDecodeDeviceMs() const { return -1.0; }
+  // Prompt tokens the last prefillLast restored from the prefix cache and
+  // did not compute.
+  virtual int64_t lastPrefillReused() const { return 0; }
 };
 
 class Runner {
@@ -49,6 +61,18 @@ public:
   // batching: every weight read once); `logits` (may be null) receives
   // n x vocab floats. Throws where the backend has no batched decode.
   virtual void decodeBatch(RunnerSession *const *sessions, size_t n, const int32_t *ids, float *logits);
+  // Device time of the last decodeBatch in ms (CUDA events), or < 0 without
+  // a device clock.
+  virtual double lastDecodeBatchDeviceMs() const { return -1.0; }
+  // Prefix reuse for the sessions made afterwards (GPU runner: a "device"
+  // page tier of `deviceTierBytes` on top of the options' host and disk
+  // tiers, 0: none). Throws where the runner has none (the CPU path uses
+  // the C API's cache).
+  virtual void attachPrefixCache(const v4rt::PrefixCacheOptions &options, uint64_t deviceTierBytes);
+  // Null before attachPrefixCache.
+  virtual const v4rt::PrefixCache *prefixCache() const { return nullptr; }
+  // False where the backend has no device KV pool.
+  virtual bool kvPoolStats(RunnerKvPoolStats &) const { return false; }
 };
 
 // The artifact's target, read without hashing its weights.

@@ -42,10 +42,10 @@ Golden readGolden(const std::string &path, int64_t vocab) {
   return g;
 }
 
-// max over rows of ||ours - ref|| / ||ref||
-double maxRelativeError(const std::vector<float> &ours, const std::vector<float> &ref,
-                        int64_t vocab) {
-  double worst = 0.0;
+// ||ours - ref|| / ||ref|| of each row.
+std::vector<double> rowRelativeErrors(const std::vector<float> &ours, const std::vector<float> &ref,
+                                      int64_t vocab) {
+  std::vector<double> errors;
   for (size_t row = 0; row * vocab < ref.size(); ++row) {
     double diff = 0.0, norm = 0.0;
     for (int64_t v = 0; v < vocab; ++v) {
@@ -53,9 +53,22 @@ double maxRelativeError(const std::vector<float> &ours, const std::vector<float>
       diff += d * d;
       norm += r * r;
     }
-    worst = std::max(worst, std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30));
+    errors.push_back(std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30));
   }
-  return worst;
+  return errors;
+}
+
+// max over rows of ||ours - ref|| / ||ref||; with `label`, prints every row's.
+double maxRelativeError(const std::vector<float> &ours, const std::vector<float> &ref, int64_t vocab,
+                        const char *label) {
+  const std::vector<double> errors = rowRelativeErrors(ours, ref, vocab);
+  if (label) {
+    std::printf("%s:", label);
+    for (double e : errors)
+      std::printf(" %.2e", e);
+    std::printf("\n");
+  }
+  return errors.empty() ? 0.0 : *std::max_element(errors.begin(), errors.end());
 }
 
 } // namespace
@@ -118,9 +131,10 @@ int runVerify(const VerifyOptions &options) {
       reference = g.decodeLogits.data() + i * V;
     }
   }
-  const double ePrefill = maxRelativeError(prefill, g.prefillLogits, V);
-  const double eChunked = maxRelativeError(chunked, g.chunkedLogits, V);
-  const double eDecode = maxRelativeError(decode, g.decodeLogits, V);
+  const bool rows = options.perPosition;
+  const double ePrefill = maxRelativeError(prefill, g.prefillLogits, V, rows ? "prefill per position" : nullptr);
+  const double eChunked = maxRelativeError(chunked, g.chunkedLogits, V, rows ? "chunked per position" : nullptr);
+  const double eDecode = maxRelativeError(decode, g.decodeLogits, V, rows ? "decode per step" : nullptr);
   std::printf("verify: prefill %.3e chunked %.3e decode %.3e tokens %zu/%zu", ePrefill, eChunked, eDecode,
               tokensMatched, N);
   if (margin > 0)

@@ -17,6 +17,7 @@ struct VerifyOptions {
   // at most this much. < 0: the tolerance for GPU artifacts (bf16 storage
   // moves near-ties), 0 (exact tokens) for cpu ones.
   double tokenMargin = -1.0;
+  bool perPosition = false; // also print each position's relative error per mode
 };
 
 // Prints per-mode errors and the closing `verify:` line; returns the exit code.

@@ -6,6 +6,7 @@
 //   v4run cache stats DIR | v4run cache clear DIR
 //   v4run bench MODEL.v4a --prompt-len 4096 --decode 64 --batch 1
 //   v4run consistency MODEL.v4a --prompt-len 300
+//   v4run profile MODEL.v4a --bucket decode --context 4096   (launch by launch vs the ceilings)
 //   v4run compare GPU.v4a CPU.v4a --prompt-ids 5,17,300   (launch by launch)
 //   v4run device --target sm_90a
 //   v4run info MODEL.v4a   (target, buckets, kernels, modules, weights)
@@ -30,6 +31,9 @@
 #include "tools/v4run/DeviceCommand.h"
 #include "tools/v4run/DeviceGenerate.h"
 #include "tools/v4run/InfoCommand.h"
+#include "tools/v4run/ProfileCommand.h"
+#include "tools/v4run/InterleaveCheck.h"
+#include "tools/v4run/PrefixReuseCheck.h"
 #include "tools/v4run/PromptIds.h"
 #include "tools/v4run/GenerateBatch.h"
 #include "tools/v4run/Runner.h"
@@ -45,6 +49,7 @@ struct GenerateOptions {
   // Prefix reuse (off without a directory or a host budget).
   std::string cacheDir, tenant, swaCache = "full";
   uint64_t cacheDiskBytes = 0, cacheHostBytes = 0;
+  uint64_t cacheDeviceBytes = 0, deviceKvBytes = 0; // GPU artifacts: device page tier, device KV pool
   int64_t maxContext = 0; // GPU artifacts: session context (0: the config's)
   int64_t batch = 1;      // sessions decoding together (0: one per ';'-separated prompt)
 };
@@ -59,11 +64,29 @@ int runGenerate(const GenerateOptions &options) {
   const std::vector<int32_t> &prompt = prompts.front();
   v4c::check(options.count >= 0, "-n must be >= 0");
   if (v4run::isDeviceTarget(v4run::artifactTarget(options.artifact))) {
-    v4c::check(!batched, "--batch / several prompts: GPU artifacts decode one session for now");
-    v4c::check(options.cacheDir.empty() && options.cacheHostBytes == 0,
-               "--cache-dir / --cache-host-bytes: prefix reuse runs on cpu artifacts only for now");
-    return v4run::runDeviceGenerate(options.artifact, prompt, options.count, options.sampling, options.maxContext);
+    if (batched) { // continuous batching on the GPU (runtime/cuda/CudaDecodeBatch.h)
+      v4c::check(options.cacheDir.empty() && options.cacheHostBytes == 0 && options.cacheDeviceBytes == 0,
+                 "--cache-dir / --cache-*-bytes with --batch: GPU prefix reuse runs one session for now");
+      v4run::RunnerOptions runnerOptions;
+      runnerOptions.maxContext = options.maxContext;
+      runnerOptions.deviceKvBytes = options.deviceKvBytes;
+      std::unique_ptr<v4run::Runner> runner = v4run::openRunner(options.artifact, runnerOptions);
+      return v4run::runRunnerGenerateBatch(*runner, prompts, options.count, options.sampling);
+    }
+    v4run::DeviceGenerateOptions device;
+    device.maxContext = options.maxContext;
+    device.deviceKvBytes = options.deviceKvBytes;
+    device.cache.directory = options.cacheDir;
+    if (options.cacheDiskBytes > 0)
+      device.cache.diskBytes = options.cacheDiskBytes;
+    device.cache.hostBytes = options.cacheHostBytes;
+    device.cache.tenantSalt = options.tenant;
+    device.cache.strategy = v4rt::parseSwaCacheStrategy(options.swaCache);
+    device.cacheDeviceBytes = options.cacheDeviceBytes;
+    return v4run::runDeviceGenerate(options.artifact, prompt, options.count, options.sampling, device);
   }
+  v4c::check(options.cacheDeviceBytes == 0 && options.deviceKvBytes == 0,
+             "--cache-device-bytes / --device-kv-bytes: GPU artifacts only (a cpu artifact has no device memory)");
   v4rt::ModelHandle model(options.artifact, options.threads);
   const bool cached = !options.cacheDir.empty() || options.cacheHostBytes > 0;
   if (cached)
@@ -134,6 +157,10 @@ int main(int argc, char **argv) {
   generate->add_option("--cache-dir", gen.cacheDir, "KV page directory: reuse and store prefixes");
   generate->add_option("--cache-disk-bytes", gen.cacheDiskBytes, "disk tier budget (default 16 GiB)");
   generate->add_option("--cache-host-bytes", gen.cacheHostBytes, "host-memory tier budget (0 = none)");
+  generate->add_option("--cache-device-bytes", gen.cacheDeviceBytes,
+                       "GPU artifacts: device-memory page tier budget (0 = none)");
+  generate->add_option("--device-kv-bytes", gen.deviceKvBytes,
+                       "GPU artifacts: device memory for sessions' KV caches (0 = 90% of what is free)");
   generate->add_option("--tenant", gen.tenant, "tenant salt: pages are shared within a tenant only");
   generate->add_option("--swa-cache", gen.swaCache,
                        "window state in pages: full (every page), periodic:P (every P tokens, a "
@@ -152,17 +179,44 @@ int main(int argc, char **argv) {
   verify->add_option("--token-margin", ver.tokenMargin,
                      "greedy tokens may differ where the reference's top-2 logits differ by <= this "
                      "(default: the tolerance on GPU artifacts, 0 on cpu)");
+  verify->add_flag("--per-position", ver.perPosition, "also print every position's relative error per mode");
 
   v4run::BenchOptions benchOptions;
   CLI::App *bench = app.add_subcommand("bench", "prefill tokens/s, decode ms/token, bytes per step vs roofline");
   bench->add_option("artifact", benchOptions.artifact, "compiled model (.v4a)")->required();
-  bench->add_option("--prompt-len", benchOptions.promptLength, "prompt tokens (synthetic ids)");
+  bench->add_option("--prompt-len,--context", benchOptions.promptLength,
+                    "prompt tokens (synthetic ids): decode runs at this context");
+  bench->add_option("--prefill-budget", benchOptions.prefillBudgetSeconds,
+                    "seconds: stop a long prefill after this (0 = none); decode runs at the context reached");
   bench->add_option("--decode", benchOptions.decodeSteps, "timed decode steps");
-  bench->add_option("--batch", benchOptions.batch, "sessions decoding together (> 1: cpu only for now)");
+  bench->add_option("--batch", benchOptions.batch, "sessions decoding together (the artifact's decode_B buckets)");
   bench->add_option("--warmup", benchOptions.warmupSteps, "decode steps before timing");
   bench->add_option("--bandwidth", benchOptions.bandwidth, "roofline bytes/s (default 3.0e12)");
   bench->add_option("--threads", benchOptions.threads, "worker threads (0 = all cores)");
   bench->add_option("--max-context", benchOptions.maxContext, "GPU artifacts: longest session");
+
+  v4run::ProfileOptions prof;
+  CLI::App *profile = app.add_subcommand("profile", "a bucket launch by launch: time, bytes, FLOPs vs the ceilings");
+  profile->add_option("artifact", prof.artifact, "compiled model (.v4a)")->required();
+  profile->add_option("--bucket", prof.bucket, "decode or prefill");
+  profile->add_option("--context", prof.context, "tokens each session holds before the profiled run");
+  profile->add_option("--batch", prof.batch, "decode: sessions (a batched decode bucket)");
+  profile->add_option("--tokens", prof.tokens, "prefill: live rows (default: the bucket's)");
+  profile->add_option("--repeat", prof.repeat, "timed runs (median)");
+  profile->add_option("--warmup", prof.warmup, "runs before timing");
+  profile->add_option("--fill", prof.fill, "compute (prefill the context) or tiled (GPU: compute --fill-chunk "
+                                           "tokens, copy their compressed entries up to the context)");
+  profile->add_option("--fill-chunk", prof.fillChunk, "tiled: tokens computed before tiling");
+  profile->add_flag("!--no-graph", prof.graphs, "GPU: plain launches only (no CUDA graph)");
+  profile->add_option("--prime", prof.prime, "GPU: graph replays queued before each timed run (default: auto)");
+  profile->add_option("--bandwidth", prof.bandwidth, "bytes/s ceiling (default 3.0e12)");
+  profile->add_option("--peak-tflops", prof.peakBf16, "bf16 FLOP/s ceiling (default 798e12; fp8 twice)");
+  profile->add_option("--peak-f32", prof.peakF32, "f32 FLOP/s ceiling without tensor cores (default 67e12)");
+  profile->add_option("--threads", prof.threads, "worker threads (cpu; 0 = all cores)");
+  profile->add_option("--max-context", prof.maxContext, "GPU: session capacity (default: context + the bucket)");
+  profile->add_flag("--quiet", prof.quiet, "only the per-op summary and the JSON line");
+  profile->add_flag("--model-only", prof.modelOnly,
+                    "bytes, FLOPs and ceilings from the artifact alone: nothing runs, no device needed");
 
   v4run::ConsistencyOptions consistencyOptions;
   CLI::App *consistency =
@@ -172,6 +226,24 @@ int main(int argc, char **argv) {
   consistency->add_option("--tolerance", consistencyOptions.tolerance, "max relative error per position");
   consistency->add_option("--threads", consistencyOptions.threads, "worker threads (0 = all cores)");
   consistency->add_option("--max-context", consistencyOptions.maxContext, "GPU artifacts: longest session");
+  v4run::InterleaveOptions interleave;
+  consistency->add_option("--sessions", interleave.sessions,
+                          "GPU artifacts: run this many sessions interleaved through a small device KV pool "
+                          "(with --pool-sessions) and compare each with running it alone");
+  consistency->add_option("--pool-sessions", interleave.poolSessions, "sessions the device KV pool holds");
+  consistency->add_option("--decode", interleave.decodeSteps,
+                          "with --sessions or --batch: greedy decode steps per session");
+  v4run::PrefixReuseOptions prefixReuse;
+  consistency->add_option("--swa-cache", prefixReuse.swaCache,
+                          "GPU artifacts: a second session restores the first one's pages (full, periodic:P, "
+                          "zero) and must give its logits");
+  consistency->add_option("--cache-device-bytes", prefixReuse.deviceTierBytes, "with --swa-cache: device page tier");
+  consistency->add_option("--cache-host-bytes", prefixReuse.hostTierBytes, "with --swa-cache: host page tier");
+  consistency->add_option("--batch", consistencyOptions.batch,
+                          "check continuous batching: this many sessions (prompts of --prompt-len, one token "
+                          "shorter each) decoded together vs each alone");
+  consistency->add_option("--batch-tolerance", consistencyOptions.batchTolerance,
+                          "with --batch: max relative error of batched vs alone logits (default 1e-5)");
 
   v4run::CompareOptions compareOptions;
   CLI::App *compare = app.add_subcommand("compare", "a GPU artifact vs its CPU twin, launch by launch");
@@ -218,8 +290,29 @@ int main(int argc, char **argv) {
       return v4run::runCacheClear(cacheDir);
     if (*bench)
       return v4run::runBench(benchOptions);
-    if (*consistency)
+    if (*profile)
+      return v4run::runProfile(prof);
+    if (*consistency && consistency->count("--sessions") > 0) {
+      interleave.artifact = consistencyOptions.artifact;
+      interleave.maxContext = consistencyOptions.maxContext;
+      if (consistency->count("--prompt-len") > 0)
+        interleave.promptLength = consistencyOptions.promptLength;
+      return v4run::runInterleaveCheck(interleave);
+    }
+    if (*consistency && consistency->count("--swa-cache") > 0) {
+      prefixReuse.artifact = consistencyOptions.artifact;
+      prefixReuse.maxContext = consistencyOptions.maxContext;
+      if (consistency->count("--prompt-len") > 0)
+        prefixReuse.promptLength = consistencyOptions.promptLength;
+      if (consistency->count("--decode") > 0)
+        prefixReuse.decodeSteps = interleave.decodeSteps;
+      return v4run::runPrefixReuseCheck(prefixReuse);
+    }
+    if (*consistency) {
+      if (consistency->count("--decode") > 0)
+        consistencyOptions.decodeSteps = interleave.decodeSteps;
       return v4run::runConsistency(consistencyOptions);
+    }
     if (*compare)
       return v4run::runCompare(compareOptions);
     if (*device)

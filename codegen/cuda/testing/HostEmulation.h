@@ -9,19 +9,35 @@
 // `extern`, because `__shared__` itself means `static` here (see below).
 //
 // Emulated:
-// - the execution model: one std::thread per CUDA thread (3-D blocks
-//   linearised x fastest, warps of 32 consecutive linear ids); the blocks of
-//   a launch run ONE AFTER ANOTHER on the same threads, so a "last block
-//   finishes" hand-off sees every other block done, as on the GPU.
-//   threadIdx (thread_local), blockIdx / blockDim / gridDim (globals).
-// - __syncthreads / __syncthreads_or / _and / _count: a std::barrier per
-//   block; a thread that returns drops out of the barriers (as on hardware).
+// - the execution model: every CUDA thread of a block is a user-space fiber
+//   (Fibers.h: its own mmap'ed 128 KiB stack above 64 KiB of guard, a few
+//   instructions per switch on x86-64), all run by the launching OS thread.
+//   3-D blocks are linearised x fastest, warps are 32 consecutive linear ids.
+//   The fibers run in linear order, each until it reaches a barrier or warp
+//   primitive or returns; the last to arrive resolves the barrier. The
+//   blocks of a launch run ONE AFTER ANOTHER, so a "last block finishes"
+//   hand-off sees every other block done, as on the GPU. threadIdx (set at
+//   every switch), blockIdx / blockDim / gridDim are globals. Cost: ~60 ns
+//   of CPU per thread per barrier (with one OS thread per CUDA thread it was
+//   ~6 us of CPU, and far more wall time on a loaded machine), so a run
+//   costs about the kernels' own arithmetic.
+// - __syncthreads / __syncthreads_or / _and / _count: a block barrier; a
+//   thread that returns drops out of the barriers (as on hardware).
 // - __syncwarp, __shfl_sync / _xor_sync / _up_sync / _down_sync (any
 //   trivially copyable type up to 8 bytes, `width` segments), __ballot_sync,
-//   __any_sync / __all_sync: a per-warp exchange between two warp barriers.
-// - atomics (add, sub, max, min, exch, CAS, or, and) under one mutex;
-//   __threadfence as a seq_cst fence; __ldg / __ldcg / __ldcs / __ldca and
-//   __stcg / __stcs as plain accesses.
+//   __any_sync / __all_sync: a warp barrier at which every live lane
+//   publishes its value; a lane that does not exist or has returned reads
+//   its own value.
+// - divergent barriers fail the launch with a v4c::Error instead of hanging:
+//   threads of a block at different __syncthreads calls, lanes of a warp at
+//   different warp primitives (each primitive records its call site), or a
+//   block in which every live thread waits and no barrier can complete (the
+//   error lists which threads wait where, by file and line). A fiber stack
+//   overflow prints the CUDA thread and block before the SIGSEGV.
+// - atomics (add, sub, max, min, exch, CAS, or, and) as plain read-modify-
+//   writes (no fiber is switched out inside one); __threadfence as a seq_cst
+//   fence; __ldg / __ldcg / __ldcs / __ldca and __stcg / __stcs as plain
+//   accesses.
 // - the __f*_rn intrinsics (exact IEEE fp32 ops; build with
 //   -ffp-contract=off so the host compiler does not fuse a*b+c either),
 //   __int_as_float & co., __popc / __clz / __ffs, CUDA's global min / max.
@@ -46,34 +62,30 @@
 //   (from the CUDA host headers or defined away here).
 //
 // NOT emulated:
-// - the memory model's weak orderings: every access is a plain (sequentially
-//   executed per thread) host access and barriers synchronise fully, so a
-//   missing __threadfence between blocks or a missing __syncwarp in
-//   warp-synchronous code (a lane reading a value another lane wrote without
-//   a barrier) may pass here and fail on the GPU;
+// - the memory model's weak orderings: every access is a plain host access
+//   and barriers synchronise fully. Between barriers the threads run one
+//   after another in linear order, so a lane reading what a HIGHER lane
+//   writes without a barrier sees the old value (the bug shows up), while a
+//   read of a lower lane's write, or a missing __threadfence between blocks,
+//   passes here and may fail on the GPU;
 // - warp primitives under divergence: every live lane of a warp must reach
-//   each warp primitive (full-mask code), and every live thread of a block
-//   each __syncthreads (divergent barriers deadlock here instead of being
-//   undefined);
+//   each warp primitive (full-mask code; masks only filter ballots), and
+//   every live thread of a block each __syncthreads;
 // - concurrent blocks (a kernel that waits for another block spins forever),
 //   cooperative groups, clusters, async copies (cp.async, TMA), textures,
 //   timing, and register / shared memory limits;
 // - fragment element access (fragment::x) with the GPU's lane layout.
 #pragma once
 
-#include <array>
 #include <atomic>
-#include <barrier>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <math.h> // CUDA's math functions live in the global namespace
-#include <memory>
-#include <mutex>
+#include <source_location>
 #include <type_traits>
-#include <vector>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -90,46 +102,18 @@
 
 // ---- built-in variables ---------------------------------------------------------
 
-inline thread_local uint3 threadIdx;
+// threadIdx is the running fiber's: the scheduler sets it at every switch.
+inline uint3 threadIdx;
 inline uint3 blockIdx;
 inline dim3 blockDim, gridDim;
 inline constexpr int warpSize = 32;
 
 namespace v4emu {
 
-// Per-block synchronisation state (one block runs at a time).
-struct BlockState;
-
-namespace detail {
-
-struct BarrierCompletion {
-  BlockState *block;
-  void operator()() noexcept;
-};
-
-} // namespace detail
-
-struct BlockState {
-  explicit BlockState(unsigned threads);
-  unsigned threads;
-  std::barrier<detail::BarrierCompletion> barrier;
-  // __syncthreads_or/and/count: predicates and arrivals of the current phase,
-  // latched by the completion into the results every thread reads.
-  std::atomic<int> trueCount{0}, arrivals{0};
-  int trueResult = 0, arrivalResult = 0;
-  std::vector<std::unique_ptr<std::barrier<>>> warpBarriers;
-  std::vector<std::array<uint64_t, 32>> exchange;
-};
-
-BlockState &currentBlock();
-
 // This thread's linear id in the block, its warp and lane.
 inline unsigned linearThread() {
   return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
 }
-
-// The mutex of every emulated atomic.
-std::mutex &atomicMutex();
 
 // Dynamic shared memory arrays (V4EMU_DYNAMIC_SHARED), filled before blocks.
 inline constexpr size_t kDynamicSharedCapacity = size_t(1) << 18;
@@ -137,37 +121,45 @@ bool registerDynamicShared(void *base, size_t capacity);
 
 namespace detail {
 void launchBlocks(dim3 grid, dim3 block, size_t dynamicSharedBytes, const std::function<void()> &body);
+
+// The running fiber waits at the block barrier `primitive` (called at
+// `where`) until every live thread of the block is there; returns how many
+// arrived with a nonzero `predicate`, and how many arrived.
+struct BlockVote {
+  int trueCount, arrivals;
+};
+BlockVote syncBlock(int predicate, const char *primitive, const std::source_location &where);
+
+// The running fiber publishes `bits` and waits until every live lane of its
+// warp has reached the same warp primitive; returns lane `sourceLane`'s bits
+// (its own when that lane does not exist or has exited).
+uint64_t exchangeWarp(uint64_t bits, unsigned sourceLane, const char *primitive, const std::source_location &where);
+
+// The same wait; returns the ballot of the predicates of the lanes in `mask`.
+unsigned ballotWarp(unsigned mask, bool predicate, const char *primitive, const std::source_location &where);
 } // namespace detail
 
 // Runs `kernelBody` (a callable that calls the __global__ function or the
 // kernel template with its arguments) for every block of `grid`, with `block`
 // threads each. Throws v4c::Error on a bad geometry, a dynamic shared size
-// above the capacity, a write past dynamicSharedBytes, or an exception thrown
-// by the body.
+// above the capacity, a write past dynamicSharedBytes, divergent barriers, or
+// an exception thrown by the body.
 template <typename F> void launch(dim3 grid, dim3 block, size_t dynamicSharedBytes, F kernelBody) {
   detail::launchBlocks(grid, block, dynamicSharedBytes, std::function<void()>(std::move(kernelBody)));
 }
 
 // Warp exchange: every live lane of the warp publishes `value`, then reads
-// the value of lane `source(lane)`.
-template <typename T, typename Source> T warpExchange(T value, Source source) {
+// the value of lane `source`.
+template <typename T>
+T warpExchange(T value, unsigned source, const char *primitive, const std::source_location &where) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "warp shuffle of an unsupported type");
-  BlockState &block = currentBlock();
-  const unsigned id = linearThread(), warp = id / 32, lane = id % 32;
-  std::array<uint64_t, 32> &slots = block.exchange[warp];
   uint64_t bits = 0;
   std::memcpy(&bits, &value, sizeof(T));
-  slots[lane] = bits;
-  block.warpBarriers[warp]->arrive_and_wait();
-  const unsigned from = source(lane);
+  bits = detail::exchangeWarp(bits, source, primitive, where);
   T result;
-  std::memcpy(&result, &slots[from < 32 ? from : lane], sizeof(T));
-  block.warpBarriers[warp]->arrive_and_wait(); // the slots are reused by the next exchange
+  std::memcpy(&result, &bits, sizeof(T));
   return result;
 }
-
-// The 32-bit ballot of `predicate` over the warp's lanes in `mask`.
-unsigned warpBallot(unsigned mask, bool predicate);
 
 } // namespace v4emu
 
@@ -192,31 +184,27 @@ V4EMU_DYNAMIC_SHARED(float, indexerShared)
 V4EMU_DYNAMIC_SHARED(float, moeShared)
 
 // ---- synchronisation ---------------------------------------------------------------
+// Every primitive takes its call site (a defaulted std::source_location), so
+// that threads waiting at different barriers are reported by file and line.
 
-inline void __syncthreads() { v4emu::currentBlock().barrier.arrive_and_wait(); }
+using V4EmuSite = std::source_location;
 
-namespace v4emu::detail {
-// Counts `predicate`, waits for the block; returns {true count, arrivals}.
-inline std::pair<int, int> syncthreadsCounting(int predicate) {
-  BlockState &block = currentBlock();
-  if (predicate)
-    block.trueCount.fetch_add(1);
-  block.arrivals.fetch_add(1);
-  block.barrier.arrive_and_wait();
-  return {block.trueResult, block.arrivalResult};
+inline void __syncthreads(V4EmuSite where = V4EmuSite::current()) {
+  v4emu::detail::syncBlock(0, "__syncthreads", where);
 }
-} // namespace v4emu::detail
-
-inline int __syncthreads_count(int predicate) { return v4emu::detail::syncthreadsCounting(predicate).first; }
-inline int __syncthreads_or(int predicate) { return v4emu::detail::syncthreadsCounting(predicate).first != 0; }
-inline int __syncthreads_and(int predicate) {
-  const auto [trueCount, arrivals] = v4emu::detail::syncthreadsCounting(predicate);
-  return trueCount == arrivals;
+inline int __syncthreads_count(int predicate, V4EmuSite where = V4EmuSite::current()) {
+  return v4emu::detail::syncBlock(predicate, "__syncthreads_count", where).trueCount;
+}
+inline int __syncthreads_or(int predicate, V4EmuSite where = V4EmuSite::current()) {
+  return v4emu::detail::syncBlock(predicate, "__syncthreads_or", where).trueCount != 0;
+}
+inline int __syncthreads_and(int predicate, V4EmuSite where = V4EmuSite::current()) {
+  const v4emu::detail::BlockVote vote = v4emu::detail::syncBlock(predicate, "__syncthreads_and", where);
+  return vote.trueCount == vote.arrivals;
 }
 
-inline void __syncwarp(unsigned = 0xffffffffu) {
-  v4emu::BlockState &block = v4emu::currentBlock();
-  block.warpBarriers[v4emu::linearThread() / 32]->arrive_and_wait();
+inline void __syncwarp(unsigned = 0xffffffffu, V4EmuSite where = V4EmuSite::current()) {
+  v4emu::detail::exchangeWarp(0, 0, "__syncwarp", where);
 }
 
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
@@ -224,41 +212,51 @@ inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_s
 
 // ---- warp shuffles and votes ---------------------------------------------------------
 
-template <typename T> T __shfl_sync(unsigned, T value, int srcLane, int width = 32) {
-  return v4emu::warpExchange(value, [&](unsigned lane) {
-    return (lane & ~static_cast<unsigned>(width - 1)) + (static_cast<unsigned>(srcLane) & (width - 1));
-  });
+template <typename T>
+T __shfl_sync(unsigned, T value, int srcLane, int width = 32, V4EmuSite where = V4EmuSite::current()) {
+  const unsigned lane = v4emu::linearThread() % 32;
+  const unsigned source =
+      (lane & ~static_cast<unsigned>(width - 1)) + (static_cast<unsigned>(srcLane) & (width - 1));
+  return v4emu::warpExchange(value, source, "__shfl_sync", where);
 }
-template <typename T> T __shfl_xor_sync(unsigned, T value, int laneMask, int width = 32) {
-  return v4emu::warpExchange(value, [&](unsigned lane) {
-    const unsigned target = lane ^ static_cast<unsigned>(laneMask);
-    const unsigned segment = ~static_cast<unsigned>(width - 1);
-    return (target & segment) == (lane & segment) ? target : lane;
-  });
+template <typename T>
+T __shfl_xor_sync(unsigned, T value, int laneMask, int width = 32, V4EmuSite where = V4EmuSite::current()) {
+  const unsigned lane = v4emu::linearThread() % 32;
+  const unsigned target = lane ^ static_cast<unsigned>(laneMask);
+  const unsigned segment = ~static_cast<unsigned>(width - 1);
+  return v4emu::warpExchange(value, (target & segment) == (lane & segment) ? target : lane, "__shfl_xor_sync",
+                             where);
 }
-template <typename T> T __shfl_down_sync(unsigned, T value, unsigned delta, int width = 32) {
-  return v4emu::warpExchange(value, [&](unsigned lane) {
-    const unsigned inSegment = lane & (width - 1);
-    return inSegment + delta < static_cast<unsigned>(width) ? lane + delta : lane;
-  });
+template <typename T>
+T __shfl_down_sync(unsigned, T value, unsigned delta, int width = 32, V4EmuSite where = V4EmuSite::current()) {
+  const unsigned lane = v4emu::linearThread() % 32;
+  const unsigned inSegment = lane & (width - 1);
+  return v4emu::warpExchange(value, inSegment + delta < static_cast<unsigned>(width) ? lane + delta : lane,
+                             "__shfl_down_sync", where);
 }
-template <typename T> T __shfl_up_sync(unsigned, T value, unsigned delta, int width = 32) {
-  return v4emu::warpExchange(value, [&](unsigned lane) {
-    const unsigned inSegment = lane & (width - 1);
-    return inSegment >= delta ? lane - delta : lane;
-  });
+template <typename T>
+T __shfl_up_sync(unsigned, T value, unsigned delta, int width = 32, V4EmuSite where = V4EmuSite::current()) {
+  const unsigned lane = v4emu::linearThread() % 32;
+  const unsigned inSegment = lane & (width - 1);
+  return v4emu::warpExchange(value, inSegment >= delta ? lane - delta : lane, "__shfl_up_sync", where);
 }
-inline unsigned __ballot_sync(unsigned mask, int predicate) { return v4emu::warpBallot(mask, predicate != 0); }
-inline int __any_sync(unsigned mask, int predicate) { return v4emu::warpBallot(mask, predicate != 0) != 0; }
-inline int __all_sync(unsigned mask, int predicate) {
-  return v4emu::warpBallot(mask, predicate != 0) == v4emu::warpBallot(mask, true);
+inline unsigned __ballot_sync(unsigned mask, int predicate, V4EmuSite where = V4EmuSite::current()) {
+  return v4emu::detail::ballotWarp(mask, predicate != 0, "__ballot_sync", where);
+}
+inline int __any_sync(unsigned mask, int predicate, V4EmuSite where = V4EmuSite::current()) {
+  return v4emu::detail::ballotWarp(mask, predicate != 0, "__any_sync", where) != 0;
+}
+// True when no live lane of `mask` has a zero predicate.
+inline int __all_sync(unsigned mask, int predicate, V4EmuSite where = V4EmuSite::current()) {
+  return v4emu::detail::ballotWarp(mask, predicate == 0, "__all_sync", where) == 0;
 }
 
-// ---- atomics (under one mutex) -----------------------------------------------------------
+// ---- atomics ---------------------------------------------------------------------------
+// Plain read-modify-writes: every fiber of a launch runs on one OS thread and
+// none is switched out inside an atomic.
 
 #define V4EMU_ATOMIC(NAME, UPDATE)                                                                         \
   template <typename T> T NAME(T *address, std::type_identity_t<T> value) {                                \
-    std::lock_guard<std::mutex> lock(v4emu::atomicMutex());                                                \
     const T old = *address;                                                                                \
     *address = (UPDATE);                                                                                   \
     return old;                                                                                            \
@@ -272,7 +270,6 @@ V4EMU_ATOMIC(atomicOr, old | value)
 V4EMU_ATOMIC(atomicAnd, old & value)
 #undef V4EMU_ATOMIC
 template <typename T> T atomicCAS(T *address, std::type_identity_t<T> compare, std::type_identity_t<T> value) {
-  std::lock_guard<std::mutex> lock(v4emu::atomicMutex());
   const T old = *address;
   if (old == compare)
     *address = value;

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -73,6 +74,80 @@ TEST(HostEmulation, ExitedThreadsLeaveTheBarriers) {
   });
   for (int t = 0; t < 40; ++t)
     EXPECT_EQ(out[t], 1.0f);
+}
+
+TEST(HostEmulation, WarpsExchangeWhileOtherWarpsWaitAtTheBlockBarrier) {
+  // Warp 0 reduces with shuffles while warps 1..3 already wait at
+  // __syncthreads; then every thread reads warp 0's sum.
+  std::vector<float> seen(128, 0.0f);
+  v4emu::launch(dim3(2), dim3(128), 0, [&] {
+    __shared__ float total;
+    if (threadIdx.x < 32) {
+      float v = static_cast<float>(threadIdx.x + blockIdx.x);
+      for (int offset = 16; offset > 0; offset >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, offset);
+      if (threadIdx.x == 0)
+        total = v;
+    }
+    __syncthreads();
+    if (blockIdx.x == 1)
+      seen[threadIdx.x] = total;
+  });
+  for (int t = 0; t < 128; ++t)
+    EXPECT_EQ(seen[t], 496.0f + 32.0f) << t;
+}
+
+TEST(HostEmulation, DivergentBarriersFailNamingWhereThreadsWait) {
+  // Half a warp at a shuffle, the other half at __syncthreads: a hang (or
+  // undefined) on the GPU, an error naming both call sites here.
+  try {
+    v4emu::launch(dim3(1), dim3(32), 0, [] {
+      if (threadIdx.x < 16)
+        (void)__shfl_xor_sync(0xffffffffu, 1.0f, 1);
+      else
+        __syncthreads();
+    });
+    FAIL() << "a deadlocked block must throw";
+  } catch (const v4c::Error &e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("deadlock in block (0,0,0)"), std::string::npos) << message;
+    EXPECT_NE(message.find("threads 0-15 wait at __shfl_xor_sync at"), std::string::npos) << message;
+    EXPECT_NE(message.find("threads 16-31 wait at __syncthreads at"), std::string::npos) << message;
+    EXPECT_NE(message.find("HostEmulationTest.cpp"), std::string::npos) << message;
+  }
+  // Two warps at two different __syncthreads calls.
+  try {
+    v4emu::launch(dim3(1), dim3(64), 0, [] {
+      if (threadIdx.x < 32)
+        __syncthreads();
+      else
+        __syncthreads();
+    });
+    FAIL() << "divergent __syncthreads must throw";
+  } catch (const v4c::Error &e) {
+    EXPECT_NE(std::string(e.what()).find("divergent block barriers"), std::string::npos) << e.what();
+  }
+  // The emulation is usable again after a deadlock.
+  int after = 0;
+  v4emu::launch(dim3(1), dim3(32), 0, [&] {
+    __syncthreads();
+    if (threadIdx.x == 0)
+      after = 1;
+  });
+  EXPECT_EQ(after, 1);
+}
+
+// Each call puts 4 KiB on the fiber's stack until the guard page stops it.
+int deepRecursion(int depth) {
+  volatile char frame[4096];
+  frame[0] = static_cast<char>(depth);
+  return depth > 0 ? deepRecursion(depth - 1) + frame[0] : frame[0];
+}
+
+TEST(HostEmulation, FiberStackOverflowIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(v4emu::launch(dim3(1), dim3(2), 0, [] { (void)deepRecursion(1 << 20); }),
+               "CUDA thread \\(0,0,0\\) of block \\(0,0,0\\) overflowed its [0-9]+ KiB fiber stack");
 }
 
 TEST(HostEmulation, AtomicsSerialiseAcrossThreadsAndBlocks) {

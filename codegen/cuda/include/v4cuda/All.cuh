@@ -22,3 +22,8 @@
 #include <v4cuda/Compressor.cuh>
 #include <v4cuda/Indexer.cuh>
 #include <v4cuda/Moe.cuh>
+
+// Single-token decode over long contexts: split indexer and attention (h6).
+#include <v4cuda/AttentionDecode.cuh>
+#include <v4cuda/IndexerDecode.cuh>
+#include <v4cuda/MoeMma.cuh>

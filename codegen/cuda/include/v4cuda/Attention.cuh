@@ -59,15 +59,18 @@ __device__ __forceinline__ void loadLaneRow(const T *row, int lane, float (&out)
 template <int HD> constexpr int attentionSharedFloats(int warps) { return warps * HD + 2 * warps; }
 
 // Block (token t, head group g) = blockIdx.x / (nh / HG), blockIdx.x % (nh / HG);
-// blockDim.x a multiple of 32.
+// blockDim.x a multiple of 32. Per-row slots (RowSlots, a batched decode
+// bucket): row t reads session t's window and entries, and its own kv row is
+// the only candidate not yet in its ring.
 
-template <int HD, int HG, typename QT, typename KvT, typename SinkT, typename WinT, typename EntT,
+template <int HD, int HG, typename QT, typename KvT, typename SinkT, typename WinRef, typename EntRef,
           typename OutT>
 __device__ void attentionHeads(const QT *q, const KvT *kv, const SinkT *sinks,
-                               const int32_t *positions, const WinT *window, const EntT *entries,
+                               const int32_t *positions, WinRef windowSlots, EntRef entrySlots,
                                const int32_t *topk, OutT *out, AttentionShape shape,
                                const int32_t *dyn) {
   using L = state::AttentionLanes<HD>;
+  using WinT = state::SlotElement<WinRef>;
   extern __shared__ float attentionShared[];
   const int T = presentTokens(dyn);
   const int groups = shape.numHeads / HG;
@@ -75,7 +78,12 @@ __device__ void attentionHeads(const QT *q, const KvT *kv, const SinkT *sinks,
   if (t >= T)
     return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  const long long pos = positions[t], chunkStart = positions[0];
+  const long long pos = positions[t];
+  // The chunk's first position and its kv row (per-row slots: this row alone).
+  const long long chunkStart = state::kPerRow<WinRef> ? pos : positions[0];
+  const long long chunkRow = state::kPerRow<WinRef> ? t : 0;
+  const auto *window = state::rowSlot(windowSlots, t);
+  const auto *entries = state::slotGiven(entrySlots) ? state::rowSlot(entrySlots, t) : nullptr;
   const long long W = shape.window;
 
   float qh[HG][L::J][L::V];
@@ -108,7 +116,7 @@ __device__ void attentionHeads(const QT *q, const KvT *kv, const SinkT *sinks,
     if (i < windowCount) {
       const long long j = firstWindow + i;
       if (j >= chunkStart) {
-        state::loadLaneRow<HD>(kv + (j - chunkStart) * HD, lane, e);
+        state::loadLaneRow<HD>(kv + (j - chunkStart + chunkRow) * HD, lane, e);
         // This chunk's kv as the window cache will store it (ref::attention
         // rounds it to the cache's format), so one prefill, chunks and
         // decode see the same candidates.

@@ -8,11 +8,40 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include <v4cuda/Common.cuh>
 
 namespace v4cuda {
+
+// A cache operand of a decode bucket of B > 1 sessions (KernelEmitter.h,
+// "Entry ABI"): a device table of B slot bases, row t -> session t's slot.
+// Everywhere else a cache operand is a plain pointer to one session's slot,
+// and the bucket's tokens are consecutive positions of that session (a chunk).
+template <typename T> struct RowSlots {
+  T *const *bases;
+};
+
 namespace state {
+
+// The slot row t works on: the one session's slot, or session t's.
+template <typename T> __device__ __forceinline__ T *rowSlot(T *slot, int) { return slot; }
+template <typename T> __device__ __forceinline__ T *rowSlot(RowSlots<T> slots, int t) { return slots.bases[t]; }
+// Whether a cache operand was passed (optional operands come as nullptr).
+template <typename T> __device__ __forceinline__ bool slotGiven(T *slot) { return slot != nullptr; }
+template <typename T> __device__ __forceinline__ bool slotGiven(RowSlots<T> slots) { return slots.bases != nullptr; }
+// kPerRow: every row is its own session's next token (a batched decode
+// bucket), not one token of a chunk. Element: the slot's storage type.
+template <typename Ref> struct SlotTraits {
+  static constexpr bool kPerRow = false;
+  using Element = std::remove_const_t<std::remove_pointer_t<Ref>>;
+};
+template <typename T> struct SlotTraits<RowSlots<T>> {
+  static constexpr bool kPerRow = true;
+  using Element = std::remove_const_t<T>;
+};
+template <typename Ref> constexpr bool kPerRow = SlotTraits<Ref>::kPerRow;
+template <typename Ref> using SlotElement = typename SlotTraits<Ref>::Element;
 
 // ref::ropeVector's cos/sin for pair i at `position`: the angle in fp32
 // (position * inv_freq[i]), cosf/sinf rounded to float, then times `scaling`
@@ -97,16 +126,18 @@ __device__ __forceinline__ bool arriveLast(unsigned int *counter, unsigned int b
 
 // v4.cache_append: the last min(T, W) tokens of the chunk into the ring
 // (ref::cacheAppend). grid.x = min(bucket tokens, W); block b stores token
-// T - min(T, W) + b; threads stride the row.
-template <typename CacheT, typename KvT>
-__device__ void cacheAppendRows(CacheT *window, const KvT *kv, const int32_t *positions, int W,
+// T - min(T, W) + b; threads stride the row. Per-row slots (batched decode):
+// every row into its own session's ring, grid.x = bucket tokens.
+template <typename WinRef, typename KvT>
+__device__ void cacheAppendRows(WinRef window, const KvT *kv, const int32_t *positions, int W,
                                 int width, const int32_t *dyn) {
+  using CacheT = state::SlotElement<WinRef>;
   const int T = presentTokens(dyn);
-  const int kept = T < W ? T : W;
+  const int kept = (state::kPerRow<WinRef> || T < W) ? T : W;
   if (static_cast<int>(blockIdx.x) >= kept)
     return;
   const int t = T - kept + static_cast<int>(blockIdx.x);
-  CacheT *row = window + static_cast<long long>(positions[t] % W) * width;
+  CacheT *row = state::rowSlot(window, t) + static_cast<long long>(positions[t] % W) * width;
   const KvT *src = kv + static_cast<long long>(t) * width;
   for (int d = threadIdx.x; d < width; d += blockDim.x)
     row[d] = fromFloat<CacheT>(toFloat(src[d]));
@@ -115,19 +146,21 @@ __device__ void cacheAppendRows(CacheT *window, const KvT *kv, const int32_t *po
 // v4.rope_cache_append: roped = rope(kv, positions), then the roped rows into
 // the ring like cache_append (ref::rope + ref::cacheAppend). grid.x = bucket
 // tokens (one block per token); thread i handles the channel pairs
-// (2i, 2i+1), i < width / 2, strided by blockDim.
-template <typename KvT, typename RopedT, typename CacheT>
+// (2i, 2i+1), i < width / 2, strided by blockDim. Per-row slots: every row
+// into its own session's ring.
+template <typename KvT, typename RopedT, typename WinRef>
 __device__ void ropeCacheAppendRows(const KvT *kv, const int32_t *positions, RopedT *roped,
-                                    CacheT *window, const float *invFreq, int W, int width,
+                                    WinRef window, const float *invFreq, int W, int width,
                                     int headDim, int ropeDim, double scaling, bool inverse,
                                     const int32_t *dyn) {
+  using CacheT = state::SlotElement<WinRef>;
   const int T = presentTokens(dyn);
   const int t = blockIdx.x;
   if (t >= T)
     return;
   const long long pos = positions[t];
-  const bool keep = t >= T - W; // later chunks read only the last W tokens
-  CacheT *ring = window + (pos % W) * width;
+  const bool keep = state::kPerRow<WinRef> || t >= T - W; // later chunks read only the last W tokens
+  CacheT *ring = state::rowSlot(window, t) + (pos % W) * width;
   for (int pair = threadIdx.x; pair < width / 2; pair += blockDim.x) {
     const int d = 2 * pair;
     float x0 = toFloat(kv[static_cast<long long>(t) * width + d]);

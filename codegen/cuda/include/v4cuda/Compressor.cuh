@@ -192,13 +192,19 @@ template <bool OVERLAP, int CPB, int TT, typename HT, typename KwT, typename GwT
 // dynamic shared memory = Source::kSharedFloats floats. `scratch` holds
 // maxWindows * C floats (maxWindows >= windows completed by one chunk of the
 // bucket: (tokens + m - 1) / m + 1); `done` is the entry's arrival counter.
+// Per-row slots (a batched decode bucket): row t is session t's one token,
+// against its own state and entries; a row completes at most one window,
+// pooled into scratch row t (maxWindows = bucket tokens).
 template <bool OVERLAP, int CPB, int TT, typename Source, typename PbT, typename NwT,
-          typename StateT, typename EntT>
+          typename StateRef, typename EntRef>
 __device__ void compressChunk(const Source &source, const PbT *positionBias, const NwT *normWeight,
-                              const int32_t *positions, StateT *stateRows, EntT *entries,
+                              const int32_t *positions, StateRef stateSlots, EntRef entrySlots,
                               const float *invFreq, CompressShape shape, float *scratch,
                               unsigned int *done, const int32_t *dyn) {
   using Cols = state::CompressColumns<OVERLAP>;
+  using StateT = state::SlotElement<StateRef>;
+  using EntT = state::SlotElement<EntRef>;
+  constexpr bool kPerRow = state::kPerRow<StateRef>;
   extern __shared__ float compressShared[];
   const int T = presentTokens(dyn);
   const int m = shape.rate, C = shape.C, Cin = OVERLAP ? 2 * C : C;
@@ -214,6 +220,7 @@ __device__ void compressChunk(const Source &source, const PbT *positionBias, con
     if (threadIdx.x < CPB && c < C) {
       for (int tt = 0; tt < tileTokens; ++tt) {
         const int t = t0 + tt;
+        StateT *stateRows = state::rowSlot(stateSlots, t);
         const long long pos = positions[t];
         const int slot = static_cast<int>(pos % m);
         StateT *pending = stateRows + (m + slot) * stateWidth;
@@ -256,7 +263,7 @@ __device__ void compressChunk(const Source &source, const PbT *positionBias, con
             sum += valueAt(s, true) * (expf(gateAt(s, true) - mx) / denom);
         for (int s = 0; s < m; ++s)
           sum += valueAt(s, false) * (expf(gateAt(s, false) - mx) / denom);
-        scratch[(w - firstWindow) * C + c] = sum;
+        scratch[(kPerRow ? t : w - firstWindow) * C + c] = sum;
         // The completed window becomes the previous one for entry w+1.
         for (int s = 0; s < m; ++s)
 #pragma unroll
@@ -272,10 +279,14 @@ __device__ void compressChunk(const Source &source, const PbT *positionBias, con
   if (!state::arriveLast(done, gridDim.x) || T == 0)
     return;
   // Norm + rope of the entries completed in this chunk, one warp per entry.
-  const long long entryEnd = (positions[0] + T) / m; // windows [firstWindow, entryEnd) completed
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (long long w = firstWindow + warp; w < entryEnd; w += kCompressThreads / 32) {
-    const float *pooled = scratch + (w - firstWindow) * C;
+  // dyn[1]: tokens whose entries were restored from the prefix cache
+  // (CudaSession::restorePages); a window below it is pooled (its state
+  // moves on) but its entry is kept, as ref::compress does with frozenRows.
+  const long long frozenTokens = dyn[1];
+  auto finishEntry = [&](const float *pooled, EntT *entries, long long w) {
+    if ((w + 1) * m <= frozenTokens)
+      return; // warp-uniform: one warp per entry
     double sumSquares = 0.0;
     for (int i = lane; i < C; i += 32) {
       const float x = state::loadCoherent(pooled + i);
@@ -296,6 +307,15 @@ __device__ void compressChunk(const Source &source, const PbT *positionBias, con
       entry[d] = fromFloat<EntT>(x0);
       entry[d + 1] = fromFloat<EntT>(x1);
     }
+  };
+  if constexpr (kPerRow) {
+    for (int t = warp; t < T; t += kCompressThreads / 32)
+      if (positions[t] % m == m - 1) // this row completed window positions[t] / m
+        finishEntry(scratch + static_cast<long long>(t) * C, state::rowSlot(entrySlots, t), positions[t] / m);
+  } else {
+    const long long entryEnd = (positions[0] + T) / m; // windows [firstWindow, entryEnd) completed
+    for (long long w = firstWindow + warp; w < entryEnd; w += kCompressThreads / 32)
+      finishEntry(scratch + (w - firstWindow) * C, state::rowSlot(entrySlots, 0), w);
   }
 }
 

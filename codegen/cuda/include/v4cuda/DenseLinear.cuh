@@ -153,58 +153,103 @@ template <typename TY, int I> struct SwigluStore {
 constexpr int kGemvWarps = 8; // blockDim.x = 256
 constexpr int kGemvRowsPerWarp = 2;
 
-// Block `rowBlock` covers kGemvWarps * RPW virtual rows starting at
-// rowBlock * kGemvWarps * RPW. `table` is the A prologue's shared memory
-// (T_MAX * A::kTableBytesPerRow bytes).
-template <int T_MAX, int K, int NV, int RPW, class A, class B, class E>
+// Virtual rows per block when KSPLIT warps share each row pair (each takes
+// one K-th of K): fewer rows per block, so a narrow weight (N = 512, 1024)
+// still spreads over hundreds of blocks at decode.
+template <int KSPLIT> __host__ __device__ constexpr int gemvRowsPerBlock() {
+  return kGemvWarps / KSPLIT * kGemvRowsPerWarp;
+}
+// Shared bytes of the K-split partial sums, which start at the A table's
+// bytes rounded up to 16.
+template <int T_MAX, int KSPLIT> __host__ __device__ constexpr int gemvSplitBytes() {
+  return KSPLIT > 1 ? kGemvWarps * kGemvRowsPerWarp * T_MAX * 4 : 0;
+}
+__host__ __device__ constexpr int gemvSplitOffset(int tableBytes) { return (tableBytes + 15) / 16 * 16; }
+
+// Block `rowBlock` covers gemvRowsPerBlock<KSPLIT>() virtual rows; warp w
+// takes rows (w / KSPLIT) * RPW.. of them over the K range w % KSPLIT.
+// `table` is the A prologue's shared memory (T_MAX * A::kTableBytesPerRow
+// bytes), followed by gemvSplitBytes of partial sums.
+template <int T_MAX, int K, int NV, int RPW, int KSPLIT, class A, class B, class E>
 __device__ __forceinline__ void gemvRows(A a, const B &b, const E &e, int rowBlock, int present,
                                          unsigned char *table) {
+  static_assert(kGemvWarps % KSPLIT == 0, "K splits divide the block's warps");
   a.prologue(0, T_MAX, table, present);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int n0 = (rowBlock * kGemvWarps + warp) * RPW;
-  if (n0 >= NV)
-    return; // no block-wide synchronisation follows
+  const int n0 = rowBlock * gemvRowsPerBlock<KSPLIT>() + (warp / KSPLIT) * RPW, part = warp % KSPLIT;
   constexpr int V = B::kVector;
+  // K range of this warp: whole 32 * V steps, so every split starts aligned.
+  constexpr int kStep = 32 * V, kSteps = (K + kStep - 1) / kStep;
+  const int k0 = (kSteps * part / KSPLIT) * kStep, k1 = min(K, (kSteps * (part + 1) / KSPLIT) * kStep);
   float acc[RPW][T_MAX];
 #pragma unroll
   for (int r = 0; r < RPW; ++r)
 #pragma unroll
     for (int t = 0; t < T_MAX; ++t)
       acc[r][t] = 0.0f;
+  if (n0 < NV) {
 #pragma unroll 4
-  for (int k = lane * V; k < K; k += 32 * V) {
-    float w[RPW][V];
+    for (int k = k0 + lane * V; k < k1; k += 32 * V) {
+      float w[RPW][V];
 #pragma unroll
-    for (int r = 0; r < RPW; ++r) {
-      if (n0 + r < NV) {
-        b.template run<V>(n0 + r, k, w[r]);
-      } else {
-#pragma unroll
-        for (int i = 0; i < V; ++i)
-          w[r][i] = 0.0f;
-      }
-    }
-#pragma unroll
-    for (int t = 0; t < T_MAX; ++t) {
-      if (t < present) {
-        float xv[V];
-        a.template run<V>(t, k, xv);
-#pragma unroll
-        for (int r = 0; r < RPW; ++r)
+      for (int r = 0; r < RPW; ++r) {
+        if (n0 + r < NV) {
+          b.template run<V>(n0 + r, k, w[r]);
+        } else {
 #pragma unroll
           for (int i = 0; i < V; ++i)
-            acc[r][t] = fmaf(w[r][i], xv[i], acc[r][t]);
+            w[r][i] = 0.0f;
+        }
+      }
+#pragma unroll
+      for (int t = 0; t < T_MAX; ++t) {
+        if (t < present) {
+          float xv[V];
+          a.template run<V>(t, k, xv);
+#pragma unroll
+          for (int r = 0; r < RPW; ++r)
+#pragma unroll
+            for (int i = 0; i < V; ++i)
+              acc[r][t] = fmaf(w[r][i], xv[i], acc[r][t]);
+        }
       }
     }
   }
+  if constexpr (KSPLIT == 1) {
 #pragma unroll
-  for (int t = 0; t < T_MAX; ++t) {
-    float vals[RPW];
+    for (int t = 0; t < T_MAX; ++t) {
+      float vals[RPW];
+#pragma unroll
+      for (int r = 0; r < RPW; ++r)
+        vals[r] = warpSum(acc[r][t]);
+      if (lane == 0 && t < present && n0 < NV)
+        e.store(t, n0, vals);
+    }
+  } else {
+    // Partial sums of the K splits through shared memory, added in split order.
+    float *partial = reinterpret_cast<float *>(table + gemvSplitOffset(T_MAX * A::kTableBytesPerRow)); // [warp][RPW][T_MAX]
 #pragma unroll
     for (int r = 0; r < RPW; ++r)
-      vals[r] = warpSum(acc[r][t]);
-    if (lane == 0 && t < present)
-      e.store(t, n0, vals);
+#pragma unroll
+      for (int t = 0; t < T_MAX; ++t) {
+        const float sum = warpSum(acc[r][t]);
+        if (lane == 0)
+          partial[(warp * RPW + r) * T_MAX + t] = sum;
+      }
+    __syncthreads();
+    if (part == 0 && lane == 0 && n0 < NV)
+#pragma unroll
+      for (int t = 0; t < T_MAX; ++t)
+        if (t < present) {
+          float vals[RPW];
+#pragma unroll
+          for (int r = 0; r < RPW; ++r) {
+            vals[r] = 0.0f;
+            for (int s = 0; s < KSPLIT; ++s)
+              vals[r] += partial[((warp + s) * RPW + r) * T_MAX + t];
+          }
+          e.store(t, n0, vals);
+        }
   }
 }
 
@@ -288,17 +333,18 @@ __device__ __forceinline__ void gemmTile(A a, const B &b, const E &e, int rowTil
 
 // ---- ops ------------------------------------------------------------------
 // Launch geometry (the emitters compute the same):
-//   GEMV: block 256, grid.x = ceil(NV / (8 * 2)), grid.y = groups,
-//         sharedBytes = T_MAX * A::kTableBytesPerRow.
+//   GEMV: block 256, grid.x = ceil(NV / gemvRowsPerBlock<KSPLIT>()), grid.y = groups,
+//         sharedBytes = T_MAX * A::kTableBytesPerRow, with KSPLIT > 1
+//         gemvSplitOffset(that) + gemvSplitBytes<T_MAX, KSPLIT>().
 //   GEMM: block 256, grid.x = ceil(NV / BN), grid.y = ceil(T / BM), grid.z = groups,
 //         sharedBytes = (MMA ? gemmMmaTileBytes : gemmTileBytes)<BM, BN>() + BM * A::kTableBytesPerRow.
 // `tile` is the block's column-block index (blockIdx.x, or blockIdx.x minus
 // the start of a norm_linear weight's range).
 
 // Generic drivers over the policies.
-template <int T_MAX, int K, int NV, class A, class B, class E>
+template <int T_MAX, int K, int NV, int KSPLIT, class A, class B, class E>
 __device__ __forceinline__ void matmulGemv(const A &a, const B &b, const E &e, int tile, const int32_t *dyn) {
-  gemvRows<T_MAX, K, NV, kGemvRowsPerWarp>(a, b, e, tile, presentTokens(dyn), denseSharedMemory());
+  gemvRows<T_MAX, K, NV, kGemvRowsPerWarp, KSPLIT>(a, b, e, tile, presentTokens(dyn), denseSharedMemory());
 }
 // MMA: the tensor-core tile (DenseMma.cuh), else the FFMA tile.
 template <int K, int NV, int BM, int BN, bool MMA, class A, class B, class E>
@@ -310,9 +356,9 @@ __device__ __forceinline__ void matmulGemm(const A &a, const B &b, const E &e, i
 }
 
 // v4.linear x [T, K], w [N, K] -> y [T, N].
-template <typename TX, typename TW, typename TY, int T_MAX, int K, int N>
+template <typename TX, typename TW, typename TY, int T_MAX, int K, int N, int KSPLIT>
 __device__ __forceinline__ void linearGemv(const TX *x, const TW *w, TY *y, const int32_t *dyn) {
-  matmulGemv<T_MAX, K, N>(PlainRows<TX, K, 0>{x}, PlainWeights<TW, K>{w}, StoreRows<TY, N, N>{y}, blockIdx.x, dyn);
+  matmulGemv<T_MAX, K, N, KSPLIT>(PlainRows<TX, K, 0>{x}, PlainWeights<TW, K>{w}, StoreRows<TY, N, N>{y}, blockIdx.x, dyn);
 }
 template <typename TX, typename TW, typename TY, int K, int N, int BM, int BN, bool MMA>
 __device__ __forceinline__ void linearGemm(const TX *x, const TW *w, TY *y, const int32_t *dyn) {
@@ -321,10 +367,10 @@ __device__ __forceinline__ void linearGemm(const TX *x, const TW *w, TY *y, cons
 
 // v4.grouped_linear x [T, G*KG], w [G*R, KG] -> y [T, G*R]; the group is
 // blockIdx.y (GEMV) or blockIdx.z (GEMM).
-template <typename TX, typename TW, typename TY, int T_MAX, int G, int KG, int R>
+template <typename TX, typename TW, typename TY, int T_MAX, int G, int KG, int R, int KSPLIT>
 __device__ __forceinline__ void groupedLinearGemv(const TX *x, const TW *w, TY *y, const int32_t *dyn) {
   const int g = blockIdx.y;
-  matmulGemv<T_MAX, KG, R>(PlainRows<TX, G * KG, KG>{x + g * KG},
+  matmulGemv<T_MAX, KG, R, KSPLIT>(PlainRows<TX, G * KG, KG>{x + g * KG},
                            PlainWeights<TW, KG>{w + static_cast<int64_t>(g) * R * KG},
                            StoreRows<TY, G * R, R>{y + g * R}, blockIdx.x, dyn);
 }
@@ -338,10 +384,10 @@ __device__ __forceinline__ void groupedLinearGemm(const TX *x, const TW *w, TY *
 
 // v4.norm_linear, one of its weights (w [N, K] -> y [T, N]); the entry
 // dispatches ranges of blockIdx.x to the weights.
-template <typename TX, typename TN, typename TW, typename TY, int T_MAX, int K, int G, bool HAS_W, int N>
+template <typename TX, typename TN, typename TW, typename TY, int T_MAX, int K, int G, bool HAS_W, int N, int KSPLIT>
 __device__ __forceinline__ void normLinearGemv(const TX *x, const TN *normW, const TW *w, TY *y, double eps, int tile,
                                                const int32_t *dyn) {
-  matmulGemv<T_MAX, K, N>(NormedRows<TX, TN, K, G, HAS_W>{x, normW, eps}, PlainWeights<TW, K>{w},
+  matmulGemv<T_MAX, K, N, KSPLIT>(NormedRows<TX, TN, K, G, HAS_W>{x, normW, eps}, PlainWeights<TW, K>{w},
                           StoreRows<TY, N, N>{y}, tile, dyn);
 }
 template <typename TX, typename TN, typename TW, typename TY, int K, int G, bool HAS_W, int N, int BM, int BN, bool MMA>
@@ -352,10 +398,10 @@ __device__ __forceinline__ void normLinearGemm(const TX *x, const TN *normW, con
 }
 
 // v4.linear_swiglu h [T, K], gate_w / up_w [I, K] -> [T, I]: 2I virtual rows.
-template <typename TX, typename TW, typename TY, int T_MAX, int K, int I>
+template <typename TX, typename TW, typename TY, int T_MAX, int K, int I, int KSPLIT>
 __device__ __forceinline__ void linearSwigluGemv(const TX *h, const TW *gate, const TW *up, TY *y, float limit,
                                                  const int32_t *dyn) {
-  matmulGemv<T_MAX, K, 2 * I>(PlainRows<TX, K, 0>{h}, GateUpWeights<TW, K>{gate, up}, SwigluStore<TY, I>{y, limit},
+  matmulGemv<T_MAX, K, 2 * I, KSPLIT>(PlainRows<TX, K, 0>{h}, GateUpWeights<TW, K>{gate, up}, SwigluStore<TY, I>{y, limit},
                               blockIdx.x, dyn);
 }
 template <typename TX, typename TW, typename TY, int K, int I, int BM, int BN, bool MMA>

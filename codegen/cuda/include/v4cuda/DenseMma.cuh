@@ -37,9 +37,17 @@ __device__ __forceinline__ void storeBf16x8(__nv_bfloat16 *dst, const float (&v)
   *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(packed);
 }
 
-// One 8-wide k chunk of operand row `row` (< rows, else zeros) into dst.
-template <int K, class P>
-__device__ __forceinline__ void fillChunk(const P &p, int row, bool rowValid, int k, __nv_bfloat16 *dst) {
+// 8 floats rounded to bf16, packed in one 16-byte register value.
+__device__ __forceinline__ uint4 packBf16x8(const float (&v)[8]) {
+  __align__(16) __nv_bfloat16 packed[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    packed[i] = __float2bfloat16_rn(v[i]);
+  return *reinterpret_cast<const uint4 *>(packed);
+}
+
+// One 8-wide k chunk of operand row `row` (zeros past the rows / K), packed.
+template <int K, class P> __device__ __forceinline__ uint4 loadChunk(const P &p, int row, bool rowValid, int k) {
   float v[8];
   if (rowValid && k + 8 <= K) {
     p.template run<8>(row, k, v);
@@ -48,15 +56,60 @@ __device__ __forceinline__ void fillChunk(const P &p, int row, bool rowValid, in
     for (int i = 0; i < 8; ++i)
       v[i] = rowValid && k + i < K ? p.at(row, k + i) : 0.0f;
   }
-  storeBf16x8(dst, v);
+  return packBf16x8(v);
 }
 
+// The operand tiles of one BK step, staged in registers: each of the
+// kMmaThreads threads holds CHUNKS 8-wide chunks of A (BM rows) and of B (BN
+// rows), so the global loads of step k + 1 are in flight while the MMAs of
+// step k run (register double buffering; no cp.async, which the host
+// emulation cannot run).
+constexpr int kMmaThreads = 256;
+template <int BM, int BN, int K, int NV> struct MmaStage {
+  static constexpr int kChunksA = (BM * (kMmaBK / 8) + kMmaThreads - 1) / kMmaThreads;
+  static constexpr int kChunksB = (BN * (kMmaBK / 8) + kMmaThreads - 1) / kMmaThreads;
+  uint4 a[kChunksA], b[kChunksB];
+
+  template <class A, class B>
+  __device__ __forceinline__ void load(const A &pa, const B &pb, int row0, int col0, int present, int k0) {
+#pragma unroll
+    for (int i = 0; i < kChunksA; ++i) {
+      const int chunk = threadIdx.x + i * kMmaThreads, r = chunk / (kMmaBK / 8);
+      if (chunk < BM * (kMmaBK / 8))
+        a[i] = loadChunk<K>(pa, row0 + r, row0 + r < present, k0 + (chunk % (kMmaBK / 8)) * 8);
+    }
+#pragma unroll
+    for (int i = 0; i < kChunksB; ++i) {
+      const int chunk = threadIdx.x + i * kMmaThreads, c = chunk / (kMmaBK / 8);
+      if (chunk < BN * (kMmaBK / 8))
+        b[i] = loadChunk<K>(pb, col0 + c, col0 + c < NV, k0 + (chunk % (kMmaBK / 8)) * 8);
+    }
+  }
+  // As [BM][LD], Bs [BN][LD] (row n = weight row).
+  __device__ __forceinline__ void store(__nv_bfloat16 *As, __nv_bfloat16 *Bs, int LD) const {
+#pragma unroll
+    for (int i = 0; i < kChunksA; ++i) {
+      const int chunk = threadIdx.x + i * kMmaThreads;
+      if (chunk < BM * (kMmaBK / 8))
+        *reinterpret_cast<uint4 *>(As + (chunk / (kMmaBK / 8)) * LD + (chunk % (kMmaBK / 8)) * 8) = a[i];
+    }
+#pragma unroll
+    for (int i = 0; i < kChunksB; ++i) {
+      const int chunk = threadIdx.x + i * kMmaThreads;
+      if (chunk < BN * (kMmaBK / 8))
+        *reinterpret_cast<uint4 *>(Bs + (chunk / (kMmaBK / 8)) * LD + (chunk % (kMmaBK / 8)) * 8) = b[i];
+    }
+  }
+};
+
+// blockDim.x == kMmaThreads (the emitters' kMatmulThreads).
 template <int BM, int BN, int K, int NV, class A, class B, class E>
 __device__ __forceinline__ void gemmTileMma(A a, const B &b, const E &e, int rowTile, int colTile, int present,
                                             unsigned char *shared) {
   using namespace nvcuda;
   static_assert(A::kMmaOk && B::kMmaOk, "operands not exact in bf16: use the FFMA tile");
   static_assert(BM % (16 * kMmaWarpsM) == 0 && BN % (16 * kMmaWarpsN) == 0, "warp tiles of whole fragments");
+  static_assert(kMmaWarpsM * kMmaWarpsN * 32 == kMmaThreads, "one warp per warp tile");
   constexpr int BK = kMmaBK, LD = BK + kMmaPad;
   constexpr int WM = BM / kMmaWarpsM, WN = BN / kMmaWarpsN, FM = WM / 16, FN = WN / 16;
   const int row0 = rowTile * BM, col0 = colTile * BN;
@@ -75,16 +128,14 @@ __device__ __forceinline__ void gemmTileMma(A a, const B &b, const E &e, int row
     for (int j = 0; j < FN; ++j)
       wmma::fill_fragment(acc[i][j], 0.0f);
 
+  MmaStage<BM, BN, K, NV> stage;
+  stage.load(a, b, row0, col0, present, 0);
+  stage.store(As, Bs, LD);
+  __syncthreads();
   for (int k0 = 0; k0 < K; k0 += BK) {
-    for (int chunk = threadIdx.x; chunk < BM * (BK / 8); chunk += blockDim.x) {
-      const int r = chunk / (BK / 8), kc = chunk % (BK / 8);
-      fillChunk<K>(a, row0 + r, row0 + r < present, k0 + kc * 8, As + r * LD + kc * 8);
-    }
-    for (int chunk = threadIdx.x; chunk < BN * (BK / 8); chunk += blockDim.x) {
-      const int c = chunk / (BK / 8), kc = chunk % (BK / 8);
-      fillChunk<K>(b, col0 + c, col0 + c < NV, k0 + kc * 8, Bs + c * LD + kc * 8);
-    }
-    __syncthreads();
+    const bool more = k0 + BK < K;
+    if (more) // step k0 + BK's global loads, in flight during this step's MMAs
+      stage.load(a, b, row0, col0, present, k0 + BK);
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> af[FM];
@@ -101,7 +152,11 @@ __device__ __forceinline__ void gemmTileMma(A a, const B &b, const E &e, int row
         for (int j = 0; j < FN; ++j)
           wmma::mma_sync(acc[i][j], af[i], bf[j], acc[i][j]);
     }
-    __syncthreads();
+    __syncthreads(); // every warp is done with this step's tiles
+    if (more) {
+      stage.store(As, Bs, LD);
+      __syncthreads();
+    }
   }
 
   // Epilogue: each fragment through the warp's 16x16 staging; lane = (row, half).

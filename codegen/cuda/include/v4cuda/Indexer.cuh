@@ -121,16 +121,19 @@ constexpr int indexerSharedBytes(int heads, int headDim, int buffer) {
 
 // grid = (bucket tokens, S); BUF a power of two >= K + blockDim. With S > 1,
 // `scratchScore`/`scratchIndex` hold tokens*S*K pairs and `done` one counter
-// per token.
-template <int DI, int BUF, typename QT, typename WT, typename KeyT>
-__device__ void indexerTopK(const QT *q, const WT *weights, const int32_t *positions, const KeyT *keys,
+// per token. Per-row slots (RowSlots, a batched decode bucket): row t scores
+// session t's keys.
+template <int DI, int BUF, typename QT, typename WT, typename KeyRef>
+__device__ void indexerTopK(const QT *q, const WT *weights, const int32_t *positions, KeyRef keySlots,
                             int32_t *out, IndexerShape shape, float *scratchScore, int *scratchIndex,
                             unsigned int *done, const int32_t *dyn) {
+  using KeyT = state::SlotElement<KeyRef>;
   extern __shared__ float indexerShared[];
   const int T = presentTokens(dyn);
   const int t = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
   if (t >= T)
     return;
+  const KeyT *keys = state::rowSlot(keySlots, t);
   const int H = shape.heads, K = shape.topK;
   float *qs = indexerShared;   // [H][DI]
   float *headWeight = qs + H * DI; // [H]: weights * weight_scale

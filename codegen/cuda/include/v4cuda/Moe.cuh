@@ -9,16 +9,17 @@
 // [0, E) is clamped, as the fp4 reference does, so it can never read outside
 // the weights.
 //
-// Two launch shapes (the emitter picks):
-//  - grouped path (prefill): one block per (expert, slice of I) handles the
-//    chunk's tokens routed to that expert, TOK at a time, so weights are
-//    read once per TOK tokens (moeGrouped below); CUDA cores, no tensor-core
-//    GEMM yet.
-//  - split path (decode, one token): block (slot, slice) computes the
+// Three launch shapes (StateEmitters.cpp picks):
+//  - split path (decode, T <= 8): block (token, slot, slice) computes the
 //    SwiGLU of `slice` rows of I and their part of the down product for all
-//    D outputs (every weight byte read once, k * I / slice blocks), adding
-//    into an f32 accumulator; the last block (arriveLast) rounds it into
-//    `out` and clears it for the next launch.
+//    D outputs (every weight byte read once per token, T * k * I / slice
+//    blocks; bf16 slices shrink to 32 rows so >= 264 blocks stream the
+//    experts), adding into an f32 accumulator; the last block (arriveLast)
+//    rounds it into `out` and clears it for the next launch.
+//  - tensor cores (prefill, bf16 or fp4 experts): MoeMma.cuh.
+//  - grouped path (prefill, f32): one block per (expert, slice of I) handles
+//    the chunk's tokens routed to that expert, TOK at a time, so weights are
+//    read once per TOK tokens (moeGrouped below); CUDA cores.
 #pragma once
 
 #include <cstdint>
@@ -317,8 +318,9 @@ __device__ void moeGrouped(const HT *h, const WeightT *weights, const int32_t *e
   }
 }
 
-// Split path. grid.x = bucket tokens * k * slices, kMoeThreads threads,
-// dynamic shared memory moeSplitSharedBytes. `slice` rows of I per block
+// Split path. grid.x = bucket tokens * k * slices, any multiple of 32
+// threads (the emitter: kMoeThreads, 512 for fp4), dynamic shared memory
+// moeSplitSharedBytes. `slice` rows of I per block
 // (with FP4 a multiple of 128, or all of I, so each e4m3 group of the
 // SwiGLU output lies in one block). `accumulator` holds tokens * D floats
 // (zero between launches), `done` one counter per token.

@@ -137,10 +137,10 @@ template <int K, int BR, int BC> struct Fp8Weights {
 
 // v4.linear_fp8 x [T, K], w [N, K] e4m3, scale u8 -> y [T, N]; the
 // activation group is the weight block's column count (ref::linearFp8).
-template <typename TX, typename TY, int T_MAX, int K, int N, int BR, int BC>
+template <typename TX, typename TY, int T_MAX, int K, int N, int BR, int BC, int KSPLIT>
 __device__ __forceinline__ void linearFp8Gemv(const TX *x, const __nv_fp8_e4m3 *w, const uint8_t *scales, TY *y,
                                               const int32_t *dyn) {
-  matmulGemv<T_MAX, K, N>(QuantRows<TX, K, BC>{x}, Fp8Weights<K, BR, BC>{w, scales}, StoreRows<TY, N, N>{y},
+  matmulGemv<T_MAX, K, N, KSPLIT>(QuantRows<TX, K, BC>{x}, Fp8Weights<K, BR, BC>{w, scales}, StoreRows<TY, N, N>{y},
                           blockIdx.x, dyn);
 }
 template <typename TX, typename TY, int K, int N, int BR, int BC, int BM, int BN, bool MMA>

@@ -1,14 +1,26 @@
 // MoE routers on the device (no host round trip): v4.router (scores + top-k)
 // and v4.hash_router (experts from the token id), mirroring the router part
-// of runtime/cpu/MoeKernels.cpp. One block of kRouterThreads per token
-// (grid.x = T).
+// of runtime/cpu/MoeKernels.cpp.
+//
+// v4.router has two launch shapes (DenseEmitters.cpp picks by the bucket's
+// static tokens):
+//   per token (T > 8):  grid.x = ceil(T / routerTokensPerBlock<E>()),
+//                       kRouterThreads; the block scores every expert of its
+//                       8 (E <= 512) tokens and selects each one's top-k.
+//   split (T <= 8, decode): the gate [E, D] is spread over the grid, one warp
+//                       per (expert, part of D) for every present token, so
+//                       the whole GPU streams it; each partial dot goes to a
+//                       per-entry scratch, and the last block to finish (the
+//                       "last block finishes" hand-off of Cache.cuh) adds the
+//                       parts in a fixed order and selects the top-k.
 #pragma once
 
+#include <v4cuda/Cache.cuh>
 #include <v4cuda/DenseMath.cuh>
 
 namespace v4cuda {
 
-constexpr int kRouterThreads = 1024; // at decode one block streams the whole gate
+constexpr int kRouterThreads = 1024; // per-token shape: 32 warps over the experts
 
 // sqrt(softplus(gate[e] . h)) (ref's expertScores), computed by one warp;
 // every lane gets the score.
@@ -52,32 +64,18 @@ __device__ __forceinline__ bool ranksBefore(float v, int e, float best, int best
   return bestIndex == none || v > best || (v == best && e < bestIndex);
 }
 
-// v4.router h [T, D], gate [E, D], bias [E] -> weights [T, K], experts [T, K] i32.
-template <typename TH, typename TG, typename TB, typename TW, int D, int E, int K>
-__device__ __forceinline__ void router(const TH *h, const TG *gate, const TB *bias, TW *weights, int32_t *experts,
-                                       float routedScaling, const int32_t *dyn) {
-  static_assert(K >= 1 && K <= E, "top_k within the experts");
-  const int64_t t = blockIdx.x;
-  if (t >= presentTokens(dyn))
-    return;
-  __shared__ float scores[E], biased[E];
-  __shared__ bool taken[E];
-  const TH *x = h + t * D;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  for (int e = warp; e < E; e += warps) {
-    const float s = expertScore<TH, TG, D>(x, gate, e);
-    if (lane == 0) {
-      scores[e] = s;
-      biased[e] = s + toFloat(bias[e]);
-      taken[e] = false;
-    }
-  }
-  __syncthreads();
-  if (warp != 0)
-    return;
-  // Top-K of the biased scores by K rounds of a warp argmax (ties: lower e).
+// Top-K of `biased` (ties to the lower index) by K rounds of a warp argmax,
+// then the normalised weights of the chosen experts' `scores`: writes
+// chosen[0, K) and weights[0, K). Called by one whole warp; `taken` [E] is
+// shared scratch this function initialises.
+template <int E, int K, typename TW>
+__device__ __forceinline__ void selectTopK(const float *scores, const float *biased, bool *taken, int32_t *chosen,
+                                           TW *weights, float routedScaling) {
+  const int lane = threadIdx.x & 31;
+  for (int e = lane; e < E; e += 32)
+    taken[e] = false;
+  __syncwarp();
   float selectedScores[K];
-  int32_t *chosen = experts + t * K;
 #pragma unroll
   for (int i = 0; i < K; ++i) {
     float best = -INFINITY;
@@ -104,7 +102,144 @@ __device__ __forceinline__ void router(const TH *h, const TG *gate, const TB *bi
     selectedScores[i] = scores[bestIndex];
   }
   if (lane == 0)
-    writeRouteWeights<K>(selectedScores, routedScaling, weights + t * K);
+    writeRouteWeights<K>(selectedScores, routedScaling, weights);
+  __syncwarp();
+}
+
+// Tokens per block of the per-token shape (prefill): each gate row a warp
+// loads serves this many tokens (the gate is re-read from L2 once per block,
+// not once per token); the shared [TPB][E] arrays stay under 48 KB.
+template <int E> __host__ __device__ constexpr int routerTokensPerBlock() { return E <= 512 ? 8 : (E <= 1024 ? 4 : 1); }
+
+// v4.router h [T, D], gate [E, D], bias [E] -> weights [T, K], experts [T, K] i32.
+// Per-token shape: grid.x = ceil(T / routerTokensPerBlock<E>()), block
+// kRouterThreads; warp w of the block selects the top-k of its token w.
+template <typename TH, typename TG, typename TB, typename TW, int D, int E, int K>
+__device__ __forceinline__ void router(const TH *h, const TG *gate, const TB *bias, TW *weights, int32_t *experts,
+                                       float routedScaling, const int32_t *dyn) {
+  static_assert(K >= 1 && K <= E, "top_k within the experts");
+  constexpr int TPB = routerTokensPerBlock<E>();
+  constexpr int V = rowsAligned16<TG>(D, 0) && D % kElemsPer16<TG> == 0 ? kElemsPer16<TG> : 1;
+  constexpr bool kHAligned = rowsAligned16<TH>(D, 0) && V * sizeof(TH) % 16 == 0;
+  const int t0 = blockIdx.x * TPB, present = presentTokens(dyn);
+  if (t0 >= present)
+    return;
+  const int rows = min(TPB, present - t0); // uniform over the block
+  __shared__ float scores[TPB][E], biased[TPB][E];
+  __shared__ bool taken[TPB][E];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  for (int e = warp; e < E; e += warps) {
+    const TG *row = gate + static_cast<int64_t>(e) * D;
+    float acc[TPB];
+#pragma unroll
+    for (int t = 0; t < TPB; ++t)
+      acc[t] = 0.0f;
+#pragma unroll 4
+    for (int k = lane * V; k < D; k += 32 * V) {
+      float w[V];
+      loadFloats<V, true>(row + k, w);
+#pragma unroll
+      for (int t = 0; t < TPB; ++t)
+        if (t < rows) {
+          float x[V];
+          loadFloats<V, kHAligned>(h + static_cast<int64_t>(t0 + t) * D + k, x);
+#pragma unroll
+          for (int i = 0; i < V; ++i)
+            acc[t] = fmaf(w[i], x[i], acc[t]);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < TPB; ++t) {
+      const float s = sqrtf(softplusRef(warpSum(acc[t]))); // ref's expertScores
+      if (lane == 0 && t < rows) {
+        scores[t][e] = s;
+        biased[t][e] = s + toFloat(bias[e]);
+      }
+    }
+  }
+  __syncthreads();
+  if (warp < rows)
+    selectTopK<E, K>(scores[warp], biased[warp], taken[warp], experts + static_cast<int64_t>(t0 + warp) * K,
+                     weights + static_cast<int64_t>(t0 + warp) * K, routedScaling);
+}
+
+// ---- split shape (decode) ----------------------------------------------------
+
+constexpr int kRouterSplitThreads = 256;
+
+// Columns of one part: D / PARTS rounded up to whole 16-byte loads of the gate.
+template <typename TG, int D, int PARTS> __host__ __device__ constexpr int routerPartColumns() {
+  constexpr int V = rowsAligned16<TG>(D, 0) && D % kElemsPer16<TG> == 0 ? kElemsPer16<TG> : 1;
+  return ((D + PARTS - 1) / PARTS + V - 1) / V * V;
+}
+
+// Scratch floats of the split router: one partial dot per (token, expert, part).
+template <int T_MAX, int E, int PARTS> __host__ __device__ constexpr int routerSplitScratch() {
+  return T_MAX * E * PARTS;
+}
+
+// grid.x = ceil(E * PARTS / 8), block kRouterSplitThreads; `partials`
+// (routerSplitScratch floats) and `done` (one counter, zero between launches)
+// are the entry's device scratch.
+template <typename TH, typename TG, typename TB, typename TW, int T_MAX, int D, int E, int K, int PARTS>
+__device__ __forceinline__ void routerSplit(const TH *h, const TG *gate, const TB *bias, TW *weights,
+                                            int32_t *experts, float routedScaling, float *partials,
+                                            unsigned int *done, const int32_t *dyn) {
+  static_assert(K >= 1 && K <= E, "top_k within the experts");
+  static_assert(T_MAX >= 1 && T_MAX <= 8, "the split router is the decode shape");
+  constexpr int V = rowsAligned16<TG>(D, 0) && D % kElemsPer16<TG> == 0 ? kElemsPer16<TG> : 1;
+  constexpr bool kHAligned = rowsAligned16<TH>(D, 0) && V * sizeof(TH) % 16 == 0;
+  constexpr int kColumns = routerPartColumns<TG, D, PARTS>();
+  const int present = presentRows<T_MAX>(dyn);
+  const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  const int item = blockIdx.x * warps + (threadIdx.x >> 5);
+  if (item < E * PARTS) { // no barrier inside
+    const int e = item / PARTS, part = item % PARTS;
+    const int k0 = part * kColumns, k1 = min(D, k0 + kColumns);
+    const TG *row = gate + static_cast<int64_t>(e) * D;
+    float acc[T_MAX];
+#pragma unroll
+    for (int t = 0; t < T_MAX; ++t)
+      acc[t] = 0.0f;
+#pragma unroll 4
+    for (int k = k0 + lane * V; k < k1; k += 32 * V) {
+      float w[V];
+      loadFloats<V, true>(row + k, w);
+#pragma unroll
+      for (int t = 0; t < T_MAX; ++t)
+        if (t < present) {
+          float x[V];
+          loadFloats<V, kHAligned>(h + static_cast<int64_t>(t) * D + k, x);
+#pragma unroll
+          for (int i = 0; i < V; ++i)
+            acc[t] = fmaf(w[i], x[i], acc[t]);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < T_MAX; ++t) {
+      const float sum = warpSum(acc[t]);
+      if (lane == 0 && t < present)
+        partials[(t * E + e) * PARTS + part] = sum;
+    }
+  }
+  if (!state::arriveLast(done, gridDim.x))
+    return;
+  __shared__ float scores[E], biased[E];
+  __shared__ bool taken[E];
+  for (int t = 0; t < present; ++t) {
+    for (int e = threadIdx.x; e < E; e += blockDim.x) {
+      float dot = 0.0f;
+      for (int part = 0; part < PARTS; ++part) // a fixed order: the same bits on every run
+        dot += state::loadCoherent(partials + (t * E + e) * PARTS + part);
+      const float s = sqrtf(softplusRef(dot));
+      scores[e] = s;
+      biased[e] = s + toFloat(bias[e]);
+    }
+    __syncthreads();
+    if (threadIdx.x < 32)
+      selectTopK<E, K>(scores, biased, taken, experts + t * K, weights + t * K, routedScaling);
+    __syncthreads(); // scores are rewritten for the next token
+  }
 }
 
 // v4.hash_router h [T, D], gate [E, D], tid2eid [VOCAB, K] i32, ids [T] i32

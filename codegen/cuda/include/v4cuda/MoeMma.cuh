@@ -1,0 +1,453 @@
+// v4.moe / v4.moe_fp4 at prefill on tensor cores (sm_80+): the routed
+// experts as two grouped GEMMs with bf16 wmma fragments and fp32
+// accumulators, in ONE launch (the entry ABI has one kernel per op).
+//
+// Exactness (the rule of DenseMma.cuh): an operand goes through bf16 only
+// where it is exactly a bf16 value, so each product is exact in fp32 and the
+// result differs from ref::moe / ref::moeFp4 only in the order of the fp32
+// additions:
+//   - gate_up GEMM: h is bf16 (bf16 program) or the e4m3 fake-quantized h
+//     (fp4: 4 significant bits); weights are bf16 or e2m1 x ue8m0 (exact).
+//   - down GEMM: the SwiGLU output is fp32 in ref::moe, so it is split into
+//     three bf16 terms hi + mid + lo == act exactly (8 + 8 + 8 significant
+//     bits) and multiplied three times; with fp4 it is e4m3 fake-quantized
+//     (exact in bf16), one term.
+// The emitter uses this kernel only then (f32 programs keep moeGrouped).
+//
+// Work items, taken in ticket order (an atomic counter, not blockIdx, so a
+// block only ever waits for work that a running or finished block owns):
+//   ticket 0          routing: counting sort of the present (token, slot)
+//                     pairs by expert into `order`, and the tile table (each
+//                     expert's pairs cut into tiles of kMoeMmaRows).
+//   next P1 tickets   (tile, slice of kMoeMmaSlice rows of I): the gate / up
+//                     rows of the slice for the tile's rows, SwiGLU, the
+//                     activation rows into the `act` scratch ([pairs, I] f32).
+//   next P2 tickets   (tile, kMoeMmaCols columns of D): once every slice of
+//                     the tile is done, act x down^T, times the route weight,
+//                     added into the f32 accumulator; the block that makes a
+//                     token's last addition rounds its row into `out` and
+//                     clears it (as moeGrouped).
+// The last block to finish resets the counters (graph replays start clean).
+#pragma once
+
+#include <mma.h>
+
+#include <v4cuda/DenseMma.cuh>
+#include <v4cuda/Moe.cuh>
+
+namespace v4cuda {
+
+constexpr int kMoeMmaRows = 64;   // (token, slot) pairs per tile
+constexpr int kMoeMmaSlice = 128; // rows of I per gate/up block (one e4m3 group of the SwiGLU output)
+constexpr int kMoeMmaCols = 128;  // columns of D per down block
+constexpr int kMoeMmaBK = 32;
+constexpr int kMoeMmaLD = kMoeMmaBK + 8; // bf16 tile row stride (16-byte aligned rows)
+constexpr int kMoeMmaThreads = 256;      // 8 warps, 2 x 4 over the output tile (blockDim.x must be this)
+constexpr int kMoeMmaStageLD = 2 * kMoeMmaSlice + 4;
+
+// Device scratch of one entry (static __device__ arrays, sizes from the emitter).
+struct MoeMmaScratch {
+  int *order;              // [pairs]: pair ids t * k + slot grouped by expert
+  int *tileExpert;         // [maxTiles]
+  int *tileBegin;          // [maxTiles]: first row of `order`
+  int *tileCount;          // [maxTiles]
+  float *act;              // [pairs][I]: SwiGLU rows, row = position in `order`
+  float *accumulator;      // [T][D], zero between launches
+  unsigned int *tokenDone; // [T]
+  unsigned int *tileDone;  // [maxTiles]: gate/up slices finished
+  unsigned int *control;   // [4]: ticket, tiles (+1 once routed), finished blocks, spare
+};
+
+// Pair capacity and tile capacity of a bucket of T tokens.
+__host__ __device__ constexpr int moeMmaMaxTiles(int T, int k, int E) {
+  return (T * k + kMoeMmaRows - 1) / kMoeMmaRows + E < T * k ? (T * k + kMoeMmaRows - 1) / kMoeMmaRows + E : T * k;
+}
+// Dynamic shared memory: three bf16 A tiles, the B tile, the f32 staging,
+// the fp4 row scales and the per-row pair ids / flags.
+__host__ __device__ constexpr int moeMmaSharedBytes(int D) {
+  return (3 * kMoeMmaRows + 2 * kMoeMmaSlice) * kMoeMmaLD * 2 + kMoeMmaRows * kMoeMmaStageLD * 4 +
+         kMoeMmaRows * ((D + kMoeActivationGroup - 1) / kMoeActivationGroup) + 3 * kMoeMmaRows * 4;
+}
+// Grid: routing + gate/up blocks + down blocks.
+__host__ __device__ constexpr int moeMmaBlocks(int T, int k, int E, int D, int I) {
+  return 1 + moeMmaMaxTiles(T, k, E) * (I / kMoeMmaSlice + (D + kMoeMmaCols - 1) / kMoeMmaCols);
+}
+
+namespace state {
+
+// Waits until *counter >= target (thread 0 polls, the block follows).
+__device__ __forceinline__ void waitForCount(unsigned int *counter, unsigned int target) {
+  if (threadIdx.x == 0)
+    while (atomicAdd(counter, 0u) < target) {
+#ifdef __CUDA_ARCH__
+      __nanosleep(128);
+#endif
+    }
+  __syncthreads();
+  __threadfence(); // the producers' writes before ours reads
+}
+
+// fp4 path: the e4m3 fake-quantization exponent of each (row, group of 128)
+// of the tile's h rows (fakeQuantizeShared's rule), one warp per pair.
+template <typename HT>
+__device__ __forceinline__ void moeRowScales(const HT *h, int D, const int *rowToken, int rows, signed char *table) {
+  const int groups = (D + kMoeActivationGroup - 1) / kMoeActivationGroup;
+  const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  for (int pair = threadIdx.x >> 5; pair < rows * groups; pair += warps) {
+    const int m = pair / groups, g = pair % groups;
+    float amax = 0.0f;
+    const HT *row = h + static_cast<long long>(rowToken[m]) * D;
+    const int end = min(D, (g + 1) * kMoeActivationGroup);
+    for (int d = g * kMoeActivationGroup + lane; d < end; d += 32)
+      amax = fmaxf(amax, fabsf(toFloat(row[d])));
+    amax = warpMax(amax);
+    if (lane == 0)
+      table[pair] = static_cast<signed char>(ue8m0Exponent(amax, 448.0f));
+  }
+  __syncthreads();
+}
+
+__device__ __forceinline__ float fakeQuantize(float x, int exponent) {
+  return static_cast<float>(__nv_fp8_e4m3(x * ldexpf(1.0f, -exponent))) * ldexpf(1.0f, exponent);
+}
+
+// The routing work item: counting sort of the present pairs by expert, then
+// the tile table; publishes the tile count + 1 in control[1].
+__device__ __forceinline__ void moeMmaRoute(const int32_t *experts, int pairs, int E, int maxTiles,
+                                            const MoeMmaScratch &s, int *counts) {
+  for (int e = threadIdx.x; e < 2 * E; e += blockDim.x)
+    counts[e] = 0; // [0, E): counts, then offsets; [E, 2E): cursors
+  __syncthreads();
+  for (int p = threadIdx.x; p < pairs; p += blockDim.x)
+    atomicAdd(counts + clampExpert(experts[p], E), 1);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int offset = 0, tiles = 0;
+    for (int e = 0; e < E; ++e) {
+      const int count = counts[e];
+      for (int begin = 0; begin < count && tiles < maxTiles; begin += kMoeMmaRows, ++tiles) {
+        s.tileExpert[tiles] = e;
+        s.tileBegin[tiles] = offset + begin;
+        s.tileCount[tiles] = min(kMoeMmaRows, count - begin);
+      }
+      counts[e] = offset;
+      offset += count;
+    }
+    s.control[3] = static_cast<unsigned int>(tiles);
+  }
+  __syncthreads();
+  // Position within an expert's rows is arbitrary: a row's result does not
+  // depend on where it sits in the tile.
+  for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+    const int e = clampExpert(experts[p], E);
+    s.order[counts[e] + atomicAdd(counts + E + e, 1)] = p;
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0)
+    atomicExch(s.control + 1, s.control[3] + 1u);
+}
+
+} // namespace state
+
+// One bf16 x 8 chunk of an operand tile, packed in a register value (zeros
+// when !valid). The tiles of step k + 1 are loaded into registers while the
+// MMAs of step k run, then stored (register double buffering, as DenseMma.cuh).
+template <typename F> __device__ __forceinline__ uint4 moeLoadChunk(bool valid, F load) {
+  float v[8];
+  if (valid)
+    load(v);
+  else
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      v[i] = 0.0f;
+  return packBf16x8(v);
+}
+__device__ __forceinline__ void storeChunk(__nv_bfloat16 *dst, uint4 value) { *reinterpret_cast<uint4 *>(dst) = value; }
+
+// act = hi + mid + lo, each a bf16 value (exact: 8 significant bits each).
+__device__ __forceinline__ void splitBf16x3(const float (&a)[8], float (&hi)[8], float (&mid)[8], float (&lo)[8]) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    hi[i] = __bfloat162float(__float2bfloat16_rn(a[i]));
+    const float r = a[i] - hi[i];
+    mid[i] = __bfloat162float(__float2bfloat16_rn(r));
+    lo[i] = r - mid[i];
+  }
+}
+
+template <bool FP4, typename HT, typename WeightT, typename GateUpRows, typename DownRows, typename OutT>
+__device__ void moeGroupedMma(const HT *h, const WeightT *weights, const int32_t *experts, const GateUpRows &gateUp,
+                              const DownRows &down, OutT *out, MoeShape shape, int maxTiles, MoeMmaScratch s,
+                              const int32_t *dyn) {
+  using namespace nvcuda;
+  extern __shared__ float moeShared[];
+  const int T = presentTokens(dyn);
+  const int D = shape.D, I = shape.I, k = shape.topK;
+  const int slices = I / kMoeMmaSlice, colBlocks = (D + kMoeMmaCols - 1) / kMoeMmaCols;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int warpRow = warp / 4, warpCol = warp % 4;
+  constexpr int LD = kMoeMmaLD, BK = kMoeMmaBK, ROWS = kMoeMmaRows;
+  __nv_bfloat16 *As = reinterpret_cast<__nv_bfloat16 *>(moeShared); // [3][ROWS][LD]
+  __nv_bfloat16 *Bs = As + 3 * ROWS * LD;                            // [2 * slice][LD]
+  float *stage = reinterpret_cast<float *>(Bs + 2 * kMoeMmaSlice * LD); // [ROWS][kMoeMmaStageLD]
+  signed char *rowScale = reinterpret_cast<signed char *>(stage + ROWS * kMoeMmaStageLD);
+  int *rowPair = reinterpret_cast<int *>(rowScale + ROWS * ((D + kMoeActivationGroup - 1) / kMoeActivationGroup));
+  int *rowToken = rowPair + ROWS, *rowFinished = rowToken + ROWS;
+  __shared__ unsigned int ticketShared;
+
+  if (threadIdx.x == 0)
+    ticketShared = atomicAdd(s.control, 1u);
+  __syncthreads();
+  const int ticket = static_cast<int>(ticketShared);
+  const int phase1 = maxTiles * slices;
+
+  if (ticket == 0) {
+    state::moeMmaRoute(experts, T * k, shape.experts, maxTiles, s, reinterpret_cast<int *>(stage));
+  } else {
+    state::waitForCount(s.control + 1, 1u);
+    const int tiles = static_cast<int>(state::loadCoherent(reinterpret_cast<const int *>(s.control + 1))) - 1;
+    const bool gateUpItem = ticket - 1 < phase1;
+    const int item = gateUpItem ? ticket - 1 : ticket - 1 - phase1;
+    const int tile = gateUpItem ? item / slices : item / colBlocks;
+    if (tile < tiles) {
+      const int e = state::loadCoherent(s.tileExpert + tile), begin = state::loadCoherent(s.tileBegin + tile);
+      const int count = state::loadCoherent(s.tileCount + tile);
+      for (int m = threadIdx.x; m < ROWS; m += blockDim.x) {
+        const int pair = m < count ? state::loadCoherent(s.order + begin + m) : 0;
+        rowPair[m] = pair;
+        rowToken[m] = pair / k;
+      }
+      __syncthreads();
+      if (gateUpItem) {
+        // ---- gate / up GEMM of slice `part`: [ROWS, 2 * slice] over K = D ----
+        const int part = item % slices, i0 = part * kMoeMmaSlice;
+        const int groups = (D + kMoeActivationGroup - 1) / kMoeActivationGroup;
+        if constexpr (FP4)
+          state::moeRowScales(h, D, rowToken, count, rowScale);
+        const long long gateRow = static_cast<long long>(e) * 2 * I + i0, upRow = gateRow + I;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][4];
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            wmma::fill_fragment(acc[i][j], 0.0f);
+        // Per thread: 1 chunk of A (ROWS x BK / 8 = 256), 4 of B (2 * slice x BK / 8).
+        constexpr int kChunksB = 2 * kMoeMmaSlice * (BK / 8) / kMoeMmaThreads;
+        uint4 stagedA, stagedB[kChunksB];
+        auto loadStep = [&](int k0) {
+          const int m = threadIdx.x / (BK / 8), c = k0 + (threadIdx.x % (BK / 8)) * 8;
+          stagedA = moeLoadChunk(m < count, [&](float(&v)[8]) {
+            state::loadVec<8>(h + static_cast<long long>(rowToken[m]) * D + c, v);
+            if constexpr (FP4) {
+              const int exponent = rowScale[m * groups + c / kMoeActivationGroup];
+#pragma unroll
+              for (int i = 0; i < 8; ++i)
+                v[i] = state::fakeQuantize(v[i], exponent);
+            }
+          });
+#pragma unroll
+          for (int i = 0; i < kChunksB; ++i) {
+            const int chunk = threadIdx.x + i * kMoeMmaThreads, n = chunk / (BK / 8);
+            const long long row = n < kMoeMmaSlice ? gateRow + n : upRow + (n - kMoeMmaSlice);
+            stagedB[i] = moeLoadChunk(true, [&](float(&v)[8]) {
+              gateUp.template load<8>(row, k0 + (chunk % (BK / 8)) * 8, v);
+            });
+          }
+        };
+        auto storeStep = [&]() {
+          storeChunk(As + (threadIdx.x / (BK / 8)) * LD + (threadIdx.x % (BK / 8)) * 8, stagedA);
+#pragma unroll
+          for (int i = 0; i < kChunksB; ++i) {
+            const int chunk = threadIdx.x + i * kMoeMmaThreads;
+            storeChunk(Bs + (chunk / (BK / 8)) * LD + (chunk % (BK / 8)) * 8, stagedB[i]);
+          }
+        };
+        loadStep(0);
+        storeStep();
+        __syncthreads();
+        for (int k0 = 0; k0 < D; k0 += BK) {
+          const bool more = k0 + BK < D;
+          if (more)
+            loadStep(k0 + BK);
+#pragma unroll
+          for (int kk = 0; kk < BK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> af[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf[4];
+#pragma unroll
+            for (int i = 0; i < 2; ++i)
+              wmma::load_matrix_sync(af[i], As + (warpRow * 32 + i * 16) * LD + kk, LD);
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+              wmma::load_matrix_sync(bf[j], Bs + (warpCol * 64 + j * 16) * LD + kk, LD);
+#pragma unroll
+            for (int i = 0; i < 2; ++i)
+#pragma unroll
+              for (int j = 0; j < 4; ++j)
+                wmma::mma_sync(acc[i][j], af[i], bf[j], acc[i][j]);
+          }
+          __syncthreads(); // every warp is done with this step's tiles
+          if (more) {
+            storeStep();
+            __syncthreads();
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            wmma::store_matrix_sync(stage + (warpRow * 32 + i * 16) * kMoeMmaStageLD + warpCol * 64 + j * 16,
+                                    acc[i][j], kMoeMmaStageLD, wmma::mem_row_major);
+        __syncthreads();
+        // SwiGLU per row (one warp per row: the fp4 e4m3 group is the row's slice).
+        for (int m = warp; m < count; m += blockDim.x >> 5) {
+          float a[kMoeMmaSlice / 32];
+          float amax = 0.0f;
+#pragma unroll
+          for (int q = 0; q < kMoeMmaSlice / 32; ++q) {
+            const int c = lane + 32 * q;
+            a[q] = swigluRef(stage[m * kMoeMmaStageLD + c], stage[m * kMoeMmaStageLD + kMoeMmaSlice + c], shape.limit);
+            amax = fmaxf(amax, fabsf(a[q]));
+          }
+          if constexpr (FP4) {
+            const int exponent = state::ue8m0Exponent(warpMax(amax), 448.0f);
+#pragma unroll
+            for (int q = 0; q < kMoeMmaSlice / 32; ++q)
+              a[q] = state::fakeQuantize(a[q], exponent);
+          }
+          float *actRow = s.act + static_cast<long long>(begin + m) * I + i0;
+#pragma unroll
+          for (int q = 0; q < kMoeMmaSlice / 32; ++q)
+            actRow[lane + 32 * q] = a[q];
+        }
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0)
+          atomicAdd(s.tileDone + tile, 1u);
+      } else {
+        // ---- down GEMM of columns [d0, d0 + kMoeMmaCols): [ROWS, cols] over K = I ----
+        const int d0 = (item % colBlocks) * kMoeMmaCols;
+        state::waitForCount(s.tileDone + tile, static_cast<unsigned int>(slices));
+        constexpr int kTerms = FP4 ? 1 : 3;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+          for (int j = 0; j < 2; ++j)
+            wmma::fill_fragment(acc[i][j], 0.0f);
+        // Per thread: 1 chunk of each A term (ROWS x BK / 8 = 256), 2 of B (cols x BK / 8).
+        constexpr int kChunksB = kMoeMmaCols * (BK / 8) / kMoeMmaThreads;
+        uint4 stagedA[kTerms], stagedB[kChunksB];
+        auto loadStep = [&](int k0) {
+          const int m = threadIdx.x / (BK / 8), kc = (threadIdx.x % (BK / 8)) * 8;
+          float a[8];
+#pragma unroll
+          for (int i = 0; i < 8; ++i)
+            a[i] = m < count ? __ldcg(s.act + static_cast<long long>(begin + m) * I + k0 + kc + i) : 0.0f;
+          if constexpr (FP4) {
+            stagedA[0] = packBf16x8(a);
+          } else {
+            float hi[8], mid[8], lo[8];
+            splitBf16x3(a, hi, mid, lo);
+            stagedA[0] = packBf16x8(hi);
+            stagedA[1] = packBf16x8(mid);
+            stagedA[2] = packBf16x8(lo);
+          }
+#pragma unroll
+          for (int i = 0; i < kChunksB; ++i) {
+            const int chunk = threadIdx.x + i * kMoeMmaThreads, n = chunk / (BK / 8);
+            stagedB[i] = moeLoadChunk(d0 + n < D, [&](float(&v)[8]) {
+              down.template load<8>(static_cast<long long>(e) * D + d0 + n, k0 + (chunk % (BK / 8)) * 8, v);
+            });
+          }
+        };
+        auto storeStep = [&]() {
+          const int m = threadIdx.x / (BK / 8), kc = (threadIdx.x % (BK / 8)) * 8;
+#pragma unroll
+          for (int term = 0; term < kTerms; ++term)
+            storeChunk(As + (term * ROWS + m) * LD + kc, stagedA[term]);
+#pragma unroll
+          for (int i = 0; i < kChunksB; ++i) {
+            const int chunk = threadIdx.x + i * kMoeMmaThreads;
+            storeChunk(Bs + (chunk / (BK / 8)) * LD + (chunk % (BK / 8)) * 8, stagedB[i]);
+          }
+        };
+        loadStep(0);
+        storeStep();
+        __syncthreads();
+        for (int k0 = 0; k0 < I; k0 += BK) {
+          const bool more = k0 + BK < I;
+          if (more)
+            loadStep(k0 + BK);
+#pragma unroll
+          for (int kk = 0; kk < BK; kk += 16) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf[2];
+#pragma unroll
+            for (int j = 0; j < 2; ++j)
+              wmma::load_matrix_sync(bf[j], Bs + (warpCol * 32 + j * 16) * LD + kk, LD);
+#pragma unroll
+            for (int term = 0; term < kTerms; ++term)
+#pragma unroll
+              for (int i = 0; i < 2; ++i) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> af;
+                wmma::load_matrix_sync(af, As + (term * ROWS + warpRow * 32 + i * 16) * LD + kk, LD);
+#pragma unroll
+                for (int j = 0; j < 2; ++j)
+                  wmma::mma_sync(acc[i][j], af, bf[j], acc[i][j]);
+              }
+          }
+          __syncthreads(); // every warp is done with this step's tiles
+          if (more) {
+            storeStep();
+            __syncthreads();
+          }
+        }
+        // Weighted rows into the accumulator (through the staging tile).
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+          for (int j = 0; j < 2; ++j)
+            wmma::store_matrix_sync(stage + (warpRow * 32 + i * 16) * kMoeMmaStageLD + warpCol * 32 + j * 16,
+                                    acc[i][j], kMoeMmaStageLD, wmma::mem_row_major);
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < count * kMoeMmaCols; idx += blockDim.x) {
+          const int m = idx / kMoeMmaCols, c = idx % kMoeMmaCols;
+          if (d0 + c < D)
+            atomicAdd(s.accumulator + static_cast<long long>(rowToken[m]) * D + d0 + c,
+                      stage[m * kMoeMmaStageLD + c] * toFloat(weights[rowPair[m]]));
+        }
+        // Which tokens received their last addition here?
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0)
+          for (int m = 0; m < count; ++m) {
+            const int t = rowToken[m];
+            rowFinished[m] = atomicAdd(s.tokenDone + t, 1u) == static_cast<unsigned int>(k * colBlocks) - 1;
+            if (rowFinished[m])
+              atomicExch(s.tokenDone + t, 0u);
+          }
+        __syncthreads();
+        for (int m = 0; m < count; ++m)
+          if (rowFinished[m]) { // uniform
+            __threadfence();
+            const long long t = rowToken[m];
+            for (int d = threadIdx.x; d < D; d += blockDim.x) {
+              out[t * D + d] = fromFloat<OutT>(state::loadCoherent(s.accumulator + t * D + d));
+              s.accumulator[t * D + d] = 0.0f;
+            }
+          }
+      }
+    }
+  }
+  // The last block of the launch resets the counters for the next one.
+  if (!state::arriveLast(s.control + 2, gridDim.x))
+    return;
+  for (int tile = threadIdx.x; tile < maxTiles; tile += blockDim.x)
+    s.tileDone[tile] = 0u;
+  if (threadIdx.x == 0) {
+    s.control[0] = 0u;
+    s.control[1] = 0u;
+  }
+}
+
+} // namespace v4cuda

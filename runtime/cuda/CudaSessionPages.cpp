@@ -1,0 +1,187 @@
+// CudaSession's prefix reuse: pages exported from and imported into the
+// device cache slots in runtime/PagePayload.h's format. A device slot's rows
+// are the slot's stored format (docs/cuda-compile.md), byte for byte the
+// payload's sections, so a page is a few contiguous copies per slot.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "common/Error.h"
+#include "runtime/PagePayload.h"
+#include "runtime/PrefixCache.h"
+#include "runtime/cuda/CudaSession.h"
+#include "runtime/cuda/DeviceTier.h"
+
+namespace v4rt::cuda {
+namespace {
+
+bool isEntries(const CacheSlot &slot) { return slot.kind == CacheKind::Entries; }
+
+// Device offset of an Entries slot's first row of page `pageIndex`.
+uint64_t pageRowOffset(const CacheSlot &slot, int64_t pageIndex, int64_t pageTokens, uint64_t rowBytes) {
+  return static_cast<uint64_t>(pageIndex * (pageTokens / slot.rate)) * rowBytes;
+}
+
+} // namespace
+
+int64_t CudaSession::tokensToNextSnapshot() const {
+  if (!prefixCache_)
+    return std::numeric_limits<int64_t>::max();
+  const SwaCacheStrategy strategy = prefixCache_->strategy();
+  if (strategy.kind == SwaCacheKind::Zero)
+    return std::numeric_limits<int64_t>::max();
+  const int64_t every = strategy.kind == SwaCacheKind::Full ? pageTokens_ : strategy.period;
+  return every - position_ % every;
+}
+
+void CudaSession::notePageProgress(const int32_t *ids, int64_t count) {
+  if (!prefixCache_)
+    return;
+  const int64_t P = pageTokens_;
+  int64_t fed = position_ - count; // position of ids[0]
+  for (int64_t i = 0; i < count;) {
+    const int64_t take = std::min<int64_t>(count - i, P - static_cast<int64_t>(pageIds_.size()));
+    pageIds_.insert(pageIds_.end(), ids + i, ids + i + take);
+    i += take;
+    fed += take;
+    if (static_cast<int64_t>(pageIds_.size()) < P)
+      continue;
+    exportPage(fed / P - 1);
+    pageIds_.clear();
+  }
+}
+
+void CudaSession::exportPage(int64_t pageIndex) {
+  const int64_t P = pageTokens_;
+  const kvcache::PageKey key = prefixCache_->pageKey(lastKey_.empty() ? nullptr : &lastKey_[0], pageIds_.data());
+  lastKey_.assign(1, key);
+  if (prefixCache_->contains(key))
+    return;
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  const SwaCacheStrategy strategy = prefixCache_->strategy();
+  const int64_t pageEnd = (pageIndex + 1) * P;
+  const bool withSnapshot = strategy.keepsSnapshotAt(pageEnd);
+  // Chunks stop at every snapshot boundary, so the fixed-size slots hold
+  // the state at this page's end exactly when it needs one.
+  v4c::check(!withSnapshot || pageEnd == position_,
+             "internal: page " + std::to_string(pageIndex) + " needs a window snapshot at " +
+                 std::to_string(pageEnd) + " but the session is at " + std::to_string(position_));
+  const DriverApi &api = model_.api();
+  const uint64_t bytes = pagePayloadSize(slots, P, withSnapshot);
+  if (pageStaging_.bytes() < bytes)
+    pageStaging_ = PinnedBuffer(api, pagePayloadSize(slots, P, true), "page export staging");
+  std::vector<const uint8_t *> sections(slots.size(), nullptr);
+  uint64_t offset = 0;
+  for (size_t s = 0; s < slots.size(); ++s) {
+    if (!isEntries(slots[s]) && !withSnapshot)
+      continue;
+    const uint64_t sectionBytes = pageSectionBytes(slots[s], P);
+    const CUdeviceptr source =
+        slots_->address(s) + (isEntries(slots[s]) ? pageRowOffset(slots[s], pageIndex, P, slots_->rowBytes(s)) : 0);
+    if (sectionBytes)
+      checkCuda(api, api.cuMemcpyDtoHAsync(pageStaging_.data() + offset, source, sectionBytes, model_.stream()),
+                "cuMemcpyDtoHAsync", "exporting page " + std::to_string(pageIndex) + " of cache slot " + slots[s].name);
+    sections[s] = pageStaging_.data() + offset;
+    offset += sectionBytes;
+  }
+  checkCuda(api, api.cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
+            "exporting page " + std::to_string(pageIndex) + " (set V4_CUDA_SYNC=1 to name the failing kernel)");
+  kvcache::Page page;
+  page.key = key;
+  page.pageIndex = pageIndex;
+  page.tokens = P;
+  page.payload = encodePagePayloadSections(slots, sections, pageIndex, P, strategy);
+  prefixCache_->store(std::move(page));
+}
+
+int64_t CudaSession::restorePrefix(const int32_t *ids, int64_t count) {
+  const int64_t P = pageTokens_;
+  // Keep at least the last token to run, so its logits exist.
+  const int64_t reusable = (count - 1) / P;
+  if (reusable == 0)
+    return 0;
+  const std::vector<kvcache::PageKey> keys = prefixCache_->prefixKeys(ids, reusable);
+  const std::vector<kvcache::PagePtr> pages = prefixCache_->fetch(keys);
+  if (pages.empty())
+    return 0;
+  restorePages(ids, keys, pages);
+  return position_;
+}
+
+void CudaSession::restorePages(const int32_t *ids, const std::vector<kvcache::PageKey> &keys,
+                               const std::vector<kvcache::PagePtr> &pages) {
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  const DriverApi &api = model_.api();
+  const CUstream stream = model_.stream();
+  const int64_t P = pageTokens_, boundary = static_cast<int64_t>(pages.size()) * P;
+  const int64_t start = windowRebuildStart(pages, slots, P);
+  ensureResident();
+  auto *deviceTier = dynamic_cast<DeviceTier *>(prefixCache_->findTier("device"));
+  // Entries rows of every page, where they lie in the slots.
+  for (size_t i = 0; i < pages.size(); ++i) {
+    const std::vector<uint8_t> &payload = pages[i]->payload;
+    const CUdeviceptr onDevice = deviceTier ? deviceTier->devicePayload(keys[i]) : 0;
+    for (size_t s = 0; s < slots.size(); ++s) {
+      if (!isEntries(slots[s]))
+        continue;
+      const uint64_t bytes = pageSectionBytes(slots[s], P);
+      const uint8_t *section = pageSection(payload, slots, s, P);
+      const CUdeviceptr target =
+          slots_->address(s) + pageRowOffset(slots[s], static_cast<int64_t>(i), P, slots_->rowBytes(s));
+      if (bytes == 0)
+        continue;
+      if (onDevice)
+        checkCuda(api, api.cuMemcpyDtoDAsync(target, onDevice + (section - payload.data()), bytes, stream),
+                  "cuMemcpyDtoDAsync", "restoring page " + std::to_string(i) + " of cache slot " + slots[s].name);
+      else // pageable source: the driver stages it; the pages outlive the sync below
+        checkCuda(api, api.cuMemcpyHtoDAsync(target, section, bytes, stream), "cuMemcpyHtoDAsync",
+                  "restoring page " + std::to_string(i) + " of cache slot " + slots[s].name);
+    }
+  }
+  // The fixed-size state at `start`: a page's snapshot, or the empty state
+  // (exact at 0; elsewhere wrong only until the rebuild has run over
+  // windowRebuildTokens tokens).
+  const kvcache::PagePtr snapshotPage =
+      start > 0 && pageHasSnapshot(pages[static_cast<size_t>(start / P - 1)]->payload)
+          ? pages[static_cast<size_t>(start / P - 1)]
+          : nullptr;
+  for (size_t s = 0; s < slots.size(); ++s) {
+    if (isEntries(slots[s]))
+      continue;
+    const uint64_t bytes = pageSectionBytes(slots[s], P);
+    if (bytes == 0)
+      continue;
+    if (snapshotPage)
+      checkCuda(api,
+                api.cuMemcpyHtoDAsync(slots_->address(s), pageSection(snapshotPage->payload, slots, s, P), bytes,
+                                      stream),
+                "cuMemcpyHtoDAsync", "restoring the window snapshot of cache slot " + slots[s].name);
+    else
+      checkCuda(api, api.cuMemsetD8Async(slots_->address(s), 0, bytes, stream), "cuMemsetD8Async",
+                "clearing cache slot " + slots[s].name);
+  }
+  // Run [start, boundary) again for the window state only: the restored
+  // entries are what attention reads, and the compressor keeps them (dyn[1]).
+  struct Unfreeze {
+    int64_t &frozen;
+    ~Unfreeze() { frozen = 0; }
+  } unfreeze{frozenTokens_};
+  frozenTokens_ = boundary;
+  position_ = start;
+  slots_->setLiveTokens(boundary);
+  const DeviceBucket &bucket = model_.prefillBucket();
+  while (position_ < boundary) {
+    const int64_t n = std::min(bucket.bucket->tokens, boundary - position_);
+    stageInputs(bucket, ids + position_, n);
+    launchSteps(bucket, n);
+    position_ += n;
+  }
+  checkCuda(api, api.cuStreamSynchronize(stream), "cuStreamSynchronize",
+            "restoring " + std::to_string(pages.size()) + " cached pages");
+  prefillTokensComputed_ += boundary - start;
+  lastKey_.assign(1, keys[pages.size() - 1]);
+  pageIds_.clear();
+  prefixCache_->recordRestore(boundary, boundary - start);
+}
+
+} // namespace v4rt::cuda

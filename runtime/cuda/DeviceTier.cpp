@@ -1,0 +1,122 @@
+#include "runtime/cuda/DeviceTier.h"
+
+#include "common/Error.h"
+
+namespace v4rt::cuda {
+
+DeviceTier::DeviceTier(const CudaDevice &device, CUstream stream, uint64_t byteBudget)
+    : device_(device), stream_(stream), byteBudget_(byteBudget) {}
+
+kvcache::PagePtr DeviceTier::toHost(const Held &held) const {
+  const DriverApi &api = device_.api();
+  auto page = std::make_shared<kvcache::Page>();
+  page->key = held.key;
+  page->pageIndex = held.pageIndex;
+  page->tokens = held.tokens;
+  page->payload.resize(held.payload.bytes());
+  if (!page->payload.empty()) {
+    checkCuda(api, api.cuMemcpyDtoHAsync(page->payload.data(), held.payload.get(), page->payload.size(), stream_),
+              "cuMemcpyDtoHAsync", "device page tier: reading a page back");
+    checkCuda(api, api.cuStreamSynchronize(stream_), "cuStreamSynchronize", "device page tier: reading a page back");
+  }
+  return page;
+}
+
+std::vector<kvcache::PagePtr> DeviceTier::put(kvcache::PagePtr page) {
+  v4c::check(page != nullptr, "DeviceTier::put: null page");
+  device_.makeCurrent();
+  const DriverApi &api = device_.api();
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<kvcache::PagePtr> evicted;
+  auto found = index_.find(page->key);
+  if (found != index_.end()) { // a key names its content: refresh only
+    lru_.splice(lru_.begin(), lru_, found->second);
+    return evicted;
+  }
+  ++counters_.insertions;
+  const uint64_t size = page->payload.size();
+  if (size > byteBudget_ || size == 0) {
+    ++counters_.evictions; // could never fit: straight down
+    evicted.push_back(std::move(page));
+    return evicted;
+  }
+  // Make room first, so the new allocation never exceeds the budget.
+  while (bytes_ + size > byteBudget_ && !lru_.empty()) {
+    evicted.push_back(toHost(lru_.back()));
+    bytes_ -= lru_.back().payload.bytes();
+    index_.erase(lru_.back().key);
+    lru_.pop_back();
+    ++counters_.evictions;
+  }
+  Held held;
+  held.key = page->key;
+  held.pageIndex = page->pageIndex;
+  held.tokens = page->tokens;
+  held.payload = DeviceBuffer(api, size, "device page tier: a page");
+  // Pageable source: the driver stages it; complete before the page may go.
+  checkCuda(api, api.cuMemcpyHtoDAsync(held.payload.get(), page->payload.data(), size, stream_),
+            "cuMemcpyHtoDAsync", "device page tier: storing a page");
+  checkCuda(api, api.cuStreamSynchronize(stream_), "cuStreamSynchronize", "device page tier: storing a page");
+  lru_.push_front(std::move(held));
+  index_[page->key] = lru_.begin();
+  bytes_ += size;
+  return evicted;
+}
+
+kvcache::PagePtr DeviceTier::get(const kvcache::PageKey &key) {
+  device_.makeCurrent();
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = index_.find(key);
+  if (found == index_.end()) {
+    ++counters_.misses;
+    return nullptr;
+  }
+  ++counters_.hits;
+  lru_.splice(lru_.begin(), lru_, found->second);
+  return toHost(lru_.front());
+}
+
+bool DeviceTier::contains(const kvcache::PageKey &key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return index_.count(key) != 0;
+}
+
+bool DeviceTier::erase(const kvcache::PageKey &key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = index_.find(key);
+  if (found == index_.end())
+    return false;
+  device_.api().cuStreamSynchronize(stream_); // a restore may still read it
+  bytes_ -= found->second->payload.bytes();
+  lru_.erase(found->second);
+  index_.erase(found);
+  return true;
+}
+
+uint64_t DeviceTier::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  device_.api().cuStreamSynchronize(stream_);
+  const uint64_t removed = index_.size();
+  index_.clear();
+  lru_.clear();
+  bytes_ = 0;
+  return removed;
+}
+
+kvcache::TierStats DeviceTier::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  kvcache::TierStats stats = counters_;
+  stats.name = name_;
+  stats.pages = index_.size();
+  stats.bytes = bytes_;
+  stats.byteBudget = byteBudget_;
+  return stats;
+}
+
+CUdeviceptr DeviceTier::devicePayload(const kvcache::PageKey &key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = index_.find(key);
+  return found == index_.end() ? 0 : found->second->payload.get();
+}
+
+} // namespace v4rt::cuda

@@ -1,0 +1,107 @@
+#include "runtime/cuda/KvSlots.h"
+
+#include <algorithm>
+
+#include "common/Error.h"
+#include "runtime/cuda/LaunchParams.h"
+
+namespace v4rt::cuda {
+
+KvSlots::KvSlots(const DriverApi &api, CUstream stream, const std::vector<CacheSlot> &slots, int64_t maxContext,
+                 DeviceKvPool &pool, std::string name)
+    : api_(api), stream_(stream), slots_(slots), pool_(pool), name_(std::move(name)) {
+  for (const CacheSlot &slot : slots) {
+    rows_.push_back(cacheSlotRows(slot, maxContext));
+    const uint64_t bytes = cacheSlotBytes(slot, maxContext);
+    rowBytes_.push_back(rows_.back() > 0 ? bytes / static_cast<uint64_t>(rows_.back()) : 0);
+    totalBytes_ += bytes;
+  }
+  pool_.add(*this);
+}
+
+KvSlots::~KvSlots() {
+  api_.cuStreamSynchronize(stream_); // nothing may still use the slots
+  pool_.remove(*this);
+}
+
+CUdeviceptr KvSlots::address(size_t slot) const {
+  v4c::check(resident_, name_ + ": cache slots used while preempted (call ensureResident first)");
+  return device_.at(slot).get();
+}
+
+uint64_t KvSlots::liveSlotBytes(size_t slot) const {
+  const CacheSlot &cache = slots_[slot];
+  int64_t rows = rows_[slot];
+  if (cache.kind == CacheKind::Entries)
+    rows = std::min<int64_t>(rows, std::max<int64_t>(0, liveTokens_) / cache.rate);
+  return static_cast<uint64_t>(rows) * rowBytes_[slot];
+}
+
+uint64_t KvSlots::liveBytes() const {
+  uint64_t total = 0;
+  for (size_t s = 0; s < slots_.size(); ++s)
+    total += liveSlotBytes(s);
+  return total;
+}
+
+uint64_t KvSlots::swapIn() {
+  v4c::check(!resident_, name_ + ": swapped in twice");
+  size_t freeBytes = 0, totalBytes = 0;
+  checkCuda(api_, api_.cuMemGetInfo(&freeBytes, &totalBytes), "cuMemGetInfo");
+  if (freeBytes < totalBytes_)
+    throw DeviceMemoryShortage(name_ + " needs " + formatBytes(totalBytes_) + " of device memory for its KV cache, " +
+                               formatBytes(freeBytes) + " are free");
+  std::vector<DeviceBuffer> buffers;
+  buffers.reserve(slots_.size());
+  for (size_t s = 0; s < slots_.size(); ++s) {
+    const uint64_t bytes = rows_[s] * rowBytes_[s];
+    buffers.emplace_back(api_, bytes, name_ + " cache slot \"" + slots_[s].name + "\"");
+    // Rows past the live ones read as a fresh session's: zeros, as on the CPU.
+    if (bytes)
+      checkCuda(api_, api_.cuMemsetD8Async(buffers.back().get(), 0, bytes, stream_), "cuMemsetD8Async",
+                name_ + " cache slot \"" + slots_[s].name + "\"");
+  }
+  uint64_t moved = 0;
+  if (hasHostCopy_) {
+    uint64_t offset = 0;
+    for (size_t s = 0; s < slots_.size(); ++s) {
+      const uint64_t bytes = copiedBytes_[s];
+      if (bytes)
+        checkCuda(api_, api_.cuMemcpyHtoDAsync(buffers[s].get(), hostCopy_.data() + offset, bytes, stream_),
+                  "cuMemcpyHtoDAsync", name_ + ": swapping in cache slot \"" + slots_[s].name + "\"");
+      offset += bytes;
+    }
+    moved = offset;
+  }
+  checkCuda(api_, api_.cuStreamSynchronize(stream_), "cuStreamSynchronize", name_ + ": swapping in");
+  hostCopy_ = PinnedBuffer();
+  hasHostCopy_ = false;
+  device_ = std::move(buffers);
+  resident_ = true;
+  ++generation_;
+  return moved;
+}
+
+uint64_t KvSlots::swapOut() {
+  v4c::check(resident_, name_ + ": swapped out while not resident");
+  copiedBytes_.assign(slots_.size(), 0);
+  uint64_t total = 0;
+  for (size_t s = 0; s < slots_.size(); ++s)
+    total += copiedBytes_[s] = liveSlotBytes(s);
+  hostCopy_ = PinnedBuffer(api_, total, name_ + ": pinned host copy of preempted cache slots");
+  uint64_t offset = 0;
+  for (size_t s = 0; s < slots_.size(); ++s) {
+    if (copiedBytes_[s])
+      checkCuda(api_, api_.cuMemcpyDtoHAsync(hostCopy_.data() + offset, device_[s].get(), copiedBytes_[s], stream_),
+                "cuMemcpyDtoHAsync", name_ + ": swapping out cache slot \"" + slots_[s].name + "\"");
+    offset += copiedBytes_[s];
+  }
+  // The copies (and every launch before them) must finish before the memory goes.
+  checkCuda(api_, api_.cuStreamSynchronize(stream_), "cuStreamSynchronize", name_ + ": swapping out");
+  device_.clear();
+  resident_ = false;
+  hasHostCopy_ = true;
+  return total;
+}
+
+} // namespace v4rt::cuda
