@@ -90,6 +90,16 @@ std::vector<kvcache::PageKey> PrefixCache::prefixKeys(const int32_t *ids, int64_
                              static_cast<size_t>(pageTokens_), identity_, options_.tenantSalt);
 }
 
+PrefixCache::PromptPages PrefixCache::fetchPrompt(const int32_t *ids, int64_t count) {
+  PromptPages cached;
+  const int64_t reusable = (count - 1) / pageTokens_;
+  if (reusable == 0)
+    return cached;
+  cached.keys = prefixKeys(ids, reusable);
+  cached.pages = fetch(cached.keys);
+  return cached;
+}
+
 std::vector<kvcache::PagePtr> PrefixCache::fetch(const std::vector<kvcache::PageKey> &keys) {
   std::vector<kvcache::PagePtr> pages;
   try {

@@ -93,6 +93,14 @@ public:
   // The cached pages for the leading keys, stopping at the first page that is
   // missing or whose payload fails checkPagePayload. Counts hits and misses.
   std::vector<kvcache::PagePtr> fetch(const std::vector<kvcache::PageKey> &keys);
+  // What a session restores of a prompt of `count` ids: the cached whole
+  // pages from page 0 that leave its last token to run (so its logits
+  // exist), with their keys; no pages when none is cached.
+  struct PromptPages {
+    std::vector<kvcache::PageKey> keys;
+    std::vector<kvcache::PagePtr> pages;
+  };
+  PromptPages fetchPrompt(const int32_t *ids, int64_t count);
   bool contains(const kvcache::PageKey &key) const;
   // Stores a page in the top tier and writes it through to the disk tier (so
   // it survives this process). I/O errors are counted, never thrown.

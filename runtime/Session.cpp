@@ -78,16 +78,10 @@ int64_t Session::prefill(const int32_t *ids, int64_t count, float *logits, Prefi
 }
 
 int64_t Session::restorePrefix(const int32_t *ids, int64_t count) {
-  const int64_t P = prefixCache_->pageTokens();
-  // Keep at least the last token to run, so its logits exist.
-  const int64_t reusable = (count - 1) / P;
-  if (reusable == 0)
+  const PrefixCache::PromptPages cached = prefixCache_->fetchPrompt(ids, count);
+  if (cached.pages.empty())
     return 0;
-  const std::vector<kvcache::PageKey> keys = prefixCache_->prefixKeys(ids, reusable);
-  const std::vector<kvcache::PagePtr> pages = prefixCache_->fetch(keys);
-  if (pages.empty())
-    return 0;
-  restorePages(ids, keys, pages);
+  restorePages(ids, cached.keys, cached.pages);
   takeSnapshot();
   return position_;
 }

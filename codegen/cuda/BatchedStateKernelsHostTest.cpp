@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "codegen/cuda/StateKernelTestSupport.h"
 #include "codegen/cuda/testing/KernelTestSupport.h"
 
 #include "runtime/cpu/ReferenceKernels.h"
@@ -230,13 +231,8 @@ void runBatchedAttention(Candidates mode) {
     for (int64_t i = 0; i < K; ++i) // some -1, some not visible to this row
       topk[r * K + i] = static_cast<int32_t>(rng() % (visible + 2)) - 1;
   }
-  ref::AttentionParams p;
-  p.numHeads = H;
-  p.headDim = HD;
-  p.window = W;
-  p.rate = rate;
-  p.scale = scale;
-  p.topKWidth = mode == Candidates::TopK ? K : 0;
+  const ref::AttentionParams p =
+      v4cuda::testing::attentionParams(H, HD, W, rate, scale, mode == Candidates::TopK ? K : 0);
   std::vector<float> expected(kPresent * H * HD);
   for (int64_t r = 0; r < kPresent; ++r)
     ref::attention(q.data() + r * H * HD, kv.data() + r * HD, sinks.data(), &positions[r], 1, rings[r],
@@ -292,19 +288,11 @@ TEST(BatchedStateKernelsOnHost, IndexerScoresEachSessionsKeys) {
   for (int64_t r = 0; r < kPresent; ++r) {
     const int64_t rows = (positions[r] + 1) / m;
     keys.push_back({DI, rows, randoms(rows * DI, 60 + static_cast<uint32_t>(r))});
-    if (r == 1) // equal rows give equal scores: the lower index first
-      for (int64_t w = 0; w + 7 < rows; w += 7)
-        std::copy(keys[r].data.begin() + w * DI, keys[r].data.begin() + (w + 1) * DI,
-                  keys[r].data.begin() + (w + 7) * DI);
+    if (r == 1) // ties: the lower index first
+      v4cuda::testing::repeatEverySeventhRow(keys[r].data, DI, rows);
     keySlots.push_back(keys.back().data);
   }
-  ref::IndexerParams p;
-  p.heads = H;
-  p.headDim = DI;
-  p.topK = K;
-  p.rate = m;
-  p.weightScale = 0.25;
-  p.scoreScale = 0.25;
+  const ref::IndexerParams p = v4cuda::testing::indexerParams(H, DI, K, m, 0.25);
   std::vector<int32_t> expected(kPresent * K), out(kBucket * K, INT_MIN);
   for (int64_t r = 0; r < kPresent; ++r)
     ref::indexerTopK(q.data() + r * H * DI, weights.data() + r * H, &positions[r], 1, keys[r], p,

@@ -19,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "codegen/cuda/StateKernelTestSupport.h"
 #include "codegen/cuda/testing/KernelTestSupport.h"
 
 #include "runtime/cpu/ReferenceKernels.h"
@@ -58,13 +59,8 @@ template <int DI, int HT, typename S> void runIndexerDecode(const IndexerCase &c
         std::copy(keyValues.begin() + (w - 7) * DI, keyValues.begin() + (w - 6) * DI, keyValues.begin() + w * DI);
     }
   const std::vector<float> q = asStored<S>(randoms(H * DI, 42)), weights = asStored<S>(randoms(H, 43));
-  ref::IndexerParams p;
-  p.heads = H;
-  p.headDim = DI;
-  p.topK = c.topK;
-  p.rate = m;
-  p.weightScale = 0.25;
-  p.scoreScale = 1.0 / std::sqrt(static_cast<double>(DI));
+  const ref::IndexerParams p =
+      v4cuda::testing::indexerParams(H, DI, c.topK, m, 1.0 / std::sqrt(static_cast<double>(DI)));
   const std::vector<int32_t> positions = {static_cast<int32_t>(c.position)};
   std::vector<int32_t> expected(c.topK);
   auto reference = [&] {
@@ -194,13 +190,8 @@ template <int HD, int HG, typename S> void runAttentionDecode(const AttentionCas
   std::mt19937 rng(56);
   for (int64_t i = 0; i < K; ++i) // some -1, some not yet visible
     topk[i] = static_cast<int32_t>(rng() % (entryRows + 3)) - 1;
-  ref::AttentionParams p;
-  p.numHeads = H;
-  p.headDim = HD;
-  p.window = W;
-  p.rate = c.rate;
-  p.scale = 1.0 / std::sqrt(static_cast<double>(HD));
-  p.topKWidth = c.useTopk ? K : 0;
+  const ref::AttentionParams p =
+      v4cuda::testing::attentionParams(H, HD, W, c.rate, 1.0 / std::sqrt(static_cast<double>(HD)), c.useTopk ? K : 0);
   std::vector<float> expected(H * HD);
   const bool useEntries = c.rate > 0;
   ref::attention(q.data(), kv.data(), sinks.data(), positions.data(), 1, ring, useEntries ? &entries : nullptr,

@@ -24,6 +24,7 @@
 
 #include <gtest/gtest.h>
 
+#include "codegen/cuda/StateKernelTestSupport.h"
 #include "codegen/cuda/testing/KernelTestSupport.h"
 
 #include "runtime/cpu/QuantKernels.h"
@@ -251,13 +252,8 @@ void runAttention(int64_t rate, bool useEntries, bool useTopk, int64_t chunkStar
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < K; ++i) // some -1, some not yet visible to this token
       topk[t * K + i] = static_cast<int32_t>(rng() % (entryRows + 2)) - 1;
-  ref::AttentionParams p;
-  p.numHeads = H;
-  p.headDim = HD;
-  p.window = W;
-  p.rate = rate;
-  p.scale = 1.0 / std::sqrt(static_cast<double>(HD));
-  p.topKWidth = useTopk ? K : 0;
+  const ref::AttentionParams p =
+      v4cuda::testing::attentionParams(H, HD, W, rate, 1.0 / std::sqrt(static_cast<double>(HD)), useTopk ? K : 0);
   std::vector<float> expected(T * H * HD);
   std::vector<S> out(bucket * H * HD + 1, v4cuda::fromFloat<S>(kNaN));
   ref::attention(q.data(), kv.data(), sinks.data(), positions.data(), T, ring, useEntries ? &entries : nullptr,
@@ -305,18 +301,11 @@ void runIndexer(int64_t K, int64_t chunkStart, int64_t T, unsigned splits, bool 
   const std::vector<int32_t> positions = consecutive(chunkStart, T, bucket);
   const int64_t rows = (chunkStart + T) / m;
   CacheBuffer keys{DI, rows, asStored<S>(randoms(rows * DI, 21))};
-  if (ties) // equal rows give equal scores: the lower index must come first
-    for (int64_t w = 0; w + 7 < rows; w += 7)
-      std::copy(keys.data.begin() + w * DI, keys.data.begin() + (w + 1) * DI, keys.data.begin() + (w + 7) * DI);
+  if (ties) // the lower index must come first
+    v4cuda::testing::repeatEverySeventhRow(keys.data, DI, rows);
   const std::vector<float> q = asStored<S>(randoms(bucket * H * DI, 22)), weights = asStored<S>(randoms(bucket * H, 23));
   const std::vector<S> qs = stored<S>(q), ws = stored<S>(weights);
-  ref::IndexerParams p;
-  p.heads = H;
-  p.headDim = DI;
-  p.topK = K;
-  p.rate = m;
-  p.weightScale = 0.25;
-  p.scoreScale = 0.25;
+  const ref::IndexerParams p = v4cuda::testing::indexerParams(H, DI, K, m, 0.25);
   std::vector<int32_t> expected(T * K), out(bucket * K, INT_MIN);
   ref::indexerTopK(q.data(), weights.data(), positions.data(), T, keys, p, expected.data(), nullptr);
   std::vector<float> scratchScore(bucket * splits * K, kNaN);

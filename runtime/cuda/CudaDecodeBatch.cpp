@@ -9,6 +9,7 @@
 #include "common/Error.h"
 #include "runtime/cuda/CudaSession.h"
 #include "runtime/cuda/DeviceKvPool.h"
+#include "runtime/cuda/GraphCapture.h"
 #include "runtime/cuda/HostConvert.h"
 #include "runtime/cuda/LaunchParams.h"
 
@@ -248,20 +249,7 @@ void CudaDecodeBatch::replayGraph(BatchedBucket &bucket) {
   if (!bucket.graphExec) {
     // Captured once: every parameter (tables, arena, buffers, dyn) is a fixed
     // device address; a run changes only what they hold.
-    checkCuda(api, api.cuStreamBeginCapture(model_.stream(), CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
-              "cuStreamBeginCapture", what);
-    try {
-      launchSteps(bucket);
-    } catch (...) {
-      CUgraph partial = nullptr;
-      api.cuStreamEndCapture(model_.stream(), &partial);
-      if (partial)
-        api.cuGraphDestroy(partial);
-      throw;
-    }
-    checkCuda(api, api.cuStreamEndCapture(model_.stream(), &bucket.graph), "cuStreamEndCapture", what);
-    checkCuda(api, api.cuGraphInstantiateWithFlags(&bucket.graphExec, bucket.graph, 0),
-              "cuGraphInstantiateWithFlags", what);
+    captureGraph(api, model_.stream(), what, [&]() { launchSteps(bucket); }, bucket.graph, bucket.graphExec);
   }
   checkCuda(api, api.cuGraphLaunch(bucket.graphExec, model_.stream()), "cuGraphLaunch", what);
 }

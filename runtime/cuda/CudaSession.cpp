@@ -6,6 +6,7 @@
 
 #include "common/Error.h"
 #include "runtime/PrefixCache.h"
+#include "runtime/cuda/GraphCapture.h"
 #include "runtime/cuda/HostConvert.h"
 #include "runtime/cuda/LaunchParams.h"
 
@@ -279,27 +280,13 @@ void CudaSession::completeBatchedDecode(int32_t id) {
 
 void CudaSession::replayDecodeGraph(const DeviceBucket &bucket) {
   const DriverApi &api = model_.api();
+  const std::string what = "decode bucket " + bucket.bucket->name;
   if (!graphExec_) {
     // Captured once: the launches' parameters (arena, caches, buffers, dyn)
     // are device addresses that stay fixed for the session's lifetime.
-    checkCuda(api, api.cuStreamBeginCapture(model_.stream(), CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
-              "cuStreamBeginCapture", "decode bucket " + bucket.bucket->name);
-    try {
-      launchSteps(bucket, 1);
-    } catch (...) {
-      CUgraph partial = nullptr;
-      api.cuStreamEndCapture(model_.stream(), &partial);
-      if (partial)
-        api.cuGraphDestroy(partial);
-      throw;
-    }
-    checkCuda(api, api.cuStreamEndCapture(model_.stream(), &graph_), "cuStreamEndCapture",
-              "decode bucket " + bucket.bucket->name);
-    checkCuda(api, api.cuGraphInstantiateWithFlags(&graphExec_, graph_, 0), "cuGraphInstantiateWithFlags",
-              "decode bucket " + bucket.bucket->name);
+    captureGraph(api, model_.stream(), what, [&]() { launchSteps(bucket, 1); }, graph_, graphExec_);
   }
-  checkCuda(api, api.cuGraphLaunch(graphExec_, model_.stream()), "cuGraphLaunch",
-            "decode bucket " + bucket.bucket->name);
+  checkCuda(api, api.cuGraphLaunch(graphExec_, model_.stream()), "cuGraphLaunch", what);
 }
 
 std::vector<float> CudaSession::readArgument(const DeviceBucket &bucket, const ArgRef &arg, int64_t rows) const {

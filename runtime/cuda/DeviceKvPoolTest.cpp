@@ -47,13 +47,24 @@ private:
   bool swappedOut_ = false;
 };
 
-TEST(DeviceKvPool, PreemptsTheLeastRecentlyUsed) {
+// A pool of `budget` bytes with residents a, b and c of 100 bytes each
+// registered (not yet resident); their swaps are logged in `log`.
+struct ThreeResidents {
+  explicit ThreeResidents(uint64_t budget) : pool(budget) {
+    pool.add(a);
+    pool.add(b);
+    pool.add(c);
+  }
   std::vector<std::string> log;
-  DeviceKvPool pool(200);
-  CountingResident a("a", 100, log), b("b", 100, log), c("c", 100, log);
-  pool.add(a);
-  pool.add(b);
-  pool.add(c);
+  DeviceKvPool pool;
+  CountingResident a{"a", 100, log}, b{"b", 100, log}, c{"c", 100, log};
+};
+
+TEST(DeviceKvPool, PreemptsTheLeastRecentlyUsed) {
+  ThreeResidents three(200);
+  DeviceKvPool &pool = three.pool;
+  CountingResident &a = three.a, &b = three.b, &c = three.c;
+  const std::vector<std::string> &log = three.log;
   EXPECT_TRUE(pool.acquire(a));
   EXPECT_TRUE(pool.acquire(b));
   EXPECT_FALSE(pool.acquire(a)); // already resident: only refreshed (a is now the most recent)
@@ -78,12 +89,9 @@ TEST(DeviceKvPool, PreemptsTheLeastRecentlyUsed) {
 }
 
 TEST(DeviceKvPool, NeverPreemptsPinnedResidents) {
-  std::vector<std::string> log;
-  DeviceKvPool pool(200);
-  CountingResident a("a", 100, log), b("b", 100, log), c("c", 100, log);
-  pool.add(a);
-  pool.add(b);
-  pool.add(c);
+  ThreeResidents three(200);
+  DeviceKvPool &pool = three.pool;
+  CountingResident &a = three.a, &b = three.b, &c = three.c;
   {
     KvPinScope step(pool);
     step.add(a);
@@ -116,12 +124,10 @@ TEST(DeviceKvPool, NeverPreemptsPinnedResidents) {
 }
 
 TEST(DeviceKvPool, ADeviceShortagePreemptsMoreThanTheBudgetAsks) {
-  std::vector<std::string> log;
-  DeviceKvPool pool(1000); // the budget says all three fit
-  CountingResident a("a", 100, log), b("b", 100, log), c("c", 100, log);
-  pool.add(a);
-  pool.add(b);
-  pool.add(c);
+  ThreeResidents three(1000); // the budget says all three fit
+  DeviceKvPool &pool = three.pool;
+  CountingResident &a = three.a, &b = three.b, &c = three.c;
+  const std::vector<std::string> &log = three.log;
   pool.acquire(a);
   pool.acquire(b);
   c.shortages = 1;

@@ -28,11 +28,8 @@ std::vector<kvcache::PagePtr> DeviceTier::put(kvcache::PagePtr page) {
   const DriverApi &api = device_.api();
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<kvcache::PagePtr> evicted;
-  auto found = index_.find(page->key);
-  if (found != index_.end()) { // a key names its content: refresh only
-    lru_.splice(lru_.begin(), lru_, found->second);
+  if (lru_.refresh(page->key)) // a key names its content: refresh only
     return evicted;
-  }
   ++counters_.insertions;
   const uint64_t size = page->payload.size();
   if (size > byteBudget_ || size == 0) {
@@ -42,10 +39,9 @@ std::vector<kvcache::PagePtr> DeviceTier::put(kvcache::PagePtr page) {
   }
   // Make room first, so the new allocation never exceeds the budget.
   while (bytes_ + size > byteBudget_ && !lru_.empty()) {
-    evicted.push_back(toHost(lru_.back()));
-    bytes_ -= lru_.back().payload.bytes();
-    index_.erase(lru_.back().key);
-    lru_.pop_back();
+    evicted.push_back(toHost(lru_.oldest()));
+    bytes_ -= lru_.oldest().payload.bytes();
+    lru_.popOldest();
     ++counters_.evictions;
   }
   Held held;
@@ -57,8 +53,7 @@ std::vector<kvcache::PagePtr> DeviceTier::put(kvcache::PagePtr page) {
   checkCuda(api, api.cuMemcpyHtoDAsync(held.payload.get(), page->payload.data(), size, stream_),
             "cuMemcpyHtoDAsync", "device page tier: storing a page");
   checkCuda(api, api.cuStreamSynchronize(stream_), "cuStreamSynchronize", "device page tier: storing a page");
-  lru_.push_front(std::move(held));
-  index_[page->key] = lru_.begin();
+  lru_.pushFront(std::move(held));
   bytes_ += size;
   return evicted;
 }
@@ -66,39 +61,29 @@ std::vector<kvcache::PagePtr> DeviceTier::put(kvcache::PagePtr page) {
 kvcache::PagePtr DeviceTier::get(const kvcache::PageKey &key) {
   device_.makeCurrent();
   std::lock_guard<std::mutex> lock(mutex_);
-  auto found = index_.find(key);
-  if (found == index_.end()) {
-    ++counters_.misses;
-    return nullptr;
-  }
-  ++counters_.hits;
-  lru_.splice(lru_.begin(), lru_, found->second);
-  return toHost(lru_.front());
+  const Held *held = lru_.touch(key, counters_);
+  return held ? toHost(*held) : nullptr;
 }
 
 bool DeviceTier::contains(const kvcache::PageKey &key) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return index_.count(key) != 0;
+  return lru_.contains(key);
 }
 
 bool DeviceTier::erase(const kvcache::PageKey &key) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto found = index_.find(key);
-  if (found == index_.end())
+  const Held *held = lru_.find(key);
+  if (!held)
     return false;
   device_.api().cuStreamSynchronize(stream_); // a restore may still read it
-  bytes_ -= found->second->payload.bytes();
-  lru_.erase(found->second);
-  index_.erase(found);
-  return true;
+  bytes_ -= held->payload.bytes();
+  return lru_.erase(key);
 }
 
 uint64_t DeviceTier::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   device_.api().cuStreamSynchronize(stream_);
-  const uint64_t removed = index_.size();
-  index_.clear();
-  lru_.clear();
+  const uint64_t removed = lru_.clear();
   bytes_ = 0;
   return removed;
 }
@@ -107,7 +92,7 @@ kvcache::TierStats DeviceTier::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   kvcache::TierStats stats = counters_;
   stats.name = name_;
-  stats.pages = index_.size();
+  stats.pages = lru_.size();
   stats.bytes = bytes_;
   stats.byteBudget = byteBudget_;
   return stats;
@@ -115,8 +100,8 @@ kvcache::TierStats DeviceTier::stats() const {
 
 CUdeviceptr DeviceTier::devicePayload(const kvcache::PageKey &key) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto found = index_.find(key);
-  return found == index_.end() ? 0 : found->second->payload.get();
+  const Held *held = lru_.find(key);
+  return held ? held->payload.get() : 0;
 }
 
 } // namespace v4rt::cuda

@@ -7,12 +7,11 @@
 // (devicePayload).
 #pragma once
 
-#include <list>
 #include <mutex>
-#include <unordered_map>
 
 #include "runtime/cuda/CudaDriver.h"
 #include "runtime/cuda/DeviceObjects.h"
+#include "runtime/kvcache/PageLru.h"
 #include "runtime/kvcache/PageTier.h"
 
 namespace v4rt::cuda {
@@ -42,7 +41,9 @@ private:
     int64_t pageIndex = 0, tokens = 0;
     DeviceBuffer payload;
   };
-  using LruList = std::list<Held>; // front: most recently used
+  struct KeyOfHeld {
+    const kvcache::PageKey &operator()(const Held &held) const { return held.key; }
+  };
   kvcache::PagePtr toHost(const Held &held) const;
 
   const std::string name_ = "device";
@@ -50,8 +51,7 @@ private:
   CUstream stream_;
   const uint64_t byteBudget_;
   mutable std::mutex mutex_;
-  LruList lru_;
-  std::unordered_map<kvcache::PageKey, LruList::iterator, kvcache::PageKeyHash> index_;
+  kvcache::PageLru<Held, KeyOfHeld> lru_;
   kvcache::TierStats counters_;
   uint64_t bytes_ = 0;
 };

@@ -11,11 +11,9 @@ std::vector<PagePtr> MemoryTier::put(PagePtr page) {
   v4c::check(page != nullptr, "MemoryTier(" + name_ + ")::put: null page");
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<PagePtr> evicted;
-  auto found = index_.find(page->key);
-  if (found != index_.end()) {
-    bytes_ -= (*found->second)->payload.size();
-    lru_.erase(found->second);
-    index_.erase(found);
+  if (const PagePtr *held = lru_.find(page->key)) {
+    bytes_ -= (*held)->payload.size();
+    lru_.erase(page->key);
   } else {
     ++counters_.insertions;
   }
@@ -26,12 +24,10 @@ std::vector<PagePtr> MemoryTier::put(PagePtr page) {
     return evicted;
   }
   bytes_ += page->payload.size();
-  lru_.push_front(page);
-  index_[page->key] = lru_.begin();
+  lru_.pushFront(page);
   while (bytes_ > byteBudget_) {
-    PagePtr oldest = lru_.back();
-    lru_.pop_back();
-    index_.erase(oldest->key);
+    PagePtr oldest = lru_.oldest();
+    lru_.popOldest();
     bytes_ -= oldest->payload.size();
     ++counters_.evictions;
     evicted.push_back(std::move(oldest));
@@ -41,37 +37,27 @@ std::vector<PagePtr> MemoryTier::put(PagePtr page) {
 
 PagePtr MemoryTier::get(const PageKey &key) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto found = index_.find(key);
-  if (found == index_.end()) {
-    ++counters_.misses;
-    return nullptr;
-  }
-  ++counters_.hits;
-  lru_.splice(lru_.begin(), lru_, found->second);
-  return lru_.front();
+  const PagePtr *page = lru_.touch(key, counters_);
+  return page ? *page : nullptr;
 }
 
 bool MemoryTier::contains(const PageKey &key) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return index_.count(key) != 0;
+  return lru_.contains(key);
 }
 
 bool MemoryTier::erase(const PageKey &key) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto found = index_.find(key);
-  if (found == index_.end())
+  const PagePtr *page = lru_.find(key);
+  if (!page)
     return false;
-  bytes_ -= (*found->second)->payload.size();
-  lru_.erase(found->second);
-  index_.erase(found);
-  return true;
+  bytes_ -= (*page)->payload.size();
+  return lru_.erase(key);
 }
 
 uint64_t MemoryTier::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
-  uint64_t removed = index_.size();
-  lru_.clear();
-  index_.clear();
+  const uint64_t removed = lru_.clear();
   bytes_ = 0;
   return removed;
 }
@@ -80,7 +66,7 @@ TierStats MemoryTier::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   TierStats stats = counters_;
   stats.name = name_;
-  stats.pages = index_.size();
+  stats.pages = lru_.size();
   stats.bytes = bytes_;
   stats.byteBudget = byteBudget_;
   return stats;
@@ -90,7 +76,7 @@ std::vector<PageKey> MemoryTier::keysByRecency() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<PageKey> keys;
   keys.reserve(lru_.size());
-  for (const PagePtr &page : lru_)
+  for (const PagePtr &page : lru_.byRecency())
     keys.push_back(page->key);
   return keys;
 }

@@ -2,10 +2,9 @@
 // of the device tier, which will hold device allocations instead).
 #pragma once
 
-#include <list>
 #include <mutex>
-#include <unordered_map>
 
+#include "runtime/kvcache/PageLru.h"
 #include "runtime/kvcache/PageTier.h"
 
 namespace v4rt::kvcache {
@@ -27,13 +26,14 @@ public:
   std::vector<PageKey> keysByRecency() const;
 
 private:
-  using LruList = std::list<PagePtr>; // front: most recently used
+  struct KeyOfPage {
+    const PageKey &operator()(const PagePtr &page) const { return page->key; }
+  };
 
   const std::string name_;
   const uint64_t byteBudget_;
   mutable std::mutex mutex_;
-  LruList lru_;
-  std::unordered_map<PageKey, LruList::iterator, PageKeyHash> index_;
+  PageLru<PagePtr, KeyOfPage> lru_;
   TierStats counters_; // hits, misses, insertions, evictions; pages/bytes filled in stats()
   uint64_t bytes_ = 0;
 };

@@ -1,44 +1,17 @@
 #include "tools/v4run/ConsistencyCommand.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "common/Error.h"
 #include "runtime/Sampler.h"
+#include "tools/v4run/LogitRows.h"
 #include "tools/v4run/Runner.h"
 
 namespace v4run {
 namespace {
-
-struct Difference {
-  double maxRelative = 0.0; // max over rows of ||a - b|| / ||b||
-  double maxAbsolute = 0.0;
-  int64_t worstRow = 0;
-};
-
-Difference compareRows(const std::vector<float> &ours, const std::vector<float> &reference, int64_t vocab) {
-  Difference d;
-  for (size_t row = 0; row * vocab < reference.size(); ++row) {
-    double diff = 0.0, norm = 0.0;
-    for (int64_t v = 0; v < vocab; ++v) {
-      const double r = reference[row * vocab + v], x = ours[row * vocab + v];
-      diff += (x - r) * (x - r);
-      norm += r * r;
-      d.maxAbsolute = std::max(d.maxAbsolute, std::fabs(x - r));
-      if (std::isnan(x))
-        d.maxAbsolute = NAN;
-    }
-    const double relative = std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
-    if (!(relative <= d.maxRelative)) { // NaN wins
-      d.maxRelative = relative;
-      d.worstRow = static_cast<int64_t>(row);
-    }
-  }
-  return d;
-}
 
 // Logits of every prompt row, fed token by token: the first token through
 // prefill, then decode steps.
@@ -52,7 +25,7 @@ std::vector<float> tokenByToken(Runner &runner, const std::vector<int32_t> &ids,
   return logits;
 }
 
-bool report(const char *what, const Difference &d, double tolerance) {
+bool report(const char *what, const RowDifference &d, double tolerance) {
   const bool ok = d.maxRelative <= tolerance;
   std::printf("consistency: %-28s max rel %.3e (row %lld) max abs %.3e %s\n", what, d.maxRelative,
               static_cast<long long>(d.worstRow), d.maxAbsolute, ok ? "ok" : "FAILED");

@@ -22,6 +22,7 @@
 #include "runtime/cuda/CudaModel.h"
 #include "runtime/cuda/CudaSession.h"
 #include "runtime/cuda/DeviceKvPool.h"
+#include "runtime/cuda/GraphCapture.h"
 #include "runtime/cuda/LaunchParams.h"
 #endif
 
@@ -47,19 +48,7 @@ public:
 
   // Captures what `enqueue` puts on `stream`.
   template <typename Fn> void capture(CUstream stream, const std::string &what, Fn enqueue) {
-    checkCuda(api_, api_.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture",
-              what);
-    try {
-      enqueue();
-    } catch (...) {
-      CUgraph partial = nullptr;
-      api_.cuStreamEndCapture(stream, &partial);
-      if (partial)
-        api_.cuGraphDestroy(partial);
-      throw;
-    }
-    checkCuda(api_, api_.cuStreamEndCapture(stream, &graph_), "cuStreamEndCapture", what);
-    checkCuda(api_, api_.cuGraphInstantiateWithFlags(&exec_, graph_, 0), "cuGraphInstantiateWithFlags", what);
+    captureGraph(api_, stream, what, enqueue, graph_, exec_);
   }
   void launch(CUstream stream, const std::string &what) const {
     checkCuda(api_, api_.cuGraphLaunch(exec_, stream), "cuGraphLaunch", what);

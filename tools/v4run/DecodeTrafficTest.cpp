@@ -2,28 +2,12 @@
 #include <gtest/gtest.h>
 
 #include "tools/v4run/DecodeTraffic.h"
+#include "tools/v4run/ProgramTestSupport.h"
 
 namespace v4run {
 namespace {
 
-using v4rt::ArgKind;
-using v4rt::ArgRef;
-using v4rt::DType;
-
-ArgRef weight(uint32_t index) { return ArgRef{ArgKind::Weight, index, 0, DType::F32, {}}; }
-ArgRef cache(uint32_t index) { return ArgRef{ArgKind::Cache, index, 0, DType::F32, {}}; }
-ArgRef arena(DType dtype, std::vector<int64_t> shape) { return ArgRef{ArgKind::Arena, 0, 0, dtype, shape}; }
-
-v4rt::Weight makeWeight(const char *name, std::vector<int64_t> shape, DType dtype) {
-  v4rt::Weight w;
-  w.name = name;
-  w.dtype = dtype;
-  w.shape = shape;
-  w.size = v4rt::dtypeSize(dtype);
-  for (int64_t d : shape)
-    w.size *= static_cast<uint64_t>(d);
-  return w;
-}
+using namespace test; // ArgKind, ArgRef, DType, weight(), cache(), arena(), makeWeight()
 
 // vocab 100, hidden 8, 4 experts top-1 (k/E = 1/4), window 16, entries rate 4 (top-K 2).
 v4rt::Program program() {

@@ -34,6 +34,28 @@ void printBatchGeneration(const std::vector<std::vector<int32_t>> &generated, in
               decoded / std::max(decodeS, 1e-9), buckets.empty() ? "none" : buckets.c_str());
 }
 
+// One sampler per session, seeded seed, seed + 1, ... (a stream each).
+std::vector<v4rt::Sampler> sessionSamplers(const v4rt::SamplingOptions &sampling, size_t n) {
+  std::vector<v4rt::Sampler> samplers;
+  for (size_t i = 0; i < n; ++i) {
+    v4rt::SamplingOptions mine = sampling;
+    mine.seed += i;
+    samplers.emplace_back(mine);
+  }
+  return samplers;
+}
+
+// Every session's next token from its logits (rowOf(i): V floats), also
+// appended to its generated ids.
+template <typename RowOf>
+void sampleNext(std::vector<v4rt::Sampler> &samplers, RowOf rowOf, int64_t V, std::vector<int32_t> &next,
+                std::vector<std::vector<int32_t>> &generated) {
+  for (size_t i = 0; i < samplers.size(); ++i) {
+    next[i] = samplers[i].next(rowOf(i), V);
+    generated[i].push_back(next[i]);
+  }
+}
+
 } // namespace
 
 std::vector<std::vector<int32_t>> batchPrompts(const std::string &text, int64_t batch) {
@@ -60,15 +82,12 @@ int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int
   const size_t n = prompts.size();
   const int64_t V = model.vocabSize();
   std::vector<std::unique_ptr<v4rt::SessionHandle>> sessions;
-  std::vector<v4rt::Sampler> samplers;
+  std::vector<v4rt::Sampler> samplers = sessionSamplers(sampling, n);
   std::vector<std::vector<float>> lastLogits(n);
 
   const auto t0 = Clock::now();
   int64_t promptTokens = 0;
   for (size_t i = 0; i < n; ++i) {
-    v4rt::SamplingOptions mine = sampling;
-    mine.seed += i;
-    samplers.emplace_back(mine);
     size_t same = 0;
     while (same < i && prompts[same] != prompts[i])
       ++same;
@@ -90,10 +109,7 @@ int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int
     batch.push_back(session.get());
   std::vector<int32_t> next(n);
   for (int64_t step = 0; step < count; ++step) {
-    for (size_t i = 0; i < n; ++i) {
-      next[i] = samplers[i].next(lastLogits[i].data(), V);
-      generated[i].push_back(next[i]);
-    }
+    sampleNext(samplers, [&](size_t i) { return lastLogits[i].data(); }, V, next, generated);
     if (step + 1 == count)
       break;
     const std::vector<float> logits = v4rt::decodeBatch(batch, next);
@@ -115,15 +131,12 @@ int runRunnerGenerateBatch(Runner &runner, const std::vector<std::vector<int32_t
   const int64_t V = runner.vocabSize();
   std::vector<std::unique_ptr<RunnerSession>> sessions;
   std::vector<RunnerSession *> batch;
-  std::vector<v4rt::Sampler> samplers;
+  std::vector<v4rt::Sampler> samplers = sessionSamplers(sampling, n);
   std::vector<float> logits(n * static_cast<size_t>(V));
 
   const auto t0 = Clock::now();
   int64_t promptTokens = 0;
   for (size_t i = 0; i < n; ++i) {
-    v4rt::SamplingOptions mine = sampling;
-    mine.seed += i;
-    samplers.emplace_back(mine);
     sessions.push_back(runner.newSession());
     batch.push_back(sessions.back().get());
     sessions.back()->prefillLast(prompts[i].data(), static_cast<int64_t>(prompts[i].size()), logits.data() + i * V);
@@ -134,10 +147,7 @@ int runRunnerGenerateBatch(Runner &runner, const std::vector<std::vector<int32_t
   std::vector<std::vector<int32_t>> generated(n);
   std::vector<int32_t> next(n);
   for (int64_t step = 0; step < count; ++step) {
-    for (size_t i = 0; i < n; ++i) {
-      next[i] = samplers[i].next(logits.data() + i * V, V);
-      generated[i].push_back(next[i]);
-    }
+    sampleNext(samplers, [&](size_t i) { return logits.data() + i * V; }, V, next, generated);
     if (step + 1 == count)
       break;
     runner.decodeBatch(batch.data(), n, next.data(), logits.data());

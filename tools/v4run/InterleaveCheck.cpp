@@ -1,13 +1,13 @@
 #include "tools/v4run/InterleaveCheck.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <vector>
 
 #include "common/Error.h"
 #include "runtime/Sampler.h"
 #include "tools/v4run/DeviceGenerate.h"
+#include "tools/v4run/LogitRows.h"
 #include "tools/v4run/Runner.h"
 
 namespace v4run {
@@ -19,28 +19,6 @@ struct Trace {
   std::vector<float> logits;
   std::vector<int32_t> tokens;
 };
-
-int32_t greedy(const float *logits, int64_t V) {
-  return static_cast<int32_t>(std::max_element(logits, logits + V) - logits);
-}
-
-// Max over rows of ||a - b|| / ||b|| (0 when bit-identical, as on the
-// emulated driver; a real GPU may reorder a reduction between runs).
-double maxRelativeError(const std::vector<float> &a, const std::vector<float> &b, int64_t V) {
-  double worst = 0.0;
-  for (size_t row = 0; row * V < b.size(); ++row) {
-    double diff = 0.0, norm = 0.0;
-    for (int64_t v = 0; v < V; ++v) {
-      const double x = a[row * V + v], r = b[row * V + v];
-      diff += (x - r) * (x - r);
-      norm += r * r;
-    }
-    const double relative = std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
-    if (!(relative <= worst))
-      worst = relative; // NaN wins
-  }
-  return worst;
-}
 
 } // namespace
 
@@ -70,7 +48,7 @@ int runInterleaveCheck(const InterleaveOptions &options) {
     std::unique_ptr<RunnerSession> session = runner->newSession();
     session->prefillLast(prompts[s].data(), static_cast<int64_t>(prompts[s].size()), trace.logits.data());
     for (int64_t d = 0; d < D; ++d) {
-      trace.tokens.push_back(greedy(trace.logits.data() + d * V, V));
+      trace.tokens.push_back(greedyToken(trace.logits.data() + d * V, V));
       session->decode(trace.tokens.back(), trace.logits.data() + (d + 1) * V);
     }
   }
@@ -95,7 +73,7 @@ int runInterleaveCheck(const InterleaveOptions &options) {
       const int64_t d = static_cast<int64_t>(trace.tokens.size());
       if (d >= D)
         continue;
-      trace.tokens.push_back(greedy(trace.logits.data() + d * V, V));
+      trace.tokens.push_back(greedyToken(trace.logits.data() + d * V, V));
       sessions[static_cast<size_t>(s)]->decode(trace.tokens.back(), trace.logits.data() + (d + 1) * V);
     }
   }
@@ -108,7 +86,7 @@ int runInterleaveCheck(const InterleaveOptions &options) {
                 static_cast<unsigned long long>(preemptionsAlone));
   for (int64_t s = 0; s < S; ++s) {
     const Trace &a = alone[static_cast<size_t>(s)], &m = mixed[static_cast<size_t>(s)];
-    const double diff = maxRelativeError(m.logits, a.logits, V);
+    const double diff = maxRowRelativeError(m.logits, a.logits, V);
     const bool same = a.tokens == m.tokens && diff <= options.tolerance;
     std::printf("interleave: session %lld (%zu prompt tokens): tokens %s, logits max rel %.3e %s\n",
                 static_cast<long long>(s), prompts[s].size(), a.tokens == m.tokens ? "equal" : "DIFFER", diff,

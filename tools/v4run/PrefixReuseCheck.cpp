@@ -1,12 +1,11 @@
 #include "tools/v4run/PrefixReuseCheck.h"
 
-#include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <vector>
 
 #include "common/Error.h"
 #include "tools/v4run/DeviceGenerate.h"
+#include "tools/v4run/LogitRows.h"
 #include "tools/v4run/Runner.h"
 
 namespace v4run {
@@ -27,27 +26,10 @@ Run runSession(Runner &runner, const std::vector<int32_t> &prompt, int64_t steps
   run.reused = session->lastPrefillReused();
   for (int64_t d = 0; d < steps; ++d) {
     const float *row = run.logits.data() + d * V;
-    run.tokens.push_back(static_cast<int32_t>(std::max_element(row, row + V) - row));
+    run.tokens.push_back(greedyToken(row, V));
     session->decode(run.tokens.back(), run.logits.data() + (d + 1) * V);
   }
   return run;
-}
-
-// Max over rows of ||a - b|| / ||b||.
-double maxRelativeError(const std::vector<float> &a, const std::vector<float> &b, int64_t V) {
-  double worst = 0.0;
-  for (size_t row = 0; row * V < b.size(); ++row) {
-    double diff = 0.0, norm = 0.0;
-    for (int64_t v = 0; v < V; ++v) {
-      const double x = a[row * V + v], r = b[row * V + v];
-      diff += (x - r) * (x - r);
-      norm += r * r;
-    }
-    const double relative = std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
-    if (!(relative <= worst))
-      worst = relative; // NaN wins
-  }
-  return worst;
 }
 
 } // namespace
@@ -87,7 +69,7 @@ int runPrefixReuseCheck(const PrefixReuseOptions &options) {
   std::printf("prefix reuse: promotions %llu, demotions %llu\n",
               static_cast<unsigned long long>(stats.tiers.promotions),
               static_cast<unsigned long long>(stats.tiers.demotions));
-  const double error = maxRelativeError(second.logits, first.logits, V);
+  const double error = maxRowRelativeError(second.logits, first.logits, V);
   const bool reused = first.reused == 0 && second.reused > 0;
   const bool same = first.tokens == second.tokens && error <= options.tolerance;
   std::printf("prefix reuse: restored vs computed: tokens %s, max rel %.3e %s\n",

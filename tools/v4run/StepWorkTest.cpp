@@ -4,30 +4,15 @@
 #include <gtest/gtest.h>
 
 #include "common/Error.h"
+#include "tools/v4run/ProgramTestSupport.h"
 #include "tools/v4run/StepWork.h"
 
 namespace v4run {
 namespace {
 
-using v4rt::ArgKind;
-using v4rt::ArgRef;
-using v4rt::DType;
+using namespace test; // ArgKind, ArgRef, DType, weight(), cache(), arena(), makeWeight()
 
-ArgRef weight(uint32_t index) { return ArgRef{ArgKind::Weight, index, 0, DType::F32, {}}; }
-ArgRef cache(uint32_t index, DType dtype = DType::F32) { return ArgRef{ArgKind::Cache, index, 0, dtype, {}}; }
-ArgRef arena(DType dtype, std::vector<int64_t> shape) { return ArgRef{ArgKind::Arena, 0, 0, dtype, shape}; }
 ArgRef positions(int64_t tokens) { return ArgRef{ArgKind::Input, 1, 0, DType::I32, {tokens}}; }
-
-v4rt::Weight makeWeight(const char *name, std::vector<int64_t> shape, DType dtype, uint64_t bytesPerElement = 0) {
-  v4rt::Weight w;
-  w.name = name;
-  w.dtype = dtype;
-  w.shape = shape;
-  w.size = bytesPerElement ? bytesPerElement : v4rt::dtypeSize(dtype);
-  for (int64_t d : shape)
-    w.size *= static_cast<uint64_t>(d);
-  return w;
-}
 
 v4rt::Attr intAttr(const char *name, int64_t value) { return v4rt::Attr{name, {value}, {}, {}}; }
 

@@ -53,6 +53,89 @@ __device__ __forceinline__ void loadLaneRow(const T *row, int lane, float (&out)
   }
 }
 
+// The candidates of the token at `pos`: the window's positions firstWindow..pos
+// (windowCount of them) first, then the entries: all `visible` ones, or the
+// topkWidth top-k slots; `count` in all.
+struct AttentionCandidates {
+  long long firstWindow = 0, visible = 0;
+  int windowCount = 0, count = 0;
+  __device__ AttentionCandidates(long long pos, const AttentionShape &shape, bool hasEntries, bool hasTopk) {
+    const long long W = shape.window;
+    firstWindow = pos - W + 1 > 0 ? pos - W + 1 : 0;
+    windowCount = static_cast<int>(pos - firstWindow + 1);
+    const bool useEntries = shape.rate > 0 && hasEntries;
+    visible = useEntries ? (pos + 1) / shape.rate : 0;
+    const int entryCount = !useEntries ? 0 : (hasTopk ? shape.topkWidth : static_cast<int>(visible));
+    count = windowCount + entryCount;
+  }
+};
+
+// Rounds a loaded row to element type T and back: this step's kv as the
+// window cache will store it (ref::attention rounds it to the cache's
+// format), so one prefill, chunks and decode see the same candidates.
+template <typename T, int J, int V> __device__ __forceinline__ void roundLaneRow(float (&e)[J][V]) {
+#pragma unroll
+  for (int c = 0; c < J; ++c)
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+      e[c][v] = toFloat(fromFloat<T>(e[c][v]));
+}
+
+// One warp's online softmax over its candidates, per head g of a group of
+// HG: running max m, denominator l = sum e^(logit - m) and
+// acc = sum e^(logit - m) e (this lane's channels), no sink.
+template <int HD, int HG> struct OnlineSoftmax {
+  using L = AttentionLanes<HD>;
+  float runMax[HG], runDenom[HG], acc[HG][L::J][L::V];
+
+  __device__ __forceinline__ void reset() {
+#pragma unroll
+    for (int g = 0; g < HG; ++g) {
+      runMax[g] = -INFINITY;
+      runDenom[g] = 0.0f;
+#pragma unroll
+      for (int j = 0; j < L::J; ++j)
+#pragma unroll
+        for (int v = 0; v < L::V; ++v)
+          acc[g][j][v] = 0.0f;
+    }
+  }
+
+  // Adds candidate e with logit (qh . e) * scale to head g (whole warp).
+  __device__ __forceinline__ void add(int g, const float (&qh)[L::J][L::V], const float (&e)[L::J][L::V],
+                                      float scale) {
+    float partial = 0.0f;
+#pragma unroll
+    for (int j = 0; j < L::J; ++j)
+#pragma unroll
+      for (int v = 0; v < L::V; ++v)
+        partial += qh[j][v] * e[j][v];
+    const float logit = warpSum(partial) * scale;
+    const float newMax = fmaxf(runMax[g], logit);
+    const float rescale = expf(runMax[g] - newMax); // 0 for the first candidate
+    const float weight = expf(logit - newMax);
+    runMax[g] = newMax;
+    runDenom[g] = runDenom[g] * rescale + weight;
+#pragma unroll
+    for (int j = 0; j < L::J; ++j)
+#pragma unroll
+      for (int v = 0; v < L::V; ++v)
+        acc[g][j][v] = acc[g][j][v] * rescale + weight * e[j][v];
+  }
+
+  // This lane's channels of head g's acc times `factor` into row[0, HD).
+  __device__ __forceinline__ void storeScaled(int g, float factor, int lane, float *row) const {
+#pragma unroll
+    for (int j = 0; j < L::J; ++j) {
+      const int d = L::channel(lane, j);
+#pragma unroll
+      for (int v = 0; v < L::V; ++v)
+        if (d + v < HD)
+          row[d + v] = acc[g][j][v] * factor;
+    }
+  }
+};
+
 } // namespace state
 
 // Dynamic shared memory of attentionHeads, in floats, for `warps` warps.
@@ -91,72 +174,33 @@ __device__ void attentionHeads(const QT *q, const KvT *kv, const SinkT *sinks,
   for (int g = 0; g < HG; ++g)
     state::loadLaneRow<HD>(q + (static_cast<long long>(t) * shape.numHeads + head0 + g) * HD, lane, qh[g]);
 
-  // Candidates: the window's positions first, then the entries.
-  const long long firstWindow = pos - W + 1 > 0 ? pos - W + 1 : 0;
-  const int windowCount = static_cast<int>(pos - firstWindow + 1);
-  const bool useEntries = shape.rate > 0 && entries != nullptr;
-  const long long visible = useEntries ? (pos + 1) / shape.rate : 0;
-  const int entryCount = !useEntries ? 0 : (topk != nullptr ? shape.topkWidth : static_cast<int>(visible));
-  const int count = windowCount + entryCount;
+  const state::AttentionCandidates candidates(pos, shape, entries != nullptr, topk != nullptr);
 
-  float runMax[HG], runDenom[HG], acc[HG][L::J][L::V];
-#pragma unroll
-  for (int g = 0; g < HG; ++g) {
-    runMax[g] = -INFINITY;
-    runDenom[g] = 0.0f;
-#pragma unroll
-    for (int j = 0; j < L::J; ++j)
-#pragma unroll
-      for (int v = 0; v < L::V; ++v)
-        acc[g][j][v] = 0.0f;
-  }
+  state::OnlineSoftmax<HD, HG> softmax;
+  softmax.reset();
 
-  for (int i = warp; i < count; i += warps) { // warp-uniform
+  for (int i = warp; i < candidates.count; i += warps) { // warp-uniform
     float e[L::J][L::V];
-    if (i < windowCount) {
-      const long long j = firstWindow + i;
+    if (i < candidates.windowCount) {
+      const long long j = candidates.firstWindow + i;
       if (j >= chunkStart) {
         state::loadLaneRow<HD>(kv + (j - chunkStart + chunkRow) * HD, lane, e);
-        // This chunk's kv as the window cache will store it (ref::attention
-        // rounds it to the cache's format), so one prefill, chunks and
-        // decode see the same candidates.
         if constexpr (!std::is_same_v<KvT, WinT>)
-#pragma unroll
-          for (int c = 0; c < L::J; ++c)
-#pragma unroll
-            for (int v = 0; v < L::V; ++v)
-              e[c][v] = toFloat(fromFloat<WinT>(e[c][v]));
+          state::roundLaneRow<WinT>(e);
       } else
         state::loadLaneRow<HD>(window + (j % W) * HD, lane, e);
     } else {
-      long long w = i - windowCount;
+      long long w = i - candidates.windowCount;
       if (topk != nullptr) {
         w = topk[static_cast<long long>(t) * shape.topkWidth + w];
-        if (w < 0 || w >= visible) // -1 padding or an entry this token cannot see
+        if (w < 0 || w >= candidates.visible) // -1 padding or an entry this token cannot see
           continue;
       }
       state::loadLaneRow<HD>(entries + w * HD, lane, e);
     }
 #pragma unroll
-    for (int g = 0; g < HG; ++g) {
-      float partial = 0.0f;
-#pragma unroll
-      for (int j = 0; j < L::J; ++j)
-#pragma unroll
-        for (int v = 0; v < L::V; ++v)
-          partial += qh[g][j][v] * e[j][v];
-      const float logit = warpSum(partial) * shape.scale;
-      const float newMax = fmaxf(runMax[g], logit);
-      const float rescale = expf(runMax[g] - newMax); // 0 for the first candidate
-      const float weight = expf(logit - newMax);
-      runMax[g] = newMax;
-      runDenom[g] = runDenom[g] * rescale + weight;
-#pragma unroll
-      for (int j = 0; j < L::J; ++j)
-#pragma unroll
-        for (int v = 0; v < L::V; ++v)
-          acc[g][j][v] = acc[g][j][v] * rescale + weight * e[j][v];
-    }
+    for (int g = 0; g < HG; ++g)
+      softmax.add(g, qh[g], e, shape.scale);
   }
 
   // Merge the warps, one head at a time: out = sum_w acc_w e^(m_w - M) /
@@ -169,8 +213,8 @@ __device__ void attentionHeads(const QT *q, const KvT *kv, const SinkT *sinks,
     const int h = head0 + g;
     __syncthreads(); // the previous head's rows are consumed
     if (lane == 0) {
-      mergeMax[warp] = runMax[g];
-      mergeDenom[warp] = runDenom[g];
+      mergeMax[warp] = softmax.runMax[g];
+      mergeDenom[warp] = softmax.runDenom[g];
     }
     __syncthreads();
     const float sink = toFloat(sinks[h]);
@@ -180,15 +224,7 @@ __device__ void attentionHeads(const QT *q, const KvT *kv, const SinkT *sinks,
     float denom = expf(sink - M);
     for (int w = 0; w < warps; ++w)
       denom += mergeDenom[w] * expf(mergeMax[w] - M); // an idle warp has m = -inf: adds 0
-    const float mine = expf(runMax[g] - M);
-#pragma unroll
-    for (int j = 0; j < L::J; ++j) {
-      const int d = L::channel(lane, j);
-#pragma unroll
-      for (int v = 0; v < L::V; ++v)
-        if (d + v < HD)
-          partialRows[warp * HD + d + v] = acc[g][j][v] * mine;
-    }
+    softmax.storeScaled(g, expf(softmax.runMax[g] - M), lane, partialRows + warp * HD);
     __syncthreads();
     OutT *o = out + (static_cast<long long>(t) * shape.numHeads + h) * HD;
     for (int d = threadIdx.x; d < HD; d += blockDim.x) {

@@ -40,33 +40,28 @@ template <int HD> __host__ __device__ constexpr int attentionDecodeSharedFloats(
 
 namespace state {
 
-// One candidate of the token at `pos` (the window's first `windowCount`,
+// Candidate i of the token at `pos` (c: the window's c.windowCount first,
 // then the entries); false for a skipped top-k slot.
 template <int HD, typename KvT, typename WinT, typename EntT>
-__device__ __forceinline__ bool loadCandidate(int i, long long pos, long long firstWindow, int windowCount,
-                                              long long W, const KvT *kv, const WinT *window, const EntT *entries,
-                                              const int32_t *topk, long long visible, int lane,
+__device__ __forceinline__ bool loadCandidate(int i, long long pos, const AttentionCandidates &c, long long W,
+                                              const KvT *kv, const WinT *window, const EntT *entries,
+                                              const int32_t *topk, int lane,
                                               float (&e)[AttentionLanes<HD>::J][AttentionLanes<HD>::V]) {
-  using L = AttentionLanes<HD>;
-  if (i < windowCount) {
-    const long long j = firstWindow + i;
+  if (i < c.windowCount) {
+    const long long j = c.firstWindow + i;
     if (j == pos) {
       loadLaneRow<HD>(kv, lane, e);
       if constexpr (!std::is_same_v<KvT, WinT>) // as the window cache will store it
-#pragma unroll
-        for (int c = 0; c < L::J; ++c)
-#pragma unroll
-          for (int v = 0; v < L::V; ++v)
-            e[c][v] = toFloat(fromFloat<WinT>(e[c][v]));
+        roundLaneRow<WinT>(e);
     } else {
       loadLaneRow<HD>(window + (j % W) * HD, lane, e);
     }
     return true;
   }
-  long long w = i - windowCount;
+  long long w = i - c.windowCount;
   if (topk != nullptr) {
     w = topk[w];
-    if (w < 0 || w >= visible) // -1 padding or an entry this token cannot see
+    if (w < 0 || w >= c.visible) // -1 padding or an entry this token cannot see
       return false;
   }
   loadLaneRow<HD>(entries + w * HD, lane, e);
@@ -95,58 +90,29 @@ __device__ void attentionDecodeSplit(const QT *q, const KvT *kv, const SinkT *si
   for (int g = 0; g < HG; ++g)
     state::loadLaneRow<HD>(q + static_cast<long long>(head0 + g) * HD, lane, qh[g]);
 
-  const long long firstWindow = pos - W + 1 > 0 ? pos - W + 1 : 0;
-  const int windowCount = static_cast<int>(pos - firstWindow + 1);
-  const bool useEntries = shape.rate > 0 && entries != nullptr;
-  const long long visible = useEntries ? (pos + 1) / shape.rate : 0;
-  const int entryCount = !useEntries ? 0 : (topk != nullptr ? shape.topkWidth : static_cast<int>(visible));
-  const int count = windowCount + entryCount;
+  const state::AttentionCandidates candidates(pos, shape, entries != nullptr, topk != nullptr);
+  const int count = candidates.count;
   const int perSplit = (count + splits - 1) / splits;
   const int begin = split * perSplit, end = begin + perSplit < count ? begin + perSplit : count;
 
-  float runMax[HG], runDenom[HG], acc[HG][L::J][L::V];
-#pragma unroll
-  for (int g = 0; g < HG; ++g) {
-    runMax[g] = -INFINITY;
-    runDenom[g] = 0.0f;
-#pragma unroll
-    for (int j = 0; j < L::J; ++j)
-#pragma unroll
-      for (int v = 0; v < L::V; ++v)
-        acc[g][j][v] = 0.0f;
-  }
+  state::OnlineSoftmax<HD, HG> softmax;
+  softmax.reset();
 
   // The warp's candidates i, i + warps, ...; the next row is loaded before
   // the current one is used, so two row loads are in flight per warp.
   float e[L::J][L::V];
   int i = begin + warp;
   bool ok = i < end &&
-            state::loadCandidate<HD>(i, pos, firstWindow, windowCount, W, kv, window, entries, topk, visible, lane, e);
+            state::loadCandidate<HD>(i, pos, candidates, W, kv, window, entries, topk, lane, e);
   for (; i < end; i += warps) { // warp-uniform
     float next[L::J][L::V];
-    const bool nextOk = i + warps < end && state::loadCandidate<HD>(i + warps, pos, firstWindow, windowCount, W, kv,
-                                                                    window, entries, topk, visible, lane, next);
+    const bool nextOk = i + warps < end &&
+                        state::loadCandidate<HD>(i + warps, pos, candidates, W, kv, window, entries, topk, lane, next);
 #pragma unroll
     for (int g = 0; g < HG; ++g) {
       if (!ok)
         break;
-      float partial = 0.0f;
-#pragma unroll
-      for (int j = 0; j < L::J; ++j)
-#pragma unroll
-        for (int v = 0; v < L::V; ++v)
-          partial += qh[g][j][v] * e[j][v];
-      const float logit = warpSum(partial) * shape.scale;
-      const float newMax = fmaxf(runMax[g], logit);
-      const float rescale = expf(runMax[g] - newMax); // 0 for the first candidate
-      const float weight = expf(logit - newMax);
-      runMax[g] = newMax;
-      runDenom[g] = runDenom[g] * rescale + weight;
-#pragma unroll
-      for (int j = 0; j < L::J; ++j)
-#pragma unroll
-        for (int v = 0; v < L::V; ++v)
-          acc[g][j][v] = acc[g][j][v] * rescale + weight * e[j][v];
+      softmax.add(g, qh[g], e, shape.scale);
     }
     if (nextOk)
 #pragma unroll
@@ -168,8 +134,8 @@ __device__ void attentionDecodeSplit(const QT *q, const KvT *kv, const SinkT *si
   for (int g = 0; g < HG; ++g) {
     __syncthreads(); // the previous head's rows are consumed
     if (lane == 0) {
-      mergeMax[warp] = runMax[g];
-      mergeDenom[warp] = runDenom[g];
+      mergeMax[warp] = softmax.runMax[g];
+      mergeDenom[warp] = softmax.runDenom[g];
     }
     __syncthreads();
     float M = -INFINITY;
@@ -179,15 +145,8 @@ __device__ void attentionDecodeSplit(const QT *q, const KvT *kv, const SinkT *si
     if (M != -INFINITY)
       for (int w = 0; w < warps; ++w)
         denom += mergeDenom[w] * expf(mergeMax[w] - M); // an idle warp: 0 * e^-inf
-    const float scale = M == -INFINITY ? 0.0f : expf(runMax[g] - M);
-#pragma unroll
-    for (int j = 0; j < L::J; ++j) {
-      const int d = L::channel(lane, j);
-#pragma unroll
-      for (int v = 0; v < L::V; ++v)
-        if (d + v < HD)
-          partialRows[warp * HD + d + v] = acc[g][j][v] * scale;
-    }
+    const float scale = M == -INFINITY ? 0.0f : expf(softmax.runMax[g] - M);
+    softmax.storeScaled(g, scale, lane, partialRows + warp * HD);
     __syncthreads();
     float *row = mine + g * (HD + 2);
     if (threadIdx.x == 0) {

@@ -162,14 +162,9 @@ template <int T_MAX, int ROWS, int HC> struct HcSplitShared {
   float pre[T_MAX][HC];
 };
 
-// Every block: partial dots of its column chunk; returns true in the last
-// block only, with sh.mix holding the full dots of every present token.
-template <int T_MAX, int W, int ROWS, int PARTS, typename TF, class Streams, int HC>
-__device__ __forceinline__ bool hcSplitMix(const Streams &streams, const TF *fn, double normEps, float *partials,
-                                           unsigned int *done, int present, HcSplitShared<T_MAX, ROWS, HC> &sh) {
-  constexpr int V = kElemsPer16<TF>, CHUNK = hcSplitChunk<TF>();
-  static_assert(W % V == 0 && PARTS == (W + CHUNK - 1) / CHUNK, "whole 16-byte loads of fn; one chunk per block");
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+// 1 / rms of every present token's W stream values into sh.inv (whole block).
+template <int W, class Streams, class Shared>
+__device__ __forceinline__ void hcInverseRms(const Streams &streams, double normEps, int present, Shared &sh) {
   for (int t = 0; t < present; ++t) {
     double sumSquares = 0.0;
     for (int i = threadIdx.x; i < W; i += blockDim.x) {
@@ -181,6 +176,17 @@ __device__ __forceinline__ bool hcSplitMix(const Streams &streams, const TF *fn,
       sh.inv[t] = inv;
   }
   __syncthreads();
+}
+
+// Every block: partial dots of its column chunk; returns true in the last
+// block only, with sh.mix holding the full dots of every present token.
+template <int T_MAX, int W, int ROWS, int PARTS, typename TF, class Streams, int HC>
+__device__ __forceinline__ bool hcSplitMix(const Streams &streams, const TF *fn, double normEps, float *partials,
+                                           unsigned int *done, int present, HcSplitShared<T_MAX, ROWS, HC> &sh) {
+  constexpr int V = kElemsPer16<TF>, CHUNK = hcSplitChunk<TF>();
+  static_assert(W % V == 0 && PARTS == (W + CHUNK - 1) / CHUNK, "whole 16-byte loads of fn; one chunk per block");
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  hcInverseRms<W>(streams, normEps, present, sh);
   const int i0 = blockIdx.x * CHUNK + lane * V;
   float normed[T_MAX][V];
 #pragma unroll
@@ -299,6 +305,18 @@ __device__ __forceinline__ void hcPostPreSplit(const TX *X, const TYy *y, const 
                                    sh);
 }
 
+// hc_head's finish once sh.mix holds the dots: pre = sigmoid(mix * scale +
+// base) + eps, then the weighted sum of the streams into out.
+template <int T_MAX, int HC, int D, typename TB, typename TS, typename TY, class Streams>
+__device__ __forceinline__ void hcHeadFinish(const Streams &streams, const TB *base, const TS *scale, float hcEps,
+                                             TY *out, int present, HcSplitShared<T_MAX, HC, HC> &sh) {
+  for (int pair = threadIdx.x; pair < present * HC; pair += blockDim.x)
+    sh.pre[pair / HC][pair % HC] =
+        sigmoidRef(mulAdd(sh.mix[pair / HC][pair % HC], toFloat(scale[0]), toFloat(base[pair % HC]))) + hcEps;
+  __syncthreads();
+  hcSplitCollapse<T_MAX, HC, D>(streams, sh, out, present);
+}
+
 // v4.hc_head, split: grid.x = PARTS, block kHcThreads.
 template <typename TX, typename TF, typename TB, typename TS, typename TY, int T_MAX, int HC, int D, int PARTS>
 __device__ __forceinline__ void hcHeadSplit(const TX *X, const TF *fn, const TB *base, const TS *scale, TY *out,
@@ -309,11 +327,7 @@ __device__ __forceinline__ void hcHeadSplit(const TX *X, const TF *fn, const TB 
   const StoredStreams<TX, HC * D> streams{X};
   if (!hcSplitMix<T_MAX, HC * D, HC, PARTS>(streams, fn, normEps, partials, done, present, sh))
     return;
-  for (int pair = threadIdx.x; pair < present * HC; pair += blockDim.x)
-    sh.pre[pair / HC][pair % HC] =
-        sigmoidRef(mulAdd(sh.mix[pair / HC][pair % HC], toFloat(scale[0]), toFloat(base[pair % HC]))) + hcEps;
-  __syncthreads();
-  hcSplitCollapse<T_MAX, HC, D>(streams, sh, out, present);
+  hcHeadFinish<T_MAX, HC, D>(streams, base, scale, hcEps, out, present, sh);
 }
 
 // ---- token tiles (prefill) ------------------------------------------------------
@@ -333,17 +347,7 @@ __device__ __forceinline__ void hcTileMix(const Streams &streams, const TF *fn, 
   static_assert(W % V == 0 && C % (32 * V) == 0, "whole 16-byte loads of fn");
   __shared__ float normed[TG][C];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  for (int t = 0; t < present; ++t) {
-    double sumSquares = 0.0;
-    for (int i = threadIdx.x; i < W; i += blockDim.x) {
-      const double v = streams.value(t, i);
-      sumSquares += v * v;
-    }
-    const float inv = inverseRmsFromSum(blockSum(sumSquares, sh.scratch), W, normEps);
-    if (threadIdx.x == 0)
-      sh.inv[t] = inv;
-  }
-  __syncthreads();
+  hcInverseRms<W>(streams, normEps, present, sh);
   constexpr int kRowsPerWarp = (ROWS + kHcThreads / 32 - 1) / (kHcThreads / 32);
   float acc[kRowsPerWarp][TG];
 #pragma unroll
@@ -440,11 +444,7 @@ __device__ __forceinline__ void hcHeadTile(const TX *X, const TF *fn, const TB *
     return;
   const StoredStreams<TX, W> streams{X + static_cast<int64_t>(t0) * W};
   hcTileMix<W, HC>(streams, fn, normEps, present, sh);
-  for (int pair = threadIdx.x; pair < present * HC; pair += blockDim.x)
-    sh.pre[pair / HC][pair % HC] =
-        sigmoidRef(mulAdd(sh.mix[pair / HC][pair % HC], toFloat(scale[0]), toFloat(base[pair % HC]))) + hcEps;
-  __syncthreads();
-  hcSplitCollapse<kHcTileTokens, HC, D>(streams, sh, out + static_cast<int64_t>(t0) * D, present);
+  hcHeadFinish<kHcTileTokens, HC, D>(streams, base, scale, hcEps, out + static_cast<int64_t>(t0) * D, present, sh);
 }
 
 } // namespace v4cuda

@@ -204,6 +204,21 @@ __device__ __forceinline__ void mergeBest(const float *aScore, const int *aIndex
   }
 }
 
+// Merges best-first list b (length nb) into the running list (run, length
+// n) through `next`, then swaps run and next; returns the new length. The
+// caller synchronises before `run` is read.
+__device__ __forceinline__ int mergeIntoRun(float *&runScore, int *&runIndex, int n, const float *bScore,
+                                            const int *bIndex, int nb, float *&nextScore, int *&nextIndex, int K) {
+  mergeBest(runScore, runIndex, n, bScore, bIndex, nb, nextScore, nextIndex, K);
+  float *s = runScore;
+  runScore = nextScore;
+  nextScore = s;
+  int *x = runIndex;
+  runIndex = nextIndex;
+  nextIndex = x;
+  return n + nb < K ? n + nb : K;
+}
+
 // Merges `lists` best-first lists of global scratch (list i at score +
 // (first + i) * K, length count[first + i], written by other blocks of this
 // launch) into the running list of length n (shared `run`, ping-pong with
@@ -226,15 +241,8 @@ __device__ inline int mergeScratchLists(const float *score, const int *index, co
     const int m = stageCount[list];
     if (m == 0)
       continue;
-    mergeBest(runScore, runIndex, n, stageScore + list * K, stageIndex + list * K, m, nextScore, nextIndex, K);
+    n = mergeIntoRun(runScore, runIndex, n, stageScore + list * K, stageIndex + list * K, m, nextScore, nextIndex, K);
     __syncthreads();
-    n = n + m < K ? n + m : K;
-    float *s = runScore;
-    runScore = nextScore;
-    nextScore = s;
-    int *x = runIndex;
-    runIndex = nextIndex;
-    nextIndex = x;
   }
   return n;
 }
@@ -361,14 +369,7 @@ __device__ void indexerTopKDecode(const QT *q, const WT *weights, const int32_t 
       rankedIndex[rank] = w;
     }
     __syncthreads();
-    state::mergeBest(runScore, runIndex, n, rankedScore, rankedIndex, present, nextScore, nextIndex, K);
-    n = n + present < K ? n + present : K;
-    float *s = runScore;
-    runScore = nextScore;
-    nextScore = s;
-    int *x = runIndex;
-    runIndex = nextIndex;
-    nextIndex = x;
+    n = state::mergeIntoRun(runScore, runIndex, n, rankedScore, rankedIndex, present, nextScore, nextIndex, K);
   }
   __syncthreads();
 

@@ -176,6 +176,57 @@ __device__ __forceinline__ void splitBf16x3(const float (&a)[8], float (&hi)[8],
   }
 }
 
+// Stores the B chunks of one K step: chunk c is row c / (BK / 8), columns
+// (c % (BK / 8)) * 8 of the [n][LD] tile.
+template <int kChunksB>
+__device__ __forceinline__ void storeChunksB(__nv_bfloat16 *Bs, const uint4 (&stagedB)[kChunksB]) {
+#pragma unroll
+  for (int i = 0; i < kChunksB; ++i) {
+    const int chunk = threadIdx.x + i * kMoeMmaThreads;
+    storeChunk(Bs + (chunk / (kMoeMmaBK / 8)) * kMoeMmaLD + (chunk % (kMoeMmaBK / 8)) * 8, stagedB[i]);
+  }
+}
+
+// The K loop over [0, K) in steps of kMoeMmaBK: step k0 + BK is loaded into
+// registers (load) while step k0's tiles in shared memory are multiplied
+// (multiply), then stored (store) once every warp is done with them.
+template <typename Load, typename Store, typename Multiply>
+__device__ __forceinline__ void moeDoubleBufferedK(int K, Load &&load, Store &&store, Multiply &&multiply) {
+  load(0);
+  store();
+  __syncthreads();
+  for (int k0 = 0; k0 < K; k0 += kMoeMmaBK) {
+    const bool more = k0 + kMoeMmaBK < K;
+    if (more)
+      load(k0 + kMoeMmaBK);
+    multiply();
+    __syncthreads(); // every warp is done with this step's tiles
+    if (more) {
+      store();
+      __syncthreads();
+    }
+  }
+}
+
+// A warp's R x C accumulator tiles: zeroed, and stored into the staging tile
+// at rows warpRow * 16R, columns col0 (row-major, kMoeMmaStageLD).
+template <typename Frag, int R, int C> __device__ __forceinline__ void zeroFragments(Frag (&acc)[R][C]) {
+#pragma unroll
+  for (int i = 0; i < R; ++i)
+#pragma unroll
+    for (int j = 0; j < C; ++j)
+      nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
+}
+template <typename Frag, int R, int C>
+__device__ __forceinline__ void storeFragments(Frag (&acc)[R][C], float *stage, int warpRow, int col0) {
+#pragma unroll
+  for (int i = 0; i < R; ++i)
+#pragma unroll
+    for (int j = 0; j < C; ++j)
+      nvcuda::wmma::store_matrix_sync(stage + (warpRow * 16 * R + i * 16) * kMoeMmaStageLD + col0 + j * 16, acc[i][j],
+                                      kMoeMmaStageLD, nvcuda::wmma::mem_row_major);
+}
+
 template <bool FP4, typename HT, typename WeightT, typename GateUpRows, typename DownRows, typename OutT>
 __device__ void moeGroupedMma(const HT *h, const WeightT *weights, const int32_t *experts, const GateUpRows &gateUp,
                               const DownRows &down, OutT *out, MoeShape shape, int maxTiles, MoeMmaScratch s,
@@ -227,11 +278,7 @@ __device__ void moeGroupedMma(const HT *h, const WeightT *weights, const int32_t
           state::moeRowScales(h, D, rowToken, count, rowScale);
         const long long gateRow = static_cast<long long>(e) * 2 * I + i0, upRow = gateRow + I;
         wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][4];
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            wmma::fill_fragment(acc[i][j], 0.0f);
+        zeroFragments(acc);
         // Per thread: 1 chunk of A (ROWS x BK / 8 = 256), 4 of B (2 * slice x BK / 8).
         constexpr int kChunksB = 2 * kMoeMmaSlice * (BK / 8) / kMoeMmaThreads;
         uint4 stagedA, stagedB[kChunksB];
@@ -257,19 +304,9 @@ __device__ void moeGroupedMma(const HT *h, const WeightT *weights, const int32_t
         };
         auto storeStep = [&]() {
           storeChunk(As + (threadIdx.x / (BK / 8)) * LD + (threadIdx.x % (BK / 8)) * 8, stagedA);
-#pragma unroll
-          for (int i = 0; i < kChunksB; ++i) {
-            const int chunk = threadIdx.x + i * kMoeMmaThreads;
-            storeChunk(Bs + (chunk / (BK / 8)) * LD + (chunk % (BK / 8)) * 8, stagedB[i]);
-          }
+          storeChunksB(Bs, stagedB);
         };
-        loadStep(0);
-        storeStep();
-        __syncthreads();
-        for (int k0 = 0; k0 < D; k0 += BK) {
-          const bool more = k0 + BK < D;
-          if (more)
-            loadStep(k0 + BK);
+        moeDoubleBufferedK(D, loadStep, storeStep, [&]() {
 #pragma unroll
           for (int kk = 0; kk < BK; kk += 16) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> af[2];
@@ -286,18 +323,8 @@ __device__ void moeGroupedMma(const HT *h, const WeightT *weights, const int32_t
               for (int j = 0; j < 4; ++j)
                 wmma::mma_sync(acc[i][j], af[i], bf[j], acc[i][j]);
           }
-          __syncthreads(); // every warp is done with this step's tiles
-          if (more) {
-            storeStep();
-            __syncthreads();
-          }
-        }
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            wmma::store_matrix_sync(stage + (warpRow * 32 + i * 16) * kMoeMmaStageLD + warpCol * 64 + j * 16,
-                                    acc[i][j], kMoeMmaStageLD, wmma::mem_row_major);
+        });
+        storeFragments(acc, stage, warpRow, warpCol * 64);
         __syncthreads();
         // SwiGLU per row (one warp per row: the fp4 e4m3 group is the row's slice).
         for (int m = warp; m < count; m += blockDim.x >> 5) {
@@ -330,11 +357,7 @@ __device__ void moeGroupedMma(const HT *h, const WeightT *weights, const int32_t
         state::waitForCount(s.tileDone + tile, static_cast<unsigned int>(slices));
         constexpr int kTerms = FP4 ? 1 : 3;
         wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int j = 0; j < 2; ++j)
-            wmma::fill_fragment(acc[i][j], 0.0f);
+        zeroFragments(acc);
         // Per thread: 1 chunk of each A term (ROWS x BK / 8 = 256), 2 of B (cols x BK / 8).
         constexpr int kChunksB = kMoeMmaCols * (BK / 8) / kMoeMmaThreads;
         uint4 stagedA[kTerms], stagedB[kChunksB];
@@ -366,19 +389,9 @@ __device__ void moeGroupedMma(const HT *h, const WeightT *weights, const int32_t
 #pragma unroll
           for (int term = 0; term < kTerms; ++term)
             storeChunk(As + (term * ROWS + m) * LD + kc, stagedA[term]);
-#pragma unroll
-          for (int i = 0; i < kChunksB; ++i) {
-            const int chunk = threadIdx.x + i * kMoeMmaThreads;
-            storeChunk(Bs + (chunk / (BK / 8)) * LD + (chunk % (BK / 8)) * 8, stagedB[i]);
-          }
+          storeChunksB(Bs, stagedB);
         };
-        loadStep(0);
-        storeStep();
-        __syncthreads();
-        for (int k0 = 0; k0 < I; k0 += BK) {
-          const bool more = k0 + BK < I;
-          if (more)
-            loadStep(k0 + BK);
+        moeDoubleBufferedK(I, loadStep, storeStep, [&]() {
 #pragma unroll
           for (int kk = 0; kk < BK; kk += 16) {
             wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf[2];
@@ -396,19 +409,9 @@ __device__ void moeGroupedMma(const HT *h, const WeightT *weights, const int32_t
                   wmma::mma_sync(acc[i][j], af, bf[j], acc[i][j]);
               }
           }
-          __syncthreads(); // every warp is done with this step's tiles
-          if (more) {
-            storeStep();
-            __syncthreads();
-          }
-        }
+        });
         // Weighted rows into the accumulator (through the staging tile).
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int j = 0; j < 2; ++j)
-            wmma::store_matrix_sync(stage + (warpRow * 32 + i * 16) * kMoeMmaStageLD + warpCol * 32 + j * 16,
-                                    acc[i][j], kMoeMmaStageLD, wmma::mem_row_major);
+        storeFragments(acc, stage, warpRow, warpCol * 32);
         __syncthreads();
         for (int idx = threadIdx.x; idx < count * kMoeMmaCols; idx += blockDim.x) {
           const int m = idx / kMoeMmaCols, c = idx % kMoeMmaCols;

@@ -22,11 +22,16 @@ namespace v4cuda {
 
 constexpr int kRouterThreads = 1024; // per-token shape: 32 warps over the experts
 
+// Elements per load of a gate row: 16 bytes when the rows allow it.
+template <typename TG, int D> __host__ __device__ constexpr int routerGateVector() {
+  return rowsAligned16<TG>(D, 0) && D % kElemsPer16<TG> == 0 ? kElemsPer16<TG> : 1;
+}
+
 // sqrt(softplus(gate[e] . h)) (ref's expertScores), computed by one warp;
 // every lane gets the score.
 template <typename TH, typename TG, int D>
 __device__ __forceinline__ float expertScore(const TH *h, const TG *gate, int e) {
-  constexpr int V = rowsAligned16<TG>(D, 0) && D % kElemsPer16<TG> == 0 ? kElemsPer16<TG> : 1;
+  constexpr int V = routerGateVector<TG, D>();
   constexpr bool kHAligned = rowsAligned16<TH>(D, 0);
   const int lane = threadIdx.x & 31;
   const TG *row = gate + static_cast<int64_t>(e) * D;
@@ -106,6 +111,33 @@ __device__ __forceinline__ void selectTopK(const float *scores, const float *bia
   __syncwarp();
 }
 
+// This lane's share of the dots of gate row `row` with the first `rows` of N
+// h rows (hRows, D apart) over columns [k0, k1): fmaf in column order, lane
+// stride 32 V; the caller warpSums acc[t].
+template <int N, int D, typename TH, typename TG>
+__device__ __forceinline__ void routerLaneDots(const TG *row, const TH *hRows, int k0, int k1, int lane, int rows,
+                                               float (&acc)[N]) {
+  constexpr int V = routerGateVector<TG, D>();
+  constexpr bool kHAligned = rowsAligned16<TH>(D, 0) && V * sizeof(TH) % 16 == 0;
+#pragma unroll
+  for (int t = 0; t < N; ++t)
+    acc[t] = 0.0f;
+#pragma unroll 4
+  for (int k = k0 + lane * V; k < k1; k += 32 * V) {
+    float w[V];
+    loadFloats<V, true>(row + k, w);
+#pragma unroll
+    for (int t = 0; t < N; ++t)
+      if (t < rows) {
+        float x[V];
+        loadFloats<V, kHAligned>(hRows + static_cast<int64_t>(t) * D + k, x);
+#pragma unroll
+        for (int i = 0; i < V; ++i)
+          acc[t] = fmaf(w[i], x[i], acc[t]);
+      }
+  }
+}
+
 // Tokens per block of the per-token shape (prefill): each gate row a warp
 // loads serves this many tokens (the gate is re-read from L2 once per block,
 // not once per token); the shared [TPB][E] arrays stay under 48 KB.
@@ -119,8 +151,6 @@ __device__ __forceinline__ void router(const TH *h, const TG *gate, const TB *bi
                                        float routedScaling, const int32_t *dyn) {
   static_assert(K >= 1 && K <= E, "top_k within the experts");
   constexpr int TPB = routerTokensPerBlock<E>();
-  constexpr int V = rowsAligned16<TG>(D, 0) && D % kElemsPer16<TG> == 0 ? kElemsPer16<TG> : 1;
-  constexpr bool kHAligned = rowsAligned16<TH>(D, 0) && V * sizeof(TH) % 16 == 0;
   const int t0 = blockIdx.x * TPB, present = presentTokens(dyn);
   if (t0 >= present)
     return;
@@ -129,25 +159,9 @@ __device__ __forceinline__ void router(const TH *h, const TG *gate, const TB *bi
   __shared__ bool taken[TPB][E];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   for (int e = warp; e < E; e += warps) {
-    const TG *row = gate + static_cast<int64_t>(e) * D;
     float acc[TPB];
-#pragma unroll
-    for (int t = 0; t < TPB; ++t)
-      acc[t] = 0.0f;
-#pragma unroll 4
-    for (int k = lane * V; k < D; k += 32 * V) {
-      float w[V];
-      loadFloats<V, true>(row + k, w);
-#pragma unroll
-      for (int t = 0; t < TPB; ++t)
-        if (t < rows) {
-          float x[V];
-          loadFloats<V, kHAligned>(h + static_cast<int64_t>(t0 + t) * D + k, x);
-#pragma unroll
-          for (int i = 0; i < V; ++i)
-            acc[t] = fmaf(w[i], x[i], acc[t]);
-        }
-    }
+    routerLaneDots<TPB, D>(gate + static_cast<int64_t>(e) * D, h + static_cast<int64_t>(t0) * D, 0, D, lane, rows,
+                           acc);
 #pragma unroll
     for (int t = 0; t < TPB; ++t) {
       const float s = sqrtf(softplusRef(warpSum(acc[t]))); // ref's expertScores
@@ -169,7 +183,7 @@ constexpr int kRouterSplitThreads = 256;
 
 // Columns of one part: D / PARTS rounded up to whole 16-byte loads of the gate.
 template <typename TG, int D, int PARTS> __host__ __device__ constexpr int routerPartColumns() {
-  constexpr int V = rowsAligned16<TG>(D, 0) && D % kElemsPer16<TG> == 0 ? kElemsPer16<TG> : 1;
+  constexpr int V = routerGateVector<TG, D>();
   return ((D + PARTS - 1) / PARTS + V - 1) / V * V;
 }
 
@@ -187,8 +201,6 @@ __device__ __forceinline__ void routerSplit(const TH *h, const TG *gate, const T
                                             unsigned int *done, const int32_t *dyn) {
   static_assert(K >= 1 && K <= E, "top_k within the experts");
   static_assert(T_MAX >= 1 && T_MAX <= 8, "the split router is the decode shape");
-  constexpr int V = rowsAligned16<TG>(D, 0) && D % kElemsPer16<TG> == 0 ? kElemsPer16<TG> : 1;
-  constexpr bool kHAligned = rowsAligned16<TH>(D, 0) && V * sizeof(TH) % 16 == 0;
   constexpr int kColumns = routerPartColumns<TG, D, PARTS>();
   const int present = presentRows<T_MAX>(dyn);
   const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
@@ -196,25 +208,8 @@ __device__ __forceinline__ void routerSplit(const TH *h, const TG *gate, const T
   if (item < E * PARTS) { // no barrier inside
     const int e = item / PARTS, part = item % PARTS;
     const int k0 = part * kColumns, k1 = min(D, k0 + kColumns);
-    const TG *row = gate + static_cast<int64_t>(e) * D;
     float acc[T_MAX];
-#pragma unroll
-    for (int t = 0; t < T_MAX; ++t)
-      acc[t] = 0.0f;
-#pragma unroll 4
-    for (int k = k0 + lane * V; k < k1; k += 32 * V) {
-      float w[V];
-      loadFloats<V, true>(row + k, w);
-#pragma unroll
-      for (int t = 0; t < T_MAX; ++t)
-        if (t < present) {
-          float x[V];
-          loadFloats<V, kHAligned>(h + static_cast<int64_t>(t) * D + k, x);
-#pragma unroll
-          for (int i = 0; i < V; ++i)
-            acc[t] = fmaf(w[i], x[i], acc[t]);
-        }
-    }
+    routerLaneDots<T_MAX, D>(gate + static_cast<int64_t>(e) * D, h, k0, k1, lane, present, acc);
 #pragma unroll
     for (int t = 0; t < T_MAX; ++t) {
       const float sum = warpSum(acc[t]);
