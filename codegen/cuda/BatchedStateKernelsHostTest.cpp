@@ -30,6 +30,7 @@ namespace {
 using v4emu::testing::arg;
 using v4emu::testing::asStored;
 using v4emu::testing::EmittedKernel;
+using v4emu::testing::emitInBucket;
 using v4emu::testing::floatAttr;
 using v4emu::testing::intAttr;
 using v4emu::testing::kNaN;
@@ -79,25 +80,12 @@ public:
 
   EmittedKernel emit(const std::string &op, std::vector<ArgRef> ins, std::vector<ArgRef> outs,
                      std::vector<v4rt::Attr> attrs) const {
-    v4rt::Program program;
-    program.target = "sm_90a";
-    program.kernels.push_back({op, {}});
-    program.caches = caches;
     v4rt::Bucket bucket;
     bucket.name = "decode_" + str(kBucket);
     bucket.kind = v4rt::BucketKind::Decode;
     bucket.tokens = kBucket;
     bucket.batch = kBucket;
-    v4rt::Step step;
-    step.ins = std::move(ins);
-    step.outs = std::move(outs);
-    step.attrs = std::move(attrs);
-    bucket.steps.push_back(std::move(step));
-    program.buckets.push_back(std::move(bucket));
-    const v4c::cuda::KernelEmitterFn emitter = v4c::cuda::findEmitter(op);
-    if (!emitter)
-      throw v4c::Error("no emitter for " + op);
-    return emitter(v4c::cuda::StepView(program, program.buckets[0], program.buckets[0].steps[0]));
+    return emitInBucket(op, std::move(bucket), caches, std::move(ins), std::move(outs), std::move(attrs));
   }
 };
 

@@ -128,26 +128,35 @@ inline v4rt::Attr floatAttr(const std::string &name, std::vector<double> values)
   return a;
 }
 
-// The emitter's kernel for one step of `op` in a bucket of `tokens` tokens.
-inline EmittedKernel emit(const std::string &op, int64_t tokens, std::vector<v4rt::ArgRef> ins,
-                   std::vector<v4rt::ArgRef> outs, std::vector<v4rt::Attr> attrs = {}) {
+// The emitter's kernel for the only step of `op` in `bucket` (its name, kind,
+// tokens and batch; its steps are replaced), with the program's cache slots.
+inline EmittedKernel emitInBucket(const std::string &op, v4rt::Bucket bucket, std::vector<v4rt::CacheSlot> caches,
+                                  std::vector<v4rt::ArgRef> ins, std::vector<v4rt::ArgRef> outs,
+                                  std::vector<v4rt::Attr> attrs) {
   v4rt::Program program;
   program.target = "sm_90a";
   program.kernels.push_back({op, {}});
-  v4rt::Bucket bucket;
-  bucket.name = "prefill_" + str(tokens);
-  bucket.tokens = tokens;
+  program.caches = std::move(caches);
   v4rt::Step step;
   step.kernel = 0;
   step.ins = std::move(ins);
   step.outs = std::move(outs);
   step.attrs = std::move(attrs);
-  bucket.steps.push_back(std::move(step));
+  bucket.steps.assign(1, std::move(step));
   program.buckets.push_back(std::move(bucket));
   const v4c::cuda::KernelEmitterFn emitter = v4c::cuda::findEmitter(op);
   if (!emitter)
     throw v4c::Error("no emitter for " + op);
   return emitter(v4c::cuda::StepView(program, program.buckets[0], program.buckets[0].steps[0]));
+}
+
+// The emitter's kernel for one step of `op` in a prefill bucket of `tokens` tokens.
+inline EmittedKernel emit(const std::string &op, int64_t tokens, std::vector<v4rt::ArgRef> ins,
+                   std::vector<v4rt::ArgRef> outs, std::vector<v4rt::Attr> attrs = {}) {
+  v4rt::Bucket bucket;
+  bucket.name = "prefill_" + str(tokens);
+  bucket.tokens = tokens;
+  return emitInBucket(op, std::move(bucket), {}, std::move(ins), std::move(outs), std::move(attrs));
 }
 
 // "v4cuda::name<a, b, ...>": the instantiation the entry must call.

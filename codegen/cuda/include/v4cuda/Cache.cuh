@@ -73,27 +73,15 @@ __device__ __forceinline__ int ropePairIndex(int channel, int headDim, int ropeD
   return inHead >= first ? (inHead - first) / 2 : -1;
 }
 
-// V consecutive elements as floats. V * sizeof(T) of 8 or 16 bytes uses one
-// vector load: the caller guarantees that alignment (row starts and channel
-// offsets multiples of V, buffers 64-byte aligned).
+// V consecutive elements as floats, in one vector load where loadElements
+// can: the caller guarantees that alignment (row starts and channel offsets
+// multiples of V, buffers 64-byte aligned).
 template <int V, typename T> __device__ __forceinline__ void loadVec(const T *p, float (&out)[V]) {
-  if constexpr (V * sizeof(T) == 16) {
-    const uint4 raw = *reinterpret_cast<const uint4 *>(p);
-    const T *elems = reinterpret_cast<const T *>(&raw);
+  T elems[V];
+  loadElements<V>(p, elems);
 #pragma unroll
-    for (int i = 0; i < V; ++i)
-      out[i] = toFloat(elems[i]);
-  } else if constexpr (V * sizeof(T) == 8) {
-    const uint2 raw = *reinterpret_cast<const uint2 *>(p);
-    const T *elems = reinterpret_cast<const T *>(&raw);
-#pragma unroll
-    for (int i = 0; i < V; ++i)
-      out[i] = toFloat(elems[i]);
-  } else {
-#pragma unroll
-    for (int i = 0; i < V; ++i)
-      out[i] = toFloat(p[i]);
-  }
+  for (int i = 0; i < V; ++i)
+    out[i] = toFloat(elems[i]);
 }
 
 // An element written by another block of this launch: read through L2 (a

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -50,6 +51,24 @@ template <typename T> __device__ __forceinline__ T blockSum(T v, T *scratch) {
   const int warps = (blockDim.x + 31) >> 5;
   v = lane < warps ? scratch[lane] : T(0);
   return warpSum(v);
+}
+
+// V consecutive elements in one 4-, 8- or 16-byte load when V * sizeof(T) is
+// one of those sizes (the caller guarantees that alignment), else one by one.
+template <int V, typename T> __device__ __forceinline__ void loadElements(const T *p, T (&out)[V]) {
+  constexpr int kBytes = V * static_cast<int>(sizeof(T));
+  if constexpr (kBytes == 16 || kBytes == 8 || kBytes == 4) {
+    using Raw = std::conditional_t<kBytes == 16, uint4, std::conditional_t<kBytes == 8, uint2, uint32_t>>;
+    const Raw raw = *reinterpret_cast<const Raw *>(p);
+    const T *elems = reinterpret_cast<const T *>(&raw);
+#pragma unroll
+    for (int i = 0; i < V; ++i)
+      out[i] = elems[i];
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i)
+      out[i] = p[i];
+  }
 }
 
 } // namespace v4cuda

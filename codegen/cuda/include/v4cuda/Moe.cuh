@@ -104,28 +104,7 @@ struct Fp4ExpertRows {
     const uint8_t *c = codes + row * cols + col;
     // V codes in one 4-, 8- or 16-byte load (row * cols + col is a multiple of V).
     uint8_t bytes[V];
-    if constexpr (V == 16) {
-      const uint4 raw = *reinterpret_cast<const uint4 *>(c);
-      const uint8_t *b = reinterpret_cast<const uint8_t *>(&raw);
-#pragma unroll
-      for (int v = 0; v < V; ++v)
-        bytes[v] = b[v];
-    } else if constexpr (V == 8) {
-      const uint2 raw = *reinterpret_cast<const uint2 *>(c);
-      const uint8_t *b = reinterpret_cast<const uint8_t *>(&raw);
-#pragma unroll
-      for (int v = 0; v < V; ++v)
-        bytes[v] = b[v];
-    } else if constexpr (V == 4) {
-      const uint32_t raw = *reinterpret_cast<const uint32_t *>(c);
-#pragma unroll
-      for (int v = 0; v < V; ++v)
-        bytes[v] = static_cast<uint8_t>(raw >> (8 * v));
-    } else {
-#pragma unroll
-      for (int v = 0; v < V; ++v)
-        bytes[v] = c[v];
-    }
+    loadElements<V>(c, bytes);
     const uint8_t *rowScales = scales + row * scaleCols;
 #pragma unroll
     for (int v = 0; v < V; ++v) // the dequantized weight, as the CPU's dequantizeRow
