@@ -32,8 +32,7 @@ struct CudaDecodeBatch::BatchedBucket {
   DeviceBuffer tables;  // [cache slots][batch] slot bases (uint64)
   PinnedBuffer staging; // tables | ids [batch] | positions [batch] | dyn [kDynValues]
   PinnedBuffer logits;  // batch rows of the logits output (allocated on first use)
-  std::vector<std::vector<uint64_t>> values; // per step: the ABI's parameter values
-  std::vector<std::vector<void *>> params;   // per step: pointers into `values`
+  BoundLaunches launches; // cache arguments: the slot tables (the batched ABI)
   CUgraph graph = nullptr;
   CUgraphExec graphExec = nullptr;
   std::unique_ptr<Event> start, end;
@@ -109,26 +108,10 @@ CudaDecodeBatch::BatchedBucket &CudaDecodeBatch::bucketFor(int64_t sessions) {
                                name + " logits");
   bucket.start = std::make_unique<Event>(api);
   bucket.end = std::make_unique<Event>(api);
-  ArgAddresses addresses;
-  addresses.arena = bucket.device->arena.get();
-  addresses.arenaBytes = bucket.device->arena.bytes();
-  for (size_t w = 0; w < program.weights.size(); ++w)
-    addresses.weights.push_back(model_.weightAddress(w));
-  for (size_t s = 0; s < slots; ++s) // a cache argument is its slot's table (the batched ABI)
-    addresses.caches.push_back(bucket.tables.get() + s * B * sizeof(uint64_t));
-  for (const DeviceBuffer &input : bucket.device->inputs)
-    addresses.inputs.push_back(input.get());
-  for (const DeviceBuffer &output : bucket.device->outputs)
-    addresses.outputs.push_back(output.get());
-  addresses.dyn = bucket.device->dyn.get();
-  bucket.values.resize(bucket.device->steps.size());
-  bucket.params.resize(bucket.device->steps.size());
-  for (size_t s = 0; s < bucket.device->steps.size(); ++s) {
-    const DeviceStep &step = bucket.device->steps[s];
-    bucket.values[s] = stepParams(*step.step, addresses, step.where);
-    for (uint64_t &value : bucket.values[s]) // never grows again: stable addresses
-      bucket.params[s].push_back(&value);
-  }
+  std::vector<uint64_t> tables; // a cache argument is its slot's table (the batched ABI)
+  for (size_t s = 0; s < slots; ++s)
+    tables.push_back(bucket.tables.get() + s * B * sizeof(uint64_t));
+  bucket.launches = model_.bindLaunches(*bucket.device, tables);
   return bucket;
 }
 
@@ -232,12 +215,7 @@ void CudaDecodeBatch::launchSteps(BatchedBucket &bucket) {
   const DriverApi &api = model_.api();
   for (size_t s = 0; s < bucket.device->steps.size(); ++s) {
     const DeviceStep &device = bucket.device->steps[s];
-    const Step &step = *device.step;
-    checkCuda(api,
-              api.cuLaunchKernel(device.function, step.grid[0], step.grid[1], step.grid[2], step.block[0],
-                                 step.block[1], step.block[2], step.sharedBytes, model_.stream(),
-                                 bucket.params[s].data(), nullptr),
-              "cuLaunchKernel", device.where);
+    model_.launch(device, bucket.launches.params[s].data());
     if (syncEachStep_)
       checkCuda(api, api.cuStreamSynchronize(model_.stream()), "cuStreamSynchronize", "after " + device.where);
   }

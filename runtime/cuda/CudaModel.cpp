@@ -250,4 +250,35 @@ void CudaModel::bindBuckets() {
                 "cuFuncSetAttribute", "MAX_DYNAMIC_SHARED_SIZE_BYTES " + std::to_string(bytes.first));
 }
 
+BoundLaunches CudaModel::bindLaunches(const DeviceBucket &bucket, const std::vector<uint64_t> &cacheAddresses) const {
+  ArgAddresses addresses;
+  addresses.arena = bucket.arena.get();
+  addresses.arenaBytes = bucket.arena.bytes();
+  for (size_t w = 0; w < program().weights.size(); ++w)
+    addresses.weights.push_back(weightAddress(w));
+  addresses.caches = cacheAddresses;
+  for (const DeviceBuffer &input : bucket.inputs)
+    addresses.inputs.push_back(input.get());
+  for (const DeviceBuffer &output : bucket.outputs)
+    addresses.outputs.push_back(output.get());
+  addresses.dyn = bucket.dyn.get();
+  BoundLaunches launches;
+  launches.values.resize(bucket.steps.size());
+  launches.params.resize(bucket.steps.size());
+  for (size_t s = 0; s < bucket.steps.size(); ++s) {
+    launches.values[s] = stepParams(*bucket.steps[s].step, addresses, bucket.steps[s].where);
+    for (uint64_t &value : launches.values[s]) // never grows again: stable addresses
+      launches.params[s].push_back(&value);
+  }
+  return launches;
+}
+
+void CudaModel::launch(const DeviceStep &device, void **params) const {
+  const Step &step = *device.step;
+  checkCuda(api(),
+            api().cuLaunchKernel(device.function, step.grid[0], step.grid[1], step.grid[2], step.block[0],
+                                 step.block[1], step.block[2], step.sharedBytes, stream(), params, nullptr),
+            "cuLaunchKernel", device.where);
+}
+
 } // namespace v4rt::cuda

@@ -47,6 +47,21 @@ struct DeviceBucket {
   std::vector<DeviceStep> steps;
 };
 
+// A bucket's launches bound to one set of cache addresses (a session's slots,
+// or a batched bucket's slot tables): per step the entry ABI's parameter
+// values, and the pointers into them that cuLaunchKernel takes. Moving keeps
+// the pointers valid (the inner vectors' storage does not move); copying
+// would not, so it is not allowed.
+struct BoundLaunches {
+  std::vector<std::vector<uint64_t>> values;
+  std::vector<std::vector<void *>> params;
+  BoundLaunches() = default;
+  BoundLaunches(BoundLaunches &&) = default;
+  BoundLaunches &operator=(BoundLaunches &&) = default;
+  BoundLaunches(const BoundLaunches &) = delete;
+  BoundLaunches &operator=(const BoundLaunches &) = delete;
+};
+
 constexpr int64_t kDynValues = 16; // dyn[0] used; room for more dynamic values
 
 class CudaModel {
@@ -72,6 +87,11 @@ public:
   const std::vector<DeviceBucket> &buckets() const { return buckets_; }
   CUdeviceptr weightAddress(size_t index) const { return weights_[index].get(); }
   uint64_t deviceBytes() const { return deviceBytes_; }
+  // The parameters of every step of `bucket` with cache slot s at
+  // `cacheAddresses[s]` (Program::caches order).
+  BoundLaunches bindLaunches(const DeviceBucket &bucket, const std::vector<uint64_t> &cacheAddresses) const;
+  // Launches one step on the model's stream; an error names the step.
+  void launch(const DeviceStep &step, void **params) const;
   // Device bytes of one session's cache slots (every slot at maxContext).
   uint64_t sessionKvBytes() const;
   // The budget sessions' cache slots share (sessions run one call at a time).

@@ -79,7 +79,7 @@ void CudaSession::refreshAddresses() {
     return;
   // Every table and the graph hold the old slot addresses.
   const DriverApi &api = model_.api();
-  for (std::unique_ptr<Launches> &launches : launches_)
+  for (std::unique_ptr<BoundLaunches> &launches : launches_)
     launches.reset();
   if (graphExec_)
     api.cuGraphExecDestroy(graphExec_);
@@ -90,33 +90,16 @@ void CudaSession::refreshAddresses() {
   addressGeneration_ = slots_->generation();
 }
 
-const CudaSession::Launches &CudaSession::launchesFor(const DeviceBucket &bucket) {
+const BoundLaunches &CudaSession::launchesFor(const DeviceBucket &bucket) {
   refreshAddresses();
   const size_t index = static_cast<size_t>(&bucket - model_.buckets().data());
-  std::unique_ptr<Launches> &slot = launches_.at(index);
-  if (slot)
-    return *slot;
-  ArgAddresses addresses;
-  addresses.arena = bucket.arena.get();
-  addresses.arenaBytes = bucket.arena.bytes();
-  for (size_t w = 0; w < model_.program().weights.size(); ++w)
-    addresses.weights.push_back(model_.weightAddress(w));
-  for (size_t s = 0; s < slots_->size(); ++s)
-    addresses.caches.push_back(slots_->address(s));
-  for (const DeviceBuffer &input : bucket.inputs)
-    addresses.inputs.push_back(input.get());
-  for (const DeviceBuffer &output : bucket.outputs)
-    addresses.outputs.push_back(output.get());
-  addresses.dyn = bucket.dyn.get();
-  auto launches = std::make_unique<Launches>();
-  launches->values.resize(bucket.steps.size());
-  launches->params.resize(bucket.steps.size());
-  for (size_t s = 0; s < bucket.steps.size(); ++s) {
-    launches->values[s] = stepParams(*bucket.steps[s].step, addresses, bucket.steps[s].where);
-    for (uint64_t &value : launches->values[s]) // the vector never grows again: stable addresses
-      launches->params[s].push_back(&value);
+  std::unique_ptr<BoundLaunches> &slot = launches_.at(index);
+  if (!slot) {
+    std::vector<uint64_t> caches;
+    for (size_t s = 0; s < slots_->size(); ++s)
+      caches.push_back(slots_->address(s));
+    slot = std::make_unique<BoundLaunches>(model_.bindLaunches(bucket, caches));
   }
-  slot = std::move(launches);
   return *slot;
 }
 
@@ -166,16 +149,11 @@ void CudaSession::stageInputs(const DeviceBucket &bucket, const int32_t *ids, in
 
 void CudaSession::launchSteps(const DeviceBucket &bucket, int64_t count) {
   const DriverApi &api = model_.api();
-  const Launches &launches = launchesFor(bucket);
+  const BoundLaunches &launches = launchesFor(bucket);
   const bool stepwise = options_.syncEachStep || static_cast<bool>(observer_);
   for (size_t s = 0; s < bucket.steps.size(); ++s) {
     const DeviceStep &device = bucket.steps[s];
-    const Step &step = *device.step;
-    checkCuda(api,
-              api.cuLaunchKernel(device.function, step.grid[0], step.grid[1], step.grid[2], step.block[0],
-                                 step.block[1], step.block[2], step.sharedBytes, model_.stream(),
-                                 const_cast<void **>(launches.params[s].data()), nullptr),
-              "cuLaunchKernel", device.where);
+    model_.launch(device, const_cast<void **>(launches.params[s].data()));
     if (!stepwise)
       continue;
     checkCuda(api, api.cuStreamSynchronize(model_.stream()), "cuStreamSynchronize", "after " + device.where);

@@ -102,11 +102,7 @@ private:
   // decode bucket over several sessions' caches and advances each.
   friend class CudaDecodeBatch;
 
-  struct Launches {
-    std::vector<std::vector<uint64_t>> values; // per step: the ABI's parameter values
-    std::vector<std::vector<void *>> params;   // per step: pointers into `values`
-  };
-  const Launches &launchesFor(const DeviceBucket &bucket);
+  const BoundLaunches &launchesFor(const DeviceBucket &bucket);
   // Drops the launch tables and the decode graph when the slots moved.
   void refreshAddresses();
   // What decode() does after its launches ran, for a batched step that fed `id`.
@@ -135,7 +131,7 @@ private:
   CudaSessionOptions options_;
   std::unique_ptr<KvSlots> slots_;   // Program::caches order
   uint64_t addressGeneration_ = 0;   // slots_->generation() the tables were built for
-  std::vector<std::unique_ptr<Launches>> launches_; // per model bucket, built on first use
+  std::vector<std::unique_ptr<BoundLaunches>> launches_; // per model bucket, built on first use
   // ids | positions | dyn of one run, twice: a chunk is staged while the
   // previous one's copies may still be queued (each waits for its event).
   PinnedBuffer staging_[2];

@@ -3,8 +3,8 @@
 // host is ahead of the device), over sessions of the CUDA backend. Built only with <cuda.h>
 // (V4RUN_HAVE_CUDA); otherwise openCudaStepTimer explains what is missing.
 //
-// The launches are this file's own (the entry ABI of LaunchParams.h over the
-// model's bucket buffers and the sessions' cache slots), so a run can be
+// The launches are this file's own (CudaModel::bindLaunches over the model's
+// bucket buffers and the sessions' cache slots), so a run can be
 // repeated at the same positions without advancing any session: each run
 // writes the same cache rows again.
 #include "tools/v4run/StepTimer.h"
@@ -126,14 +126,7 @@ public:
     v4c::check(!sessions_.empty() && (!batched || static_cast<int64_t>(sessions_.size()) >= run.rows),
                "internal error: profile filled too few sessions");
 
-    ArgAddresses addresses = bucketAddresses(device, batched, run.rows);
-    std::vector<std::vector<uint64_t>> values(device.steps.size());
-    std::vector<std::vector<void *>> params(device.steps.size());
-    for (size_t s = 0; s < device.steps.size(); ++s) {
-      values[s] = stepParams(*device.steps[s].step, addresses, device.steps[s].where);
-      for (uint64_t &value : values[s])
-        params[s].push_back(&value);
-    }
+    const BoundLaunches launches = model_->bindLaunches(device, cacheAddresses(device, batched, run.rows));
     stageInputs(device, run, batched);
 
     const size_t steps = device.steps.size();
@@ -145,12 +138,7 @@ public:
       for (size_t s = 0; s < steps; ++s) {
         if (marked)
           marks[s]->record(stream);
-        const DeviceStep &step = device.steps[s];
-        checkCuda(api,
-                  api.cuLaunchKernel(step.function, step.step->grid[0], step.step->grid[1], step.step->grid[2],
-                                     step.step->block[0], step.step->block[1], step.step->block[2],
-                                     step.step->sharedBytes, stream, params[s].data(), nullptr),
-                  "cuLaunchKernel", step.where);
+        model_->launch(device.steps[s], const_cast<void **>(launches.params[s].data()));
       }
       if (marked)
         marks[steps]->record(stream);
@@ -240,20 +228,16 @@ private:
     }
   }
 
-  // The addresses the bucket's launches use. A batched decode bucket takes,
-  // per cache slot, a device table of `batch` slot addresses (row r: session
-  // r; rows past `rows` null, never read: docs/cuda-compile.md).
-  ArgAddresses bucketAddresses(const DeviceBucket &device, bool batched, int64_t rows) {
+  // The cache addresses the bucket's launches use. A batched decode bucket
+  // takes, per cache slot, a device table of `batch` slot addresses (row r:
+  // session r; rows past `rows` null, never read: docs/cuda-compile.md).
+  std::vector<uint64_t> cacheAddresses(const DeviceBucket &device, bool batched, int64_t rows) {
     const DriverApi &api = model_->api();
-    ArgAddresses addresses;
-    addresses.arena = device.arena.get();
-    addresses.arenaBytes = device.arena.bytes();
-    for (size_t w = 0; w < program().weights.size(); ++w)
-      addresses.weights.push_back(model_->weightAddress(w));
+    std::vector<uint64_t> addresses;
     cacheTables_.clear();
     for (size_t slot = 0; slot < program().caches.size(); ++slot) {
       if (!batched) {
-        addresses.caches.push_back(sessions_.front()->cacheAddress(slot));
+        addresses.push_back(sessions_.front()->cacheAddress(slot));
         continue;
       }
       std::vector<uint64_t> table(static_cast<size_t>(device.bucket->batch), 0);
@@ -264,13 +248,8 @@ private:
                 api.cuMemcpyHtoDAsync(cacheTables_.back().get(), table.data(), table.size() * sizeof(uint64_t),
                                       model_->stream()),
                 "cuMemcpyHtoDAsync", "cache table of " + program().caches[slot].name);
-      addresses.caches.push_back(cacheTables_.back().get());
+      addresses.push_back(cacheTables_.back().get());
     }
-    for (const DeviceBuffer &input : device.inputs)
-      addresses.inputs.push_back(input.get());
-    for (const DeviceBuffer &output : device.outputs)
-      addresses.outputs.push_back(output.get());
-    addresses.dyn = device.dyn.get();
     return addresses;
   }
 
