@@ -1,12 +1,15 @@
-// v4bench-agent: replays a multi-turn agent trace with and without the disk
-// KV cache. Each turn appends --append deterministic pseudo-random ids to a
-// growing context and runs it as a NEW session (a new request): prefill the
+// v4bench-agent: replays a multi-turn agent trace with and without the KV
+// prefix cache. Each turn appends --append deterministic pseudo-random ids to
+// a growing context and runs it as a NEW session (a new request): prefill the
 // whole context, decode --decode tokens (appended too, as an agent would).
 // With several --swa-cache strategies, the cached replay runs once per
 // strategy, each on an empty directory. Prints a table per mode, a summary of
-// page bytes on disk and prefill tokens saved per strategy, and one JSON line.
+// page bytes per tier and prefill tokens saved per strategy, and one JSON line.
+// cpu artifacts run through the C API (host -> disk tiers); GPU artifacts
+// through the CUDA backend (device -> pinned host -> disk tiers).
 //   v4bench-agent MODEL.v4a [--turns 20] [--append 2048] [--decode 4] [--cache-dir DIR]
-//                 [--swa-cache full,periodic:1024,zero]
+//                 [--swa-cache full,periodic:1024,zero] [--cache-device-bytes B]
+//                 [--cache-host-bytes B] [--cache-disk-bytes B] [--max-context N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -19,9 +22,14 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
-#include "runtime/api/v4rt.hpp"
+#include "bench/AgentTraceBackend.h"
+#include "runtime/PrefixCache.h"
+#include "runtime/artifact/ArtifactReader.h"
 
 namespace {
+
+using v4bench::TraceCacheStats;
+using v4bench::TraceModel;
 
 struct Options {
   std::string artifact, cacheDir;
@@ -30,44 +38,91 @@ struct Options {
   int64_t append = 2048, decode = 4;
   unsigned threads = 0;
   uint32_t seed = 1;
+  uint64_t deviceBytes = 0, hostBytes = 0, diskBytes = 0;
+  int64_t maxContext = 0; // GPU: 0 = what the trace needs
+  bool gpu = false;
 };
 
 struct Totals {
   int64_t computed = 0, saved = 0;
   double ms = 0;
   std::vector<int32_t> lastIds; // the final turn's generated ids
-  v4rt_cache_stats cache{};     // with a cache: its counters at the end
+  TraceCacheStats cache;        // with a cache: its tiers at the end
 };
 
-// Without a strategy: no cache. With one: a disk cache in `cacheDir`.
+std::unique_ptr<TraceModel> openModel(const Options &options) {
+  if (!options.gpu)
+    return v4bench::openCpuTraceModel(options.artifact, options.threads, /*verifyChecksums=*/true);
+  const int64_t needed = options.turns * (options.append + options.decode) + 1;
+  return v4bench::openCudaTraceModel(options.artifact, options.maxContext ? options.maxContext : needed,
+                                     /*verifyChecksums=*/true);
+}
+
+// "device 4 pages 8640 bytes, host (pinned) 2 pages 4320 bytes (4320 pinned), disk ..."
+std::string describeTiers(const TraceCacheStats &stats) {
+  std::string text;
+  for (const v4bench::TraceTier &tier : stats.tiers) {
+    text += (text.empty() ? "" : ", ") + tier.name + " " + std::to_string(tier.pages) + " pages " +
+            std::to_string(tier.bytes) + " bytes";
+    if (tier.name.find("pinned") != std::string::npos)
+      text += " (" + std::to_string(tier.pinnedBytes) + " pinned)";
+    if (tier.pinFailures)
+      text += " [" + std::to_string(tier.pinFailures) + " pages left pageable: pinning failed]";
+  }
+  return text;
+}
+
+std::string tiersJson(const TraceCacheStats &stats) {
+  std::string json;
+  for (const v4bench::TraceTier &tier : stats.tiers) {
+    char entry[256];
+    std::snprintf(entry, sizeof(entry),
+                  "%s{\"name\": \"%s\", \"pages\": %llu, \"bytes\": %llu, \"pinned_bytes\": %llu, "
+                  "\"pin_failures\": %llu}",
+                  json.empty() ? "" : ", ", tier.name.c_str(), static_cast<unsigned long long>(tier.pages),
+                  static_cast<unsigned long long>(tier.bytes), static_cast<unsigned long long>(tier.pinnedBytes),
+                  static_cast<unsigned long long>(tier.pinFailures));
+    json += entry;
+  }
+  return "[" + json + "]";
+}
+
+// Without a strategy: no cache. With one: the tiers the options ask for,
+// the disk tier in `cacheDir`.
 Totals replay(const Options &options, const std::string *swaCache, const std::string &cacheDir) {
-  v4rt::ModelHandle model(options.artifact, options.threads);
+  std::unique_ptr<TraceModel> model = openModel(options);
   const bool withCache = swaCache != nullptr;
-  if (withCache)
-    model.attachCache(cacheDir, 0, 0, "", *swaCache);
-  const int64_t V = model.vocabSize();
+  if (withCache) {
+    v4bench::TraceCacheOptions cache;
+    cache.directory = cacheDir;
+    cache.deviceBytes = options.deviceBytes;
+    cache.hostBytes = options.hostBytes;
+    cache.diskBytes = options.diskBytes;
+    cache.swaCache = *swaCache;
+    model->attachCache(cache);
+  }
+  const int64_t V = model->vocabSize();
   std::mt19937 generator(options.seed);
   std::uniform_int_distribution<int32_t> pick(2, static_cast<int32_t>(V - 1));
   std::vector<int32_t> context;
   Totals totals;
-  std::printf("\n%s%s\n%5s %9s %16s %12s %10s\n",
-              withCache ? "with disk cache, --swa-cache " : "no cache",
-              withCache ? swaCache->c_str() : "", "turn", "context", "prefill computed",
-              "tokens saved", "ms");
+  std::printf("\n%s%s\n%5s %9s %16s %12s %10s\n", withCache ? "with KV cache, --swa-cache " : "no cache",
+              withCache ? swaCache->c_str() : "", "turn", "context", "prefill computed", "tokens saved", "ms");
   for (int turn = 1; turn <= options.turns; ++turn) {
     for (int64_t i = 0; i < options.append; ++i)
       context.push_back(pick(generator));
     const auto start = std::chrono::steady_clock::now();
-    v4rt::SessionHandle session(model);
+    std::unique_ptr<v4bench::TraceSession> session = model->newSession();
     int64_t reused = 0;
-    std::vector<float> logits = session.prefillLast(context, &reused);
+    std::vector<float> logits = session->prefillLast(context, reused);
     std::vector<int32_t> generated;
     for (int64_t i = 0; i < options.decode; ++i) {
       const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
                                                 logits.begin());
       generated.push_back(next);
-      logits = session.decode(next);
+      logits = session->decode(next);
     }
+    session.reset(); // the next turn is a new request
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     const int64_t computed = static_cast<int64_t>(context.size()) - reused;
@@ -79,17 +134,34 @@ Totals replay(const Options &options, const std::string *swaCache, const std::st
     totals.lastIds = generated;
     context.insert(context.end(), generated.begin(), generated.end());
   }
-  if (withCache)
-    totals.cache = model.cacheStats();
+  if (withCache) {
+    totals.cache = model->cacheStats();
+    std::printf("tiers: %s\n", describeTiers(totals.cache).c_str());
+  }
   return totals;
+}
+
+// A bad strategy fails now rather than after the uncached replay: the
+// prefix cache's own checks against the artifact's page size, no weights read.
+void checkStrategies(const Options &options) {
+  v4rt::OpenOptions open;
+  open.verifyChecksums = false;
+  const auto artifact = v4rt::Artifact::open(options.artifact, open);
+  for (const std::string &strategy : options.swaCaches) {
+    v4rt::PrefixCacheOptions probe;
+    probe.hostBytes = 1;
+    probe.strategy = v4rt::parseSwaCacheStrategy(strategy);
+    v4rt::PrefixCache(artifact->identity(), artifact->program().caches, probe);
+  }
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  CLI::App app{"v4bench-agent: multi-turn agent trace with and without the disk KV cache"};
+  CLI::App app{"v4bench-agent: multi-turn agent trace with and without the KV prefix cache"};
   Options options;
-  app.add_option("artifact", options.artifact, "compiled model (.v4a)")->required();
+  app.add_option("artifact", options.artifact, "compiled model (.v4a): cpu, or sm_* on the CUDA backend")
+      ->required();
   app.add_option("--turns", options.turns, "turns (new sessions)")->check(CLI::PositiveNumber);
   app.add_option("--append", options.append, "tokens appended per turn")->check(CLI::PositiveNumber);
   app.add_option("--decode", options.decode, "tokens decoded per turn")->check(CLI::NonNegativeNumber);
@@ -97,7 +169,13 @@ int main(int argc, char **argv) {
   app.add_option("--swa-cache", options.swaCaches,
                  "window strategies to compare, comma-separated: full, periodic:P, zero")
       ->delimiter(',');
-  app.add_option("--threads", options.threads, "worker threads (0 = all cores)");
+  app.add_option("--cache-device-bytes", options.deviceBytes, "GPU artifacts: device page tier budget (0: none)");
+  app.add_option("--cache-host-bytes", options.hostBytes,
+                 "host page tier budget (0: none; pinned memory on GPU artifacts)");
+  app.add_option("--cache-disk-bytes", options.diskBytes, "disk tier budget (0: 16 GiB)");
+  app.add_option("--max-context", options.maxContext,
+                 "GPU artifacts: longest session (0: turns x (append + decode) + 1)");
+  app.add_option("--threads", options.threads, "cpu artifacts: worker threads (0 = all cores)");
   app.add_option("--seed", options.seed, "trace seed");
   CLI11_PARSE(app, argc, argv);
   namespace fs = std::filesystem;
@@ -108,13 +186,11 @@ int main(int argc, char **argv) {
           (fs::temp_directory_path() / ("v4bench-agent-" + std::to_string(::getpid()))).string();
     if (options.swaCaches.empty())
       throw std::runtime_error("--swa-cache: give at least one strategy (full, periodic:P, zero)");
-    {
-      // A bad strategy fails now rather than after the uncached replay (a
-      // host-only cache checks it against the model's page size).
-      v4rt::ModelHandle probe(options.artifact, 1, /*verifyChecksums=*/false);
-      for (const std::string &strategy : options.swaCaches)
-        probe.attachCache("", 0, 1, "", strategy);
-    }
+    const std::string target = v4bench::artifactTarget(options.artifact);
+    options.gpu = target != "cpu";
+    std::printf("v4bench-agent: %s (target %s, %s backend)\n", options.artifact.c_str(), target.c_str(),
+                options.gpu ? "CUDA" : "cpu");
+    checkStrategies(options);
     fs::remove_all(options.cacheDir); // every run starts cold
     const Totals cold = replay(options, nullptr, "");
     std::vector<Totals> cached;
@@ -139,31 +215,34 @@ int main(int argc, char **argv) {
       const Totals &t = cached[i];
       const bool same = t.lastIds == cold.lastIds;
       allSame = allSame && same;
-      const unsigned long long pages = t.cache.disk_pages, bytes = t.cache.disk_bytes;
+      const v4bench::TraceTier *disk = t.cache.find("disk");
+      const unsigned long long pages = disk ? disk->pages : 0, bytes = disk ? disk->bytes : 0;
       std::printf("%-16s %6llu %14llu %10llu %16lld %12lld %12llu %10.1f %8s\n",
                   options.swaCaches[i].c_str(), pages, bytes, pages ? bytes / pages : 0,
                   static_cast<long long>(t.computed), static_cast<long long>(t.saved),
-                  static_cast<unsigned long long>(t.cache.window_tokens_recomputed), t.ms,
+                  static_cast<unsigned long long>(t.cache.windowTokensRecomputed), t.ms,
                   same ? "yes" : "NO");
       char entry[512];
       std::snprintf(entry, sizeof(entry),
                     "%s{\"swa_cache\": \"%s\", \"disk_pages\": %llu, \"disk_bytes\": %llu, "
                     "\"prefill_computed\": %lld, \"tokens_saved\": %lld, \"window_recomputed\": "
-                    "%llu, \"ms\": %.1f, \"speedup\": %.2f, \"same_final_ids\": %s}",
+                    "%llu, \"ms\": %.1f, \"speedup\": %.2f, \"same_final_ids\": %s, \"tiers\": ",
                     i ? ", " : "", options.swaCaches[i].c_str(), pages, bytes,
                     static_cast<long long>(t.computed), static_cast<long long>(t.saved),
-                    static_cast<unsigned long long>(t.cache.window_tokens_recomputed), t.ms,
+                    static_cast<unsigned long long>(t.cache.windowTokensRecomputed), t.ms,
                     cold.ms / std::max(t.ms, 1e-9), same ? "true" : "false");
-      strategiesJson += entry;
+      strategiesJson += entry + tiersJson(t.cache) + "}";
     }
+    for (size_t i = 0; i < cached.size(); ++i)
+      std::printf("%-16s tiers: %s\n", options.swaCaches[i].c_str(), describeTiers(cached[i].cache).c_str());
     // "disk_cache"/"speedup": the first strategy, as before strategies were compared.
     const Totals &first = cached.front();
-    std::printf("\n{\"turns\": %d, \"append\": %lld, \"decode\": %lld, "
+    std::printf("\n{\"target\": \"%s\", \"turns\": %d, \"append\": %lld, \"decode\": %lld, "
                 "\"no_cache\": {\"prefill_computed\": %lld, \"ms\": %.1f}, "
                 "\"disk_cache\": {\"prefill_computed\": %lld, \"tokens_saved\": %lld, "
                 "\"ms\": %.1f}, "
                 "\"speedup\": %.2f, \"same_final_ids\": %s, \"strategies\": [%s]}\n",
-                options.turns, static_cast<long long>(options.append),
+                target.c_str(), options.turns, static_cast<long long>(options.append),
                 static_cast<long long>(options.decode), static_cast<long long>(cold.computed),
                 cold.ms, static_cast<long long>(first.computed),
                 static_cast<long long>(first.saved), first.ms, cold.ms / std::max(first.ms, 1e-9),

@@ -2,7 +2,8 @@
 # The first GPU session, in ONE device call: builds nothing (v4run and the
 # artifacts come from bench/prepare_gpu_session.sh, carried), runs every check
 # of tests/gpu/checks.list (verify fp32/bf16, compare, consistency incl. graph
-# vs launches, bench), then bench/vs_hf.sh, and prints one table last.
+# vs launches, bench; each bf16 wgmma row beside its wmma twin), then
+# bench/vs_hf.sh, and prints one table last.
 # usage: bench/gpu_session.sh [SESSION=build-h8/gpu-session.tgz] [issue6]   (or the unpacked directory)
 #   issue6: run bench/issue6.sh on the bundle instead (issue 6's benchmarks and
 #   the HF side-by-side, < 9 minutes; its artifacts are in the same bundle).
@@ -86,6 +87,37 @@ rm -f "$out/vs_hf.log"
 row "vs_hf.v4-flash-2layer.bf16" "$([ $status -eq 0 ] && echo ok || echo FAIL)" "$secs" \
   "$(grep -E '^(prefill tokens/s|decode ms/token|measured)' "$log" | tail -3 | tr -s ' ' | paste -sd ';' -)"
 
+# Issue 5: the agent trace on the GPU (bench/agent_trace.cpp): 8 turns of
+# 2048 new tokens, cache vs none, through device (16 MiB) -> pinned host
+# (16 MiB) -> disk tiers; exits 1 if the cached replay's ids differ.
+agent=$out/agent_trace.log
+if [ -x "$dir/bin/v4bench-agent" ]; then
+  start=$(date +%s)
+  timeout 300 "$dir/bin/v4bench-agent" "$dir/work/v4-flash-2layer-sm_90a-bf16.v4a" --turns 8 --append 2048 --decode 4 \
+    --swa-cache full,zero --cache-dir "$dir/work/agent-cache" --cache-device-bytes 16777216 \
+    --cache-host-bytes 16777216 > "$agent" 2>&1
+  status=$?
+  secs=$(($(date +%s) - start))
+  { echo "=================== agent_trace: status $status in ${secs}s"; cat "$agent"; } >> "$log"
+  row "agent_trace.v4-flash-2layer" "$([ $status -eq 0 ] && echo ok || echo FAIL)" "$secs" \
+    "$(grep -E '^(full|zero) ' "$agent" | grep -v tiers | tr -s ' ' | paste -sd ';' - | cut -c1-150)"
+else
+  row "agent_trace" FAIL 0 "no bin/v4bench-agent in the bundle (bench/prepare_gpu_session.sh)"
+fi
+
 echo
 echo "==================== GPU session summary (logs: $log)"
 cat "$table"
+# The wgmma rows (--tensor-cores wgmma, opt-in) beside their wmma twins: the
+# same verdict means the GEMM variant is not the cause; wgmma alone failing
+# points at DenseWgmma.cuh / MoeWgmma.cuh (compare names the first bad launch).
+awk '{ verdict[$1] = $2 } END {
+  for (name in verdict) if (name ~ /-wgmma$/) {
+    twin = name; sub(/-wgmma$/, "", twin)
+    printf "wgmma: %-34s %-7s (wmma twin %s: %s)\n", name, verdict[name], twin, (twin in verdict) ? verdict[twin] : "not run"
+  } }' "$table" | sort
+if [ -f "$agent" ]; then
+  echo
+  echo "==================== agent trace on the GPU ($agent)"
+  sed -n '/^swa-cache /,$p' "$agent"
+fi

@@ -7,9 +7,14 @@
 #   decode bf16 @4K, decode fp8+fp4 @4K, decode @64K, @256K, the 1M-token
 #   prefill (chunked, timed) and decode @1M, prefill of 32768, batched decode
 #   at 1/8/32/64 sessions, `v4run profile` of decode @4K, decode @1M (tiled
-#   fill) and the 4096-token prefill (bf16, then fp8+fp4 last), HF
-#   transformers on the same config (decode @4K, prefill 4096 and 32768,
-#   out-of-memory reported as OOM),
+#   fill) and the 4096-token prefill (bf16 wmma, bf16 wgmma, then fp8+fp4
+#   wmma and wgmma last), HF transformers on the same config (decode @4K,
+#   prefill 4096 and 32768, out-of-memory reported as OOM),
+#   and, for the artifacts compiled with `--tensor-cores wgmma` (bf16-wgmma.v4a,
+#   fp8-wgmma.v4a: the warpgroup-MMA GEMM tiles), prefill of 4096 and 32768
+#   tokens and the prefill profiles, so the table says which GEMM variant meets
+#   target 3 (GEMMs >= 60% of the bf16 tensor peak). To fit them in the
+#   deadline the 1M-token prefill's share is 60 s smaller than before.
 # then the targets table (target, ours, HF, roofline, ratio, met/missed),
 # where the time goes per profile, and one JSON line (bench/issue6_report.py).
 # Every step has a time limit (and the long prefills a budget inside v4run),
@@ -18,7 +23,8 @@
 #
 # usage: bench/issue6.sh [SESSION=build/gpu-session.tgz] [--tiny]
 #   SESSION: the bundle (or its unpacked directory) with bin/v4run and
-#   work/issue6/{bf16,fp8}.v4a. --tiny: every row at tiny sizes on
+#   work/issue6/{bf16,fp8,bf16-wgmma,fp8-wgmma}.v4a (a bundle without the
+#   wgmma ones skips their rows, saying so). --tiny: every row at tiny sizes on
 #   work/issue6-tiny/{bf16,fp8}.v4a (tiny-mixed; cpu artifacts or sm_90a ones
 #   on the emulated driver): the plumbing check, bench/issue6_tiny_test.sh.
 # Environment: OUT (logs: $OUT/issue6/), ISSUE6_SECONDS (deadline, default
@@ -57,8 +63,12 @@ else
   repeat=20 warmup=3 prime=-1 prefill_tokens=0 hf_prefill=4096,32768
 fi
 bf16=$art/bf16.v4a fp8=$art/fp8.v4a
+bf16w=$art/bf16-wgmma.v4a fp8w=$art/fp8-wgmma.v4a
 for a in "$v4run" "$bf16" "$fp8"; do
   [ -e "$a" ] || { echo "issue6: $a is missing (bench/prepare_gpu_session.sh builds the bundle)"; exit 1; }
+done
+for a in "$bf16w" "$fp8w"; do
+  [ -e "$a" ] || echo "issue6: $a is missing: its wgmma rows are skipped" | tee -a "$log"
 done
 target=$("$v4run" info "$bf16" | sed -n 's/^target *//p')
 fill=tiled
@@ -78,6 +88,7 @@ fi
 # of min(MAX, what is left before the deadline - RESERVE) seconds (skipped
 # under 10), logs its output, records its last JSON line and prints its row.
 # The command may say "@LIMIT@" (the limit) and "@BUDGET@" (70% of it).
+# A command naming an artifact that is not there is skipped, saying so.
 step() {
   name=$1 max=$(($2 * ${ISSUE6_STEP_SCALE:-1})) reserve=$3
   shift 3
@@ -85,6 +96,9 @@ step() {
   limit=$((deadline - now - reserve))
   [ "$limit" -gt "$max" ] && limit=$max
   status=skipped note="no time left before the deadline" secs=0
+  for word in "$@"; do
+    case $word in *.v4a) [ -e "$word" ] || { limit=0 note="$(basename "$word") is not in the bundle"; } ;; esac
+  done
   if [ "$limit" -ge 10 ]; then
     budget=$((limit * 7 / 10))
     cmd=""
@@ -124,35 +138,44 @@ PY
 ctx() { echo $(($1 + dec + 64)); } # session capacity for a bench at context $1
 
 # 1. Decode at 4K (also the 4096-token prefill and the KV bytes per token).
-step decode.bf16.4k 60 300 "$v4run" bench "$bf16" --context $c4k --decode $dec --max-context "$(ctx $c4k)"
-step decode.fp8.4k 60 280 "$v4run" bench "$fp8" --context $c4k --decode $dec --max-context "$(ctx $c4k)"
+step decode.bf16.4k 60 360 "$v4run" bench "$bf16" --context $c4k --decode $dec --max-context "$(ctx $c4k)"
+step decode.fp8.4k 60 340 "$v4run" bench "$fp8" --context $c4k --decode $dec --max-context "$(ctx $c4k)"
 # 2. Long context: decode after a real (chunked) prefill; the 1M prefill's time.
-step decode.bf16.64k 90 260 "$v4run" bench "$bf16" --context $c64k --decode $dec_long --warmup 2 \
+step decode.bf16.64k 90 320 "$v4run" bench "$bf16" --context $c64k --decode $dec_long --warmup 2 \
   --max-context "$(ctx $c64k)" --prefill-budget @BUDGET@
-step decode.bf16.256k 150 230 "$v4run" bench "$bf16" --context $c256k --decode $dec_long --warmup 2 \
+step decode.bf16.256k 150 290 "$v4run" bench "$bf16" --context $c256k --decode $dec_long --warmup 2 \
   --max-context "$(ctx $c256k)" --prefill-budget @BUDGET@
-step long.bf16.1m 300 200 "$v4run" bench "$bf16" --context $c1m --decode $dec_long --warmup 2 \
+step long.bf16.1m 300 260 "$v4run" bench "$bf16" --context $c1m --decode $dec_long --warmup 2 \
   --max-context $max1m --prefill-budget @BUDGET@
-# 3. Prefill of 32768 tokens (4096: row decode.bf16.4k).
-step prefill.bf16.32k 60 180 "$v4run" bench "$bf16" --context $pre_b --decode 2 --warmup 1 --max-context "$(ctx $pre_b)"
+# 3. Prefill of 32768 tokens (4096: row decode.bf16.4k), then both with the
+# wgmma GEMM tiles (a hang in an unproven kernel costs at most 30 / 45 s).
+step prefill.bf16.32k 60 240 "$v4run" bench "$bf16" --context $pre_b --decode 2 --warmup 1 --max-context "$(ctx $pre_b)"
+step prefill.bf16-wgmma.4k 30 220 "$v4run" bench "$bf16w" --context $c4k --decode 2 --warmup 1 \
+  --max-context "$(ctx $c4k)"
+step prefill.bf16-wgmma.32k 45 190 "$v4run" bench "$bf16w" --context $pre_b --decode 2 --warmup 1 \
+  --max-context "$(ctx $pre_b)"
 # 4. Batched decode at 4K contexts.
-reserve=160
+reserve=190
 for b in $batches; do
   step "batch.bf16.$b" 60 $reserve "$v4run" bench "$bf16" --context $c4k --decode 16 --batch "$b" \
     --max-context "$(ctx $c4k)"
   reserve=$((reserve - 20))
 done
 # 5. Where the time goes: launch by launch, against each kernel's ceiling.
-step profile.decode.4k 40 90 "$v4run" profile "$bf16" --bucket decode --context $c4k --repeat $repeat \
+step profile.decode.4k 40 120 "$v4run" profile "$bf16" --bucket decode --context $c4k --repeat $repeat \
   --warmup $warmup --prime $prime --quiet
-step profile.decode.1m 60 75 "$v4run" profile "$bf16" --bucket decode --context $((max1m - 1)) --fill $fill \
+step profile.decode.1m 60 105 "$v4run" profile "$bf16" --bucket decode --context $((max1m - 1)) --fill $fill \
   --max-context $max1m --repeat $repeat --warmup $warmup --prime $prime --quiet
-step profile.prefill.bf16 50 60 "$v4run" profile "$bf16" --bucket prefill --context 0 --tokens $prefill_tokens \
+step profile.prefill.bf16 50 90 "$v4run" profile "$bf16" --bucket prefill --context 0 --tokens $prefill_tokens \
   --repeat 3 --warmup 1 --prime $prime --quiet
+step profile.prefill.bf16-wgmma 40 60 "$v4run" profile "$bf16w" --bucket prefill --context 0 \
+  --tokens $prefill_tokens --repeat 3 --warmup 1 --prime $prime --quiet
 # 6. HF transformers on the same config (bf16): decode @4K, prefill 4096 and 32768.
-step hf 120 15 env PYTHONUNBUFFERED=1 "$python" "$here/hf_bench.py" --config "$out/config.json" --prompt-len $c4k \
+step hf 120 30 env PYTHONUNBUFFERED=1 "$python" "$here/hf_bench.py" --config "$out/config.json" --prompt-len $c4k \
   --decode $dec --prefill-lens $hf_prefill
-step profile.prefill.fp8 40 0 "$v4run" profile "$fp8" --bucket prefill --context 0 --tokens $prefill_tokens \
+step profile.prefill.fp8 40 15 "$v4run" profile "$fp8" --bucket prefill --context 0 --tokens $prefill_tokens \
+  --repeat 3 --warmup 1 --prime $prime --quiet
+step profile.prefill.fp8-wgmma 30 0 "$v4run" profile "$fp8w" --bucket prefill --context 0 --tokens $prefill_tokens \
   --repeat 3 --warmup 1 --prime $prime --quiet
 
 echo

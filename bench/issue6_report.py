@@ -13,10 +13,21 @@ Targets and ceilings are issue 6's: decode <= 1.2x the bytes roofline
 GEMM / grouped MoE GEMM >= 60% of the tensor-core peak (bf16 798 TFLOP/s,
 fp8 twice), batched tokens/s beside the bytes-per-token roofline, kernel
 microbenchmarks against their own ceilings (indexer + top-k at 1M: SGLang's
-~15 us; compressor: SGLang's 80% of HBM bandwidth).
+~15 us; compressor: SGLang's 80% of HBM bandwidth). Prefill and the GEMM
+rows come twice: with the default wmma GEMM tiles and with the artifacts
+compiled with `--tensor-cores wgmma` (steps named *-wgmma*), so the table says
+which variant meets the GEMM target; "GEMM kernels" lists each GEMM entry of
+the prefill profiles with its share of the bf16 tensor peak.
 """
 import json
 import sys
+
+# (profile step, label) of the prefill profiles, per GEMM variant.
+PREFILL_PROFILES = (("profile.prefill.bf16", "bf16"), ("profile.prefill.bf16-wgmma", "bf16 wgmma"),
+                    ("profile.prefill.fp8", "fp8+fp4"), ("profile.prefill.fp8-wgmma", "fp8+fp4 wgmma"))
+# (bench step, prompt tokens, variant) of the prefill rows.
+PREFILL_BENCHES = (("decode.bf16.4k", "4096", ""), ("prefill.bf16.32k", "32768", ""),
+                   ("prefill.bf16-wgmma.4k", "4096", "wgmma"), ("prefill.bf16-wgmma.32k", "32768", "wgmma"))
 
 # Issue 6's own figures, used where this run has none of its own.
 HF_ISSUE = {"decode_ms_4k": 13.4, "prefill_tokens_per_s": 27.8e3}
@@ -147,7 +158,7 @@ def targets(records):
         {"ours": kv, "v4_model_md": kv_doc})
 
     # 3. Prefill >= 5x HF; GEMMs >= 60% of peak (profile of the prefill bucket).
-    for step, n in (("decode.bf16.4k", "4096"), ("prefill.bf16.32k", "32768")):
+    for step, n, variant in PREFILL_BENCHES:
         ours = get(records, step, "prefill_tokens_per_s")
         entry = hf_prefill.get(n) or {}
         hf = entry.get("tokens_per_s")
@@ -159,10 +170,11 @@ def targets(records):
             verdict = "met (HF out of memory)" if ours else status_note(records, step)
         else:
             verdict = "-" if ratio is None else ("met" if ratio >= 5 else "missed")
-        add("prefill %s tokens/s (>= 5x HF)" % n, fmt(ours, "%.0f"), hf_cell, fmt(hf and 5 * hf, "%.0f"),
-            fmt(ratio, "%.2fx"), verdict if ours else status_note(records, step), "prefill_%s" % n,
+        add("prefill %s tokens/s%s (>= 5x HF)" % (n, " " + variant if variant else ""), fmt(ours, "%.0f"), hf_cell,
+            fmt(hf and 5 * hf, "%.0f"), fmt(ratio, "%.2fx"), verdict if ours else status_note(records, step),
+            "prefill_%s%s" % (n, "_" + variant if variant else ""),
             {"tokens_per_s": ours, "hf_tokens_per_s": hf, "hf_oom": bool(entry.get("oom")), "ratio": ratio})
-    for step, label in (("profile.prefill.bf16", "bf16"), ("profile.prefill.fp8", "fp8+fp4")):
+    for step, label in PREFILL_PROFILES:
         peak = gemm_peak(records, step)
         for ops, name in ((GEMM_OPS, "dense GEMMs"), (MOE_OPS, "grouped MoE GEMM")):
             t = op_totals(records, step, ops)
@@ -173,7 +185,7 @@ def targets(records):
                 verdict += " (bytes-bound here: ceiling %.0f TFLOP/s)" % bound
             add("%s %s TFLOP/s (>= 60%% of %.0f)" % (name, label, peak / 1e12), fmt(t and t["tflops"], "%.1f"),
                 "-", "%.1f" % (0.6 * peak / 1e12), fmt(share and 100 * share, "%.0f%%"), verdict,
-                "%s_%s" % (name.replace(" ", "_").lower(), label.replace("+", "_")),
+                "%s_%s" % (name.replace(" ", "_").lower(), label.replace("+", "_").replace(" ", "_")),
                 {"tflops": t and t["tflops"], "peak_tflops": peak / 1e12, "share": share,
                  "ceiling_tflops": bound})
 
@@ -223,6 +235,38 @@ def where_time_goes(records, step, top=4):
     return "; ".join(parts)
 
 
+def gemm_kernels(records, step, top=6):
+    """The GEMM entries of a prefill profile (dense GEMMs and the grouped MoE
+    GEMM), summed over the layers that share an entry, slowest first:
+    [(kernel, op, launches, us, TFLOP/s, % of the bf16 tensor peak)]."""
+    by_kernel = {}
+    for s in get(records, step, "steps") or []:
+        if s["op"] in GEMM_OPS + MOE_OPS:
+            k = by_kernel.setdefault(s.get("kernel", s["op"]), {"op": s["op"], "n": 0, "us": 0.0, "flops": 0.0})
+            k["n"] += 1
+            k["us"] += s["us"]
+            k["flops"] += s["flops"]
+    rows = []
+    for kernel, k in sorted(by_kernel.items(), key=lambda kv: -kv[1]["us"])[:top]:
+        tflops = k["flops"] / k["us"] * 1e-6 if k["us"] > 0 else 0.0
+        rows.append((kernel, k["op"], k["n"], k["us"], tflops, 100.0 * tflops * 1e12 / PEAK_BF16))
+    return rows
+
+
+def target3_verdict(summary):
+    """One line: which GEMM variant meets target 3 (>= 60% of the tensor peak)."""
+    parts = []
+    for _, label in PREFILL_PROFILES:
+        key = label.replace("+", "_").replace(" ", "_")
+        dense, moe = summary.get("dense_gemms_" + key, {}), summary.get("grouped_moe_gemm_" + key, {})
+        if dense.get("share") is None and moe.get("share") is None:
+            continue
+        cell = lambda t: "-" if t.get("share") is None else "%.0f%%" % (100 * t["share"])
+        met = all(t.get("share") is not None and t["share"] >= 0.6 for t in (dense, moe))
+        parts.append("%s: dense %s, MoE %s -> %s" % (label, cell(dense), cell(moe), "met" if met else "missed"))
+    return "; ".join(parts) if parts else "no prefill profile measured"
+
+
 def print_row(records, step):
     r = records.get(step)
     if not r:
@@ -259,10 +303,20 @@ def print_table(records):
         print(line % tuple(str(c)[:w] if i < 5 else str(c) for i, (c, w) in enumerate(zip(row, widths + [0]))))
     print()
     print("where the time goes (profile, per op: share of the bucket, time, % of its own ceiling):")
-    for step in ("profile.decode.4k", "profile.decode.1m", "profile.prefill.bf16", "profile.prefill.fp8"):
+    for step in ("profile.decode.4k", "profile.decode.1m") + tuple(p for p, _ in PREFILL_PROFILES):
         text = where_time_goes(records, step)
-        print("  %-22s %s" % (step, text or status_note(records, step)))
-    print(json.dumps({"bench": "issue6", "targets": summary,
+        print("  %-26s %s" % (step, text or status_note(records, step)))
+    print()
+    print("GEMM kernels (prefill profiles; per entry over its layers: launches, time, TFLOP/s, %% of bf16 peak %.0f):"
+          % (PEAK_BF16 / 1e12))
+    for step, label in PREFILL_PROFILES:
+        rows = gemm_kernels(records, step)
+        if not rows:
+            print("  %-14s %s" % (label, status_note(records, step)))
+        for kernel, op, n, us, tflops, pct in rows:
+            print("  %-14s %-18s %3dx %9.1f us %7.1f TFLOP/s %5.1f%%  %s" % (label, op, n, us, tflops, pct, kernel[:90]))
+    print("target 3 (GEMMs >= 60%% of the tensor peak) by variant: %s" % target3_verdict(summary))
+    print(json.dumps({"bench": "issue6", "targets": summary, "target3": target3_verdict(summary),
                       "steps": {k: {"status": v["status"], "secs": v["secs"]} for k, v in records.items()}}))
 
 

@@ -4,7 +4,10 @@
 # tests/gpu/checks.list, the bf16 V4-Flash-2-layer artifact for vs_hf, and
 # issue 6's (bench/issue6.sh): V4-Flash-2-layer, dummy weights, prefill
 # chunks of 4096, decode buckets of 1/8/32/64 sessions (1 only where v4c
-# refuses batched GPU buckets), in bf16 and in fp8 + fp4 experts.
+# refuses batched GPU buckets), in bf16 and in fp8 + fp4 experts, each with
+# the default wmma GEMM tiles (bf16.v4a, fp8.v4a) and with
+# `--tensor-cores wgmma` (bf16-wgmma.v4a, fp8-wgmma.v4a; decode bucket 1 only:
+# the wgmma variant changes prefill GEMMs, decode runs GEMVs).
 # usage: bench/prepare_gpu_session.sh BUILD_DIR [SESSION_DIR=BUILD_DIR/gpu-session]
 # Writes SESSION_DIR and SESSION_DIR.tgz (about half the bytes: a device call
 # carries at most 64 MiB with the working tree). Then, in one device call:
@@ -18,6 +21,8 @@ v4c=$build/bin/v4c
   { echo "prepare: build v4c, v4run and v4rt_cuda_device_tests in $build first" >&2; exit 1; }
 rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/work"
 cp "$build/bin/v4run" "$dir/bin/v4run"
+# Issue 5's agent trace on GPU artifacts (bench/gpu_session.sh), when built.
+[ -x "$build/bin/v4bench-agent" ] && cp "$build/bin/v4bench-agent" "$dir/bin/v4bench-agent"
 # The runtime's own end-to-end test (a toy artifact around an nvcc-built cubin).
 cp "$build/bin/v4rt_cuda_device_tests" "$build/runtime/cuda/RuntimeTestKernels.sm_90a.cubin" "$dir/bin/"
 if ldd "$dir/bin/v4run" | grep -Eqv 'linux-vdso|libc\.so|libm\.so|libdl\.so|libpthread\.so|ld-linux'; then
@@ -51,6 +56,18 @@ for precision in bf16 fp8; do
       --prefill-chunk 4096 --decode-batch 1 -o "$out" > "$dir/work/issue6.log" 2>&1 ||
       { cat "$dir/work/issue6.log" >&2; exit 1; }
   fi
+done
+# The wgmma variants: issue6.sh measures their prefill (4096, 32768) and
+# profiles their prefill bucket next to the wmma ones.
+for precision in bf16 fp8; do
+  experts=""
+  [ $precision = fp8 ] && experts="--experts fp4"
+  out=$dir/work/issue6/$precision-wgmma.v4a
+  echo "prepare: issue-6 artifact $precision with --tensor-cores wgmma (prefill chunk 4096, decode batch 1)"
+  # shellcheck disable=SC2086 # experts is words
+  "$v4c" compile --model v4-flash-2layer --weights dummy --target sm_90a --precision $precision $experts \
+    --tensor-cores wgmma --prefill-chunk 4096 --decode-batch 1 -o "$out" > "$dir/work/issue6.log" 2>&1 ||
+    { cat "$dir/work/issue6.log" >&2; exit 1; }
 done
 du -sh "$dir"/work/issue6/*.v4a
 rm -f "$dir"/work/*.log

@@ -26,21 +26,21 @@ int64_t pageRows(const CacheSlot &slot, int64_t pageTokens) {
 // format (bf16, fp8 codes + scales + bf16 rope), not as the f32 they are held in.
 size_t rowBytes(const CacheSlot &slot) { return cacheRowBytes(cacheRowFormat(slot), slot.width); }
 
+// Little-endian fields written one after another from `out`.
 class Writer {
 public:
-  explicit Writer(size_t capacity) { bytes_.reserve(capacity); }
+  explicit Writer(uint8_t *out) : out_(out) {}
   template <typename T> void put(T value) { raw(&value, sizeof(T)); }
   void raw(const void *data, size_t size) {
-    const auto *p = static_cast<const uint8_t *>(data);
-    bytes_.insert(bytes_.end(), p, p + size);
+    std::memcpy(out_, data, size);
+    out_ += size;
   }
-  std::vector<uint8_t> take() { return std::move(bytes_); }
 
 private:
-  std::vector<uint8_t> bytes_;
+  uint8_t *out_;
 };
 
-template <typename T> T readAt(const std::vector<uint8_t> &bytes, size_t offset) {
+template <typename T> T readAt(kvcache::ByteView bytes, size_t offset) {
   T value;
   std::memcpy(&value, bytes.data() + offset, sizeof(T));
   return value;
@@ -94,38 +94,53 @@ size_t pageSectionBytes(const CacheSlot &slot, int64_t pageTokens) {
   return rowBytes(slot) * static_cast<size_t>(pageRows(slot, pageTokens));
 }
 
+size_t pageSectionOffset(const std::vector<CacheSlot> &slots, size_t slot, int64_t pageTokens,
+                         bool withSnapshot) {
+  return sectionOffset(slots, slot, pageTokens, withSnapshot);
+}
+
+void writePagePayloadHeader(const std::vector<CacheSlot> &slots, int64_t pageIndex, int64_t pageTokens,
+                            SwaCacheStrategy strategy, uint8_t *out) {
+  const bool withSnapshot = strategy.keepsSnapshotAt((pageIndex + 1) * pageTokens);
+  Writer header(out);
+  header.raw(kPagePayloadMagic, 4);
+  header.put<uint32_t>(kPagePayloadVersion);
+  header.put<uint32_t>(static_cast<uint32_t>(strategy.kind));
+  header.put<uint32_t>(static_cast<uint32_t>(slots.size()));
+  header.put<int64_t>(pageTokens);
+  header.put<int64_t>(pageIndex);
+  header.put<int64_t>(strategy.kind == SwaCacheKind::Periodic ? strategy.period : 0);
+  header.put<uint32_t>(withSnapshot ? 1 : 0);
+  header.put<uint32_t>(0);
+  for (const CacheSlot &slot : slots) {
+    header.put<uint8_t>(static_cast<uint8_t>(slot.kind));
+    header.put<uint8_t>(static_cast<uint8_t>(slot.dtype));
+    header.put<uint16_t>(static_cast<uint16_t>(slot.ropeWidth));
+    header.put<int32_t>(slot.layer);
+    header.put<int64_t>(slot.rows);
+    header.put<int64_t>(slot.width);
+    header.put<int64_t>(slot.rate);
+  }
+}
+
 std::vector<uint8_t> encodePagePayloadSections(const std::vector<CacheSlot> &slots,
                                                const std::vector<const uint8_t *> &sections,
                                                int64_t pageIndex, int64_t pageTokens,
                                                SwaCacheStrategy strategy) {
   v4c::check(sections.size() == slots.size(), "page payload: sections do not match the schema");
   const bool withSnapshot = strategy.keepsSnapshotAt((pageIndex + 1) * pageTokens);
-  Writer out(pagePayloadSize(slots, pageTokens, withSnapshot));
-  out.raw(kPagePayloadMagic, 4);
-  out.put<uint32_t>(kPagePayloadVersion);
-  out.put<uint32_t>(static_cast<uint32_t>(strategy.kind));
-  out.put<uint32_t>(static_cast<uint32_t>(slots.size()));
-  out.put<int64_t>(pageTokens);
-  out.put<int64_t>(pageIndex);
-  out.put<int64_t>(strategy.kind == SwaCacheKind::Periodic ? strategy.period : 0);
-  out.put<uint32_t>(withSnapshot ? 1 : 0);
-  out.put<uint32_t>(0);
-  for (const CacheSlot &slot : slots) {
-    out.put<uint8_t>(static_cast<uint8_t>(slot.kind));
-    out.put<uint8_t>(static_cast<uint8_t>(slot.dtype));
-    out.put<uint16_t>(static_cast<uint16_t>(slot.ropeWidth));
-    out.put<int32_t>(slot.layer);
-    out.put<int64_t>(slot.rows);
-    out.put<int64_t>(slot.width);
-    out.put<int64_t>(slot.rate);
-  }
+  // Header, then the sections appended in slot order (no zero fill first).
+  std::vector<uint8_t> payload;
+  payload.reserve(pagePayloadSize(slots, pageTokens, withSnapshot));
+  payload.resize(sectionOffset(slots, 0, pageTokens, withSnapshot));
+  writePagePayloadHeader(slots, pageIndex, pageTokens, strategy, payload.data());
   for (size_t s = 0; s < slots.size(); ++s) {
     if (isFixed(slots[s]) && !withSnapshot)
       continue;
     v4c::check(sections[s] != nullptr, "page payload: no rows given for cache " + slots[s].name);
-    out.raw(sections[s], pageSectionBytes(slots[s], pageTokens));
+    payload.insert(payload.end(), sections[s], sections[s] + pageSectionBytes(slots[s], pageTokens));
   }
-  return out.take();
+  return payload;
 }
 
 std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
@@ -155,7 +170,7 @@ std::vector<uint8_t> encodePagePayload(const std::vector<CacheSlot> &slots,
   return encodePagePayloadSections(slots, sections, pageIndex, pageTokens, strategy);
 }
 
-const uint8_t *pageSection(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+const uint8_t *pageSection(kvcache::ByteView payload, const std::vector<CacheSlot> &slots,
                            size_t slot, int64_t pageTokens) {
   const bool withSnapshot = pageHasSnapshot(payload);
   if (isFixed(slots.at(slot)) && !withSnapshot)
@@ -163,7 +178,7 @@ const uint8_t *pageSection(const std::vector<uint8_t> &payload, const std::vecto
   return payload.data() + sectionOffset(slots, slot, pageTokens, withSnapshot);
 }
 
-std::string checkPagePayload(const std::vector<uint8_t> &payload,
+std::string checkPagePayload(kvcache::ByteView payload,
                              const std::vector<CacheSlot> &slots, int64_t pageIndex,
                              int64_t pageTokens) {
   const size_t headerEnd = kHeaderBytes + kDescriptorBytes * slots.size();
@@ -205,15 +220,15 @@ std::string checkPagePayload(const std::vector<uint8_t> &payload,
   return "";
 }
 
-bool pageHasSnapshot(const std::vector<uint8_t> &payload) {
+bool pageHasSnapshot(kvcache::ByteView payload) {
   return readAt<uint32_t>(payload, 40) == 1;
 }
 
-SwaCacheStrategy pageStrategy(const std::vector<uint8_t> &payload) {
+SwaCacheStrategy pageStrategy(kvcache::ByteView payload) {
   return {static_cast<SwaCacheKind>(readAt<uint32_t>(payload, 8)), readAt<int64_t>(payload, 32)};
 }
 
-void appendPageEntries(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+void appendPageEntries(kvcache::ByteView payload, const std::vector<CacheSlot> &slots,
                        int64_t pageTokens, std::vector<CacheBuffer> &caches) {
   for (size_t s = 0; s < slots.size(); ++s) {
     if (isFixed(slots[s]))
@@ -226,7 +241,7 @@ void appendPageEntries(const std::vector<uint8_t> &payload, const std::vector<Ca
   }
 }
 
-void restorePageSnapshot(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+void restorePageSnapshot(kvcache::ByteView payload, const std::vector<CacheSlot> &slots,
                          int64_t pageTokens, std::vector<CacheBuffer> &caches) {
   v4c::check(pageHasSnapshot(payload), "page payload: this page keeps no window snapshot");
   for (size_t s = 0; s < slots.size(); ++s) {

@@ -35,6 +35,7 @@
 
 #include "runtime/artifact/Program.h"
 #include "runtime/cpu/CacheBuffer.h"
+#include "runtime/kvcache/PageBytes.h"
 
 namespace v4rt {
 
@@ -113,30 +114,42 @@ std::vector<uint8_t> encodePagePayloadSections(const std::vector<CacheSlot> &slo
                                                int64_t pageIndex, int64_t pageTokens,
                                                SwaCacheStrategy strategy);
 
+// Where slot `slot`'s section starts in a payload with or without the
+// snapshot (a fixed-size slot has none without it); pageSectionOffset(slots,
+// 0, ...) is the bytes of the header and descriptors.
+size_t pageSectionOffset(const std::vector<CacheSlot> &slots, size_t slot, int64_t pageTokens,
+                         bool withSnapshot);
+// Writes page `pageIndex`'s header and slot descriptors (pageSectionOffset(
+// slots, 0, ...) bytes) at `out`: with the sections written in place at
+// their offsets, that is the whole payload (the CUDA backend copies device
+// rows straight into a pinned payload so).
+void writePagePayloadHeader(const std::vector<CacheSlot> &slots, int64_t pageIndex, int64_t pageTokens,
+                            SwaCacheStrategy strategy, uint8_t *out);
+
 // Slot `slot`'s section (pageSectionBytes of it) in a checked payload; null
 // for a fixed-size slot of a page without the snapshot.
-const uint8_t *pageSection(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+const uint8_t *pageSection(kvcache::ByteView payload, const std::vector<CacheSlot> &slots,
                            size_t slot, int64_t pageTokens);
 
 // Empty when `payload` is page `pageIndex` of this exact schema and page
 // size (written under any strategy); otherwise a one-line reason (the page is
 // then a miss).
-std::string checkPagePayload(const std::vector<uint8_t> &payload,
+std::string checkPagePayload(kvcache::ByteView payload,
                              const std::vector<CacheSlot> &slots, int64_t pageIndex,
                              int64_t pageTokens);
 
 // Of a checked page: whether it holds the fixed-size slots' snapshot, and the
 // strategy that wrote it.
-bool pageHasSnapshot(const std::vector<uint8_t> &payload);
-SwaCacheStrategy pageStrategy(const std::vector<uint8_t> &payload);
+bool pageHasSnapshot(kvcache::ByteView payload);
+SwaCacheStrategy pageStrategy(kvcache::ByteView payload);
 
 // Appends a checked page's Entries rows; the caches must hold exactly the
 // rows of the pages before it.
-void appendPageEntries(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+void appendPageEntries(kvcache::ByteView payload, const std::vector<CacheSlot> &slots,
                        int64_t pageTokens, std::vector<CacheBuffer> &caches);
 // Overwrites every fixed-size slot with a checked page's snapshot (the page
 // must have one).
-void restorePageSnapshot(const std::vector<uint8_t> &payload, const std::vector<CacheSlot> &slots,
+void restorePageSnapshot(kvcache::ByteView payload, const std::vector<CacheSlot> &slots,
                          int64_t pageTokens, std::vector<CacheBuffer> &caches);
 
 } // namespace v4rt

@@ -68,11 +68,13 @@ PrefixCache::PrefixCache(std::string artifactIdentity, std::vector<CacheSlot> sl
     std::vector<std::unique_ptr<kvcache::PageTier>> stack;
     stack.push_back(std::move(deviceTier));
     if (tiers.hostBytes > 0)
-      stack.push_back(std::make_unique<kvcache::MemoryTier>("host", tiers.hostBytes));
+      stack.push_back(std::make_unique<kvcache::MemoryTier>("host", tiers.hostBytes, options.payloadAllocator));
     if (!tiers.diskDirectory.empty())
-      stack.push_back(std::make_unique<kvcache::DiskTier>(tiers.diskDirectory, identity_, tiers.diskBytes));
+      stack.push_back(std::make_unique<kvcache::DiskTier>(tiers.diskDirectory, identity_, tiers.diskBytes,
+                                                               options.payloadAllocator));
     cache_ = std::make_unique<kvcache::TieredPageCache>(std::move(stack), pageTokens_);
   } else {
+    tiers.payloadAllocator = options.payloadAllocator;
     cache_ = kvcache::TieredPageCache::create(tiers, identity_, pageTokens_);
   }
   if (cache_->tierCount() > 1)

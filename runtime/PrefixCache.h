@@ -36,6 +36,10 @@ struct PrefixCacheOptions {
   uint64_t hostBytes = 0;         // host tier; 0: none
   std::string tenantSalt;         // pages are shared only within one salt
   SwaCacheStrategy strategy = SwaCacheStrategy::Full;
+  // Where page payloads live (null: the heap). The CUDA backend passes its
+  // pinned allocator (runtime/cuda/CudaPrefixCache.h): the host tier holds
+  // its pages there and sessions and the device tier build pages there.
+  std::shared_ptr<kvcache::PayloadAllocator> payloadAllocator;
 };
 
 // "full", "periodic:P" (P > 0 tokens; PrefixCache checks it is a multiple
@@ -108,6 +112,11 @@ public:
   // A session restored `tokensRestored` prompt tokens from pages, of which it
   // ran the last `tokensRecomputed` again to rebuild its window state.
   void recordRestore(int64_t tokensRestored, int64_t tokensRecomputed);
+
+  // Where new pages' payloads go (PageBytes::allocate); null: the heap.
+  const std::shared_ptr<kvcache::PayloadAllocator> &payloadAllocator() const {
+    return options_.payloadAllocator;
+  }
 
   // The tier called `name` ("device", "host", "disk"), or null.
   kvcache::PageTier *findTier(const std::string &name) { return cache_->findTier(name); }

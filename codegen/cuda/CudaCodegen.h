@@ -29,6 +29,17 @@ std::string validTargetList();
 // nvcc flags selecting exactly `target`: "-gencode=arch=compute_90a,code=sm_90a".
 std::string gencodeFlag(const std::string &target);
 
+// `--tensor-cores`: "wmma" | "wgmma" <-> TensorCores. parseTensorCores throws
+// v4c::Error naming the valid values.
+const char *tensorCoresName(TensorCores tensorCores);
+TensorCores parseTensorCores(const std::string &name);
+// Throws v4c::Error (one line) when `target` cannot run `options`: wgmma needs
+// sm_90a (the warpgroup MMA is Hopper's; sm_100a has tcgen05 instead).
+void checkTargetOptions(const std::string &target, const CudaTargetOptions &options);
+// Most dynamic shared memory one block may opt in to on `target` (bytes):
+// 227 KiB on sm_90a / sm_100a, 163 KiB on sm_80, 99 KiB on sm_89.
+int64_t sharedOptinLimit(const std::string &target);
+
 // nvcc: $V4C_NVCC, $CUDA_HOME/bin/nvcc, /usr/local/cuda/bin/nvcc, then PATH.
 // Throws v4c::Error naming every place it looked when none is executable.
 std::string findNvcc();
@@ -54,12 +65,15 @@ struct GeneratedModule {
 // emitter (naming the op and the first bucket/step using it), an emitter that
 // throws (with the step prefixed), or two different sources under one entry.
 // `lookup` finds an op's emitter (findEmitter; tests pass their own).
+// `target` reaches every emitter as StepView::targetOptions.
 using EmitterLookup = KernelEmitterFn (*)(const std::string &op);
-GeneratedModule generateModule(const v4rt::Program &program, EmitterLookup lookup = findEmitter);
+GeneratedModule generateModule(const v4rt::Program &program, EmitterLookup lookup = findEmitter,
+                               const CudaTargetOptions &target = {});
 
 struct CudaCompileOptions {
   std::string nvcc;           // empty: findNvcc()
   std::string keepSourceDir;  // non-empty: write kernels.cu + headers here and keep them
+  CudaTargetOptions target;   // --tensor-cores (checked against Program::target)
 };
 
 // Writes the headers and `translationUnit` to a directory, runs nvcc for

@@ -140,6 +140,60 @@ TEST(CudaTargets, GencodeSelectsExactlyTheTarget) {
             "unknown CUDA target 'sm_75'; valid targets: cpu, sm_80, sm_89, sm_90a, sm_100a");
 }
 
+TEST(CudaTargets, TensorCoresOption) {
+  EXPECT_EQ(parseTensorCores("wmma"), TensorCores::Wmma);
+  EXPECT_EQ(parseTensorCores("wgmma"), TensorCores::Wgmma);
+  EXPECT_STREQ(tensorCoresName(TensorCores::Wgmma), "wgmma");
+  EXPECT_STREQ(tensorCoresName(TensorCores::Wmma), "wmma");
+  EXPECT_EQ(errorOf([] { parseTensorCores("mma"); }),
+            "unknown --tensor-cores 'mma'; valid: wmma (every CUDA target), wgmma (sm_90a)");
+  // wmma everywhere; wgmma only where the warpgroup MMA exists.
+  for (const std::string &target : cudaTargets())
+    checkTargetOptions(target, CudaTargetOptions{});
+  checkTargetOptions("sm_90a", CudaTargetOptions{TensorCores::Wgmma});
+  for (const char *target : {"sm_80", "sm_89", "sm_100a", "cpu"})
+    EXPECT_EQ(errorOf([&] { checkTargetOptions(target, CudaTargetOptions{TensorCores::Wgmma}); }),
+              std::string("--tensor-cores wgmma needs --target sm_90a (Hopper's warpgroup MMA), got --target ") +
+                  target + "; use --tensor-cores wmma");
+  EXPECT_EQ(sharedOptinLimit("sm_90a"), 232448);
+  EXPECT_EQ(sharedOptinLimit("sm_80"), 166912);
+  EXPECT_EQ(sharedOptinLimit("sm_89"), 101376);
+}
+
+// The entry name says which tensor cores the emitter saw.
+EmittedKernel emitTensorCoreProbe(const StepView &step) {
+  EmittedKernel kernel = emitCopy(step);
+  const std::string entry = step.wgmma() ? "test_copy_wgmma" : "test_copy_wmma";
+  kernel.source = std::regex_replace(kernel.source, std::regex("test_copy"), entry);
+  kernel.entry = entry;
+  return kernel;
+}
+
+KernelEmitterFn tensorCoreProbeLookup(const std::string &) { return emitTensorCoreProbe; }
+
+TEST(CudaGenerate, TargetOptionsReachEveryEmitter) {
+  const v4rt::Program program = testProgram(); // sm_90a
+  const GeneratedModule wgmma = generateModule(program, tensorCoreProbeLookup, CudaTargetOptions{TensorCores::Wgmma});
+  ASSERT_EQ(wgmma.kernels.size(), 1u);
+  EXPECT_EQ(wgmma.kernels[0].entry, "test_copy_wgmma");
+  EXPECT_NE(wgmma.translationUnit.find("for target sm_90a (tensor cores: wgmma)"), std::string::npos);
+  const GeneratedModule wmma = generateModule(program, tensorCoreProbeLookup);
+  ASSERT_EQ(wmma.kernels.size(), 1u);
+  EXPECT_EQ(wmma.kernels[0].entry, "test_copy_wmma");
+  EXPECT_NE(wmma.translationUnit.find("(tensor cores: wmma)"), std::string::npos);
+  // Another target: an error before any emitter or nvcc runs.
+  v4rt::Program ampere = testProgram();
+  ampere.target = "sm_80";
+  const std::string expected =
+      "--tensor-cores wgmma needs --target sm_90a (Hopper's warpgroup MMA), got --target sm_80; use --tensor-cores wmma";
+  EXPECT_EQ(errorOf([&] { generateModule(ampere, tensorCoreProbeLookup, CudaTargetOptions{TensorCores::Wgmma}); }),
+            expected);
+  CudaCompileOptions options;
+  options.nvcc = "/nonexistent/nvcc"; // never reached
+  options.target.tensorCores = TensorCores::Wgmma;
+  EXPECT_EQ(errorOf([&] { compileProgramForCuda(ampere, options); }), expected);
+}
+
 TEST(CudaGenerate, DeduplicatesEntriesAndKeepsPerStepDims) {
   const v4rt::Program program = testProgram();
   const GeneratedModule module = generateModule(program, testLookup);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "codegen/cuda/CudaCodegen.h"
 #include "codegen/cuda/KernelEmitter.h"
 #include "common/Error.h"
 
@@ -19,6 +20,8 @@ constexpr int64_t kGemvMaxTokens = 8;
 constexpr int64_t kGemvRowsPerBlock = 8 * 2; // kGemvWarps * kGemvRowsPerWarp
 constexpr int64_t kGemmBK = 16, kGemmPad = 4;       // DenseLinear.cuh (FFMA tile)
 constexpr int64_t kMmaBK = 32, kMmaPad = 8;         // DenseMma.cuh (tensor-core tile)
+constexpr int64_t kWgmmaBK = 64, kWgmmaStages = 2;  // wgmma tile: one 128-byte swizzle row of bf16, double buffered
+constexpr int64_t kWgmmaAlignSlack = 1024;          // the tile base is rounded up to 1024 bytes
 constexpr uint32_t kRmsNormThreads = 256;
 constexpr uint32_t kHcThreads = 512;
 constexpr int64_t kHcTileTokens = 8; // HyperConnection.cuh: tokens per block at prefill
@@ -271,12 +274,19 @@ EmittedKernel emitRope(const StepView &view) {
 
 // ---- matmuls -------------------------------------------------------------------
 
+// The GEMM tile: DenseLinear.cuh matmulGemm's MMA argument (0, 1, 2).
+enum class GemmTile { Ffma, Wmma, Wgmma };
+
 // Tile shape of the GEMM path for `tokens` rows and NV virtual columns.
 struct MatmulShape {
   bool gemv = true;
   int64_t kSplit = 1; // GEMV: warps sharing a row pair, each over 1/kSplit of K
-  bool mma = false; // tensor-core tile (bf16 / fp8 operands only)
+  GemmTile tile = GemmTile::Ffma; // tensor cores only for bf16 / fp8 operands
   int64_t BM = 0, BN = 0;
+  // Dynamic shared bytes the launch may use: 48 KB without an opt-in; the
+  // wgmma tile (sm_90a) opts in to the target's limit (the runtime sets
+  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES above 48 KB).
+  int64_t sharedLimit = kDefaultSharedLimit;
 };
 
 // DenseLinear.cuh gemvSplitBytes: the K-split partial sums.
@@ -284,22 +294,33 @@ int64_t gemvSplitBytes(const MatmulShape &shape, int64_t tokens) {
   return shape.kSplit > 1 ? kGemvRowsPerBlock * tokens * 4 : 0;
 }
 
-int64_t gemmSharedBytes(bool mma, int64_t BM, int64_t BN, int64_t tableBytesPerRow) {
-  const int64_t tiles = mma ? std::max<int64_t>((BM + BN) * (kMmaBK + kMmaPad) * 2, 8 * 256 * 4)
-                            : kGemmBK * (BM + kGemmPad + BN + kGemmPad) * 4;
+// The tile's bytes (DenseLinear.cuh gemmTileBytes, DenseMma.cuh gemmMmaTileBytes,
+// gemmWgmmaTileBytes; the epilogue reuses them) plus the A policy's table.
+int64_t gemmSharedBytes(GemmTile tile, int64_t BM, int64_t BN, int64_t tableBytesPerRow) {
+  int64_t tiles = 0;
+  switch (tile) {
+  case GemmTile::Ffma: tiles = kGemmBK * (BM + kGemmPad + BN + kGemmPad) * 4; break;
+  case GemmTile::Wmma: tiles = std::max<int64_t>((BM + BN) * (kMmaBK + kMmaPad) * 2, 8 * 256 * 4); break;
+  case GemmTile::Wgmma: tiles = kWgmmaStages * (BM + BN) * kWgmmaBK * 2 + kWgmmaAlignSlack; break;
+  }
   return tiles + BM * tableBytesPerRow;
 }
 
 // GEMV up to 8 tokens; else BM = 64 up to 64 tokens (or when a 128-row A
-// table would not fit in 48 KB), 128 above; BN = 64 up to 64 columns, else 128.
-// `mma`: the operands are exact in bf16 (the caller's dtype rule).
-MatmulShape matmulShape(int64_t tokens, int64_t virtualColumns, bool mma, int64_t tableBytesPerRow = 0) {
+// table would not fit in the shared limit), 128 above; BN = 64 up to 64
+// columns, else 128. `mma`: the operands are exact in bf16 (the caller's dtype
+// rule); they then get wmma, or wgmma with `--tensor-cores wgmma`.
+MatmulShape matmulShape(const Emit &e, int64_t virtualColumns, bool mma, int64_t tableBytesPerRow = 0) {
   MatmulShape shape;
+  const int64_t tokens = e.tokens();
   shape.gemv = tokens <= kGemvMaxTokens;
   if (!shape.gemv) {
-    shape.mma = mma;
+    shape.tile = !mma ? GemmTile::Ffma : e.view.wgmma() ? GemmTile::Wgmma : GemmTile::Wmma;
+    if (shape.tile == GemmTile::Wgmma)
+      shape.sharedLimit = sharedOptinLimit(e.view.program.target);
     shape.BN = virtualColumns <= 64 ? 64 : 128;
-    shape.BM = tokens <= 64 || gemmSharedBytes(mma, 128, shape.BN, tableBytesPerRow) > kDefaultSharedLimit ? 64 : 128;
+    shape.BM =
+        tokens <= 64 || gemmSharedBytes(shape.tile, 128, shape.BN, tableBytesPerRow) > shape.sharedLimit ? 64 : 128;
   }
   return shape;
 }
@@ -307,7 +328,8 @@ MatmulShape matmulShape(int64_t tokens, int64_t virtualColumns, bool mma, int64_
 std::string shapeTag(const MatmulShape &shape) {
   if (shape.gemv)
     return shape.kSplit > 1 ? "gemv_ks" + str(shape.kSplit) : "gemv";
-  return (shape.mma ? "mma" : "gemm") + str(shape.BM) + "x" + str(shape.BN);
+  const char *kind = shape.tile == GemmTile::Wgmma ? "wgmma" : shape.tile == GemmTile::Wmma ? "mma" : "gemm";
+  return kind + str(shape.BM) + "x" + str(shape.BN);
 }
 
 int64_t gemvRowsPerBlock(int64_t kSplit) { return kGemvRowsPerBlock / kSplit; }
@@ -342,25 +364,30 @@ int64_t matmulSharedBytes(Emit &e, const MatmulShape &shape, int64_t tableBytesP
                  str(shape.kSplit) + ">() == " + str(gemvRowsPerBlock(shape.kSplit)) + " && v4cuda::gemvSplitBytes<" +
                  str(e.tokens()) + ", " + str(shape.kSplit) + ">() == " + str(gemvSplitBytes(shape, e.tokens())),
              "the GEMV geometry");
-  } else if (shape.mma) {
+  } else if (shape.tile == GemmTile::Wgmma) {
+    e.expect("v4cuda::kGemmThreads == " + str(kMatmulThreads) + " && v4cuda::gemmWgmmaTileBytes<" + str(shape.BM) +
+                 ", " + str(shape.BN) + ">() == " + str(gemmSharedBytes(GemmTile::Wgmma, shape.BM, shape.BN, 0)),
+             "the wgmma tile");
+  } else if (shape.tile == GemmTile::Wmma) {
     e.expect("v4cuda::kMmaBK == " + str(kMmaBK) + " && v4cuda::kMmaPad == " + str(kMmaPad) +
                  " && v4cuda::gemmMmaTileBytes<" + str(shape.BM) + ", " + str(shape.BN) + ">() == " +
-                 str(gemmSharedBytes(true, shape.BM, shape.BN, 0)),
+                 str(gemmSharedBytes(GemmTile::Wmma, shape.BM, shape.BN, 0)),
              "the tensor-core tile");
   } else {
     e.expect("v4cuda::kGemmThreads == " + str(kMatmulThreads) + " && v4cuda::gemmTileBytes<" + str(shape.BM) + ", " +
-                 str(shape.BN) + ">() == " + str(gemmSharedBytes(false, shape.BM, shape.BN, 0)),
+                 str(shape.BN) + ">() == " + str(gemmSharedBytes(GemmTile::Ffma, shape.BM, shape.BN, 0)),
              "the FFMA tile");
   }
   if (!aOperand.empty())
     e.expect(aOperand + "::kTableBytesPerRow == " + str(tableBytesPerRow), "the per-row table");
   const int64_t bytes =
-      !shape.gemv         ? gemmSharedBytes(shape.mma, shape.BM, shape.BN, tableBytesPerRow)
+      !shape.gemv         ? gemmSharedBytes(shape.tile, shape.BM, shape.BN, tableBytesPerRow)
       : shape.kSplit == 1 ? e.tokens() * tableBytesPerRow
                           : (e.tokens() * tableBytesPerRow + 15) / 16 * 16 + gemvSplitBytes(shape, e.tokens());
-  e.require(bytes <= kDefaultSharedLimit,
+  e.require(bytes <= shape.sharedLimit,
             "the per-row table (" + str(tableBytesPerRow) + " bytes per token) needs " + str(bytes) +
-                " bytes of shared memory, over 48 KB; use fewer, larger norm / quantization groups");
+                " bytes of shared memory, over " + str(shape.sharedLimit / 1024) +
+                " KB; use fewer, larger norm / quantization groups");
   return bytes;
 }
 
@@ -381,8 +408,9 @@ LaunchDims matmulDims(const Emit &e, const MatmulShape &shape, int64_t columnBlo
 // (which gets ", BM, BN" at the end instead).
 std::string tokensArg(const MatmulShape &shape, int64_t tokens) { return shape.gemv ? str(tokens) + ", " : ""; }
 std::string tileArgs(const MatmulShape &shape) {
-  return shape.gemv ? ", " + str(shape.kSplit)
-                    : ", " + str(shape.BM) + ", " + str(shape.BN) + (shape.mma ? ", true" : ", false");
+  // MMA: wmma / FFMA keep their bool spelling (unchanged entry sources), wgmma is 2.
+  const char *mma = shape.tile == GemmTile::Wgmma ? ", 2" : shape.tile == GemmTile::Wmma ? ", true" : ", false";
+  return shape.gemv ? ", " + str(shape.kSplit) : ", " + str(shape.BM) + ", " + str(shape.BN) + mma;
 }
 std::string variant(const MatmulShape &shape) { return shape.gemv ? "Gemv" : "Gemm"; }
 
@@ -401,7 +429,7 @@ EmittedKernel emitLinear(const StepView &view) {
   const int64_t K = e.inWidth(0, "x");
   const int64_t N = weightRows(e, 1, K, "w");
   e.require(e.outWidth(0, "result") == N, "result must be [T, " + str(N) + "]");
-  MatmulShape shape = matmulShape(e.tokens(), N, isBf16(view.in(0)) && isBf16(view.in(1)));
+  MatmulShape shape = matmulShape(e, N, isBf16(view.in(0)) && isBf16(view.in(1)));
   chooseGemvSplit(shape, N, 1, K, elemBytes(view.in(1)));
   const std::string entry = e.entryBase(shapeTag(shape)) + "_K" + str(K) + "_N" + str(N);
   const std::string body = "  v4cuda::linear" + variant(shape) + "<" + e.inType(0) + ", " + e.inType(1) + ", " +
@@ -424,7 +452,7 @@ EmittedKernel emitGroupedLinear(const StepView &view) {
   e.require(rows % G == 0, "w rows " + str(rows) + " must be groups x R");
   const int64_t R = rows / G;
   e.require(e.outWidth(0, "result") == G * R, "result must be [T, groups * R] = [T, " + str(G * R) + "]");
-  MatmulShape shape = matmulShape(e.tokens(), R, isBf16(view.in(0)) && isBf16(view.in(1)));
+  MatmulShape shape = matmulShape(e, R, isBf16(view.in(0)) && isBf16(view.in(1)));
   chooseGemvSplit(shape, R, G, KG, elemBytes(view.in(1)));
   const std::string entry = e.entryBase(shapeTag(shape)) + "_G" + str(G) + "_KG" + str(KG) + "_R" + str(R);
   const std::string body = "  v4cuda::groupedLinear" + variant(shape) + "<" + e.inType(0) + ", " + e.inType(1) + ", " +
@@ -471,7 +499,7 @@ EmittedKernel emitNormLinear(const StepView &view) {
     mma = mma && isBf16(w);
   }
   // One tile geometry for all weights (BM, threads); BN per the widest.
-  MatmulShape shape = matmulShape(e.tokens(), maxN, mma, tableBytesPerRow);
+  MatmulShape shape = matmulShape(e, maxN, mma, tableBytesPerRow);
   int64_t totalN = 0, widestElem = 1;
   for (int64_t i = 0; i < weights; ++i) {
     totalN += Ns[i];
@@ -511,7 +539,7 @@ EmittedKernel emitLinearSwiglu(const StepView &view) {
   e.require(weightRows(e, 2, K, "up_w") == I, "up_w must be [" + str(I) + ", " + str(K) + "] like gate_w");
   e.require(e.outWidth(0, "result") == I, "result must be [T, " + str(I) + "]");
   const double limit = view.attrFloat("limit");
-  MatmulShape shape = matmulShape(e.tokens(), 2 * I, isBf16(view.in(0)) && isBf16(view.in(1)));
+  MatmulShape shape = matmulShape(e, 2 * I, isBf16(view.in(0)) && isBf16(view.in(1)));
   chooseGemvSplit(shape, 2 * I, 1, K, elemBytes(view.in(1)));
   const std::string entry = e.entryBase(shapeTag(shape)) + "_K" + str(K) + "_I" + str(I) + "_L" + numberTag(limit);
   const std::string body = "  v4cuda::linearSwiglu" + variant(shape) + "<" + e.inType(0) + ", " + e.inType(1) + ", " +
@@ -542,7 +570,7 @@ EmittedKernel emitLinearFp8(const StepView &view) {
                 str(ceilDiv(N, BR) * ceilDiv(K, BC)) + " bytes, got " + str(scaleCount));
   e.require(e.outWidth(0, "result") == N, "result must be [T, " + str(N) + "]");
   // Quantized operands are exact in bf16 whatever x's dtype: always tensor cores.
-  MatmulShape shape = matmulShape(e.tokens(), N, true, ceilDiv(K, BC));
+  MatmulShape shape = matmulShape(e, N, true, ceilDiv(K, BC));
   chooseGemvSplit(shape, N, 1, K, 1);
   const std::string entry = e.entryBase(shapeTag(shape)) + "_K" + str(K) + "_N" + str(N) + "_B" + str(BR) + "x" + str(BC);
   const std::string body = "  v4cuda::linearFp8" + variant(shape) + "<" + e.inType(0) + ", " + e.outType(0) + ", " +

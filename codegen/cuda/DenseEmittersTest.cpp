@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -201,13 +202,13 @@ KernelEmitterFn denseEmitter(const std::string &op) {
   return nullptr;
 }
 
-std::vector<Emitted> emitAll(const ProgramBuilder &b) {
+std::vector<Emitted> emitAll(const ProgramBuilder &b, CudaTargetOptions options = {}) {
   std::vector<Emitted> all;
   for (size_t bi = 0; bi < b.program.buckets.size(); ++bi) {
     const v4rt::Bucket &bucket = b.program.buckets[bi];
     for (size_t si = 0; si < bucket.steps.size(); ++si) {
       const std::string &label = b.labels.at({bi, si});
-      StepView view(b.program, bucket, bucket.steps[si]);
+      StepView view(b.program, bucket, bucket.steps[si], options);
       KernelEmitterFn fn = denseEmitter(view.opName());
       EXPECT_NE(fn, nullptr) << label;
       if (!fn)
@@ -242,9 +243,9 @@ const EmittedKernel &find(const std::vector<Emitted> &all, const std::string &la
   throw Error("no step labelled " + label);
 }
 
-std::string errorOf(const ProgramBuilder &b) {
+std::string errorOf(const ProgramBuilder &b, CudaTargetOptions options = {}) {
   const v4rt::Bucket &bucket = b.program.buckets.at(0);
-  StepView view(b.program, bucket, bucket.steps.at(0));
+  StepView view(b.program, bucket, bucket.steps.at(0), options);
   try {
     denseEmitter(view.opName())(view);
   } catch (const Error &error) {
@@ -408,6 +409,112 @@ TEST(DenseEmitters, RowOpGeometry) {
             std::string::npos);
 }
 
+// --tensor-cores wgmma: exactly the GEMM-path matmuls that get wmma today
+// (bf16 x bf16, fp8 weights) switch to the wgmma tile (MMA = 2, shared bytes
+// gemmWgmmaTileBytes = 2 stages x (BM + BN) x 64 x 2 + 1024, plus the A
+// table); GEMVs, FFMA GEMMs and every other op keep their entries byte for byte.
+TEST(DenseEmitters, WgmmaReplacesExactlyTheWmmaTiles) {
+  const ProgramBuilder program = fullProgram();
+  const std::vector<Emitted> wmma = emitAll(program);
+  const std::vector<Emitted> wgmma = emitAll(program, CudaTargetOptions{TensorCores::Wgmma});
+  ASSERT_EQ(wmma.size(), wgmma.size());
+  int switched = 0;
+  for (size_t i = 0; i < wmma.size(); ++i) {
+    SCOPED_TRACE(wmma[i].label);
+    const EmittedKernel &before = wmma[i].kernel, &after = wgmma[i].kernel;
+    EXPECT_EQ(before.source.find("gemmWgmmaTileBytes"), std::string::npos);
+    EXPECT_EQ(before.entry.find("wgmma"), std::string::npos);
+    const size_t tag = before.entry.find("_mma");
+    if (tag == std::string::npos) {
+      EXPECT_EQ(after.entry, before.entry);
+      EXPECT_EQ(after.source, before.source);
+      EXPECT_EQ(after.dims.sharedBytes, before.dims.sharedBytes);
+      continue;
+    }
+    ++switched;
+    const std::regex tile("_(wg)?mma[0-9]+x[0-9]+_");
+    EXPECT_EQ(std::regex_replace(after.entry, tile, "_TILE_"), std::regex_replace(before.entry, tile, "_TILE_"));
+    EXPECT_EQ(after.entry.substr(0, tag), before.entry.substr(0, tag));
+    EXPECT_EQ(after.entry.compare(tag, 6, "_wgmma"), 0) << after.entry;
+    EXPECT_NE(after.source.find("v4cuda::gemmWgmmaTileBytes<"), std::string::npos);
+    EXPECT_EQ(after.source.find("gemmMmaTileBytes"), std::string::npos);
+    EXPECT_EQ(after.source.find(", true>("), std::string::npos);
+    EXPECT_NE(after.source.find(", 2>("), std::string::npos);
+    // The same column blocks and threads; 128-row tiles also where wmma's
+    // A table forced 64 rows to stay under 48 KB (wgmma opts in to 227 KB).
+    EXPECT_EQ(after.dims.grid[0], before.dims.grid[0]);
+    EXPECT_EQ(after.dims.grid[2], before.dims.grid[2]);
+    if (wmma[i].label == "flash/bf16/T4096/norm_linear_groups_now") { // 64 groups: 256 bytes of rms per row
+      EXPECT_NE(before.entry.find("_mma64x128_"), std::string::npos);
+      EXPECT_NE(after.entry.find("_wgmma128x128_"), std::string::npos);
+      EXPECT_EQ(after.dims.grid[1], before.dims.grid[1] / 2);
+      EXPECT_EQ(after.dims.sharedBytes, 66560u + 128 * 64 * 4);
+    } else {
+      EXPECT_EQ(after.dims.grid[1], before.dims.grid[1]);
+    }
+    for (int d = 0; d < 3; ++d)
+      EXPECT_EQ(after.dims.block[d], before.dims.block[d]);
+  }
+  // Per precision x model x T > 8: linear x3, grouped, norm_linear x3, swiglu,
+  // fp8 (bf16 only for all but fp8) + the odd bf16 / fp8 ones.
+  EXPECT_GE(switched, 40);
+}
+
+TEST(DenseEmitters, WgmmaGeometry) {
+  const std::vector<Emitted> all = emitAll(fullProgram(), CudaTargetOptions{TensorCores::Wgmma});
+  const EmittedKernel &head = find(all, "flash/bf16/T4096/linear_head");
+  EXPECT_NE(head.entry.find("_wgmma128x128_"), std::string::npos) << head.entry;
+  EXPECT_EQ(head.dims.sharedBytes, 2u * (128 + 128) * 64 * 2 + 1024); // 66560: opts in above 48 KB
+  EXPECT_NE(head.source.find("v4cuda::linearGemm<__nv_bfloat16, __nv_bfloat16, float, 4096, 129280, 128, 128, 2>"),
+            std::string::npos)
+      << head.source;
+  EXPECT_NE(head.source.find("v4cuda::gemmWgmmaTileBytes<128, 128>() == 66560"), std::string::npos);
+  EXPECT_EQ(head.dims.grid[0], (129280u + 127) / 128);
+  EXPECT_EQ(head.dims.grid[1], 4096u / 128);
+  // BM = 64 up to 64 tokens: 2 x (64 + 128) x 128 + 1024.
+  const EmittedKernel &wqa37 = find(all, "flash/bf16/T37/linear_wq_a");
+  EXPECT_NE(wqa37.entry.find("_wgmma64x128_"), std::string::npos);
+  EXPECT_EQ(wqa37.dims.sharedBytes, 50176u);
+  EXPECT_NE(wqa37.source.find(", 64, 128, 2>("), std::string::npos);
+  // The A policy's table rides after the tile: rms per row (4 bytes), fp8 scales (1 per 128 channels).
+  EXPECT_EQ(find(all, "flash/bf16/T4096/norm_linear").dims.sharedBytes, 66560u + 128 * 4);
+  const EmittedKernel &fp8 = find(all, "odd/T300/linear_fp8_K200_N130");
+  EXPECT_NE(fp8.entry.find("_wgmma128x128_"), std::string::npos);
+  EXPECT_EQ(fp8.dims.sharedBytes, 66560u + 128 * 2);
+  EXPECT_NE(fp8.source.find("linearFp8Gemm<float, float, 200, 130, 128, 128, 128, 128, 2>"), std::string::npos);
+  EXPECT_NE(find(all, "odd/T37/linear_K37_N45_bf16").entry.find("_wgmma64x64_"), std::string::npos);
+  EXPECT_EQ(find(all, "odd/T37/linear_K37_N45_bf16").dims.sharedBytes, 2u * (64 + 64) * 64 * 2 + 1024);
+  // f32 GEMMs stay on the FFMA tile, decode on the GEMV.
+  EXPECT_NE(find(all, "flash/f32/T4096/linear_head").entry.find("_gemm128x128_"), std::string::npos);
+  EXPECT_NE(find(all, "flash/bf16/T1/linear_head").entry.find("_gemv"), std::string::npos);
+}
+
+// The wgmma path may use sm_90a's opt-in shared memory (227 KB): a per-row
+// table that does not fit 48 KB under wmma fits with wgmma (BM = 128 even).
+TEST(DenseEmitters, WgmmaOptsInToTheTargetsSharedMemory) {
+  ProgramBuilder b; // 256 norm groups of 16 channels: 1024 table bytes per token
+  b.add("table", 200, "v4.norm_linear", {arg(DType::BF16, {200, 4096}), weight(DType::BF16, {8, 4096})},
+        {arg(DType::BF16, {200, 8})},
+        {intAttr("operandSegmentSizes", {1, 0, 1}), intAttr("group", {16}), floatAttr("eps", {1e-6})});
+  EXPECT_NE(errorOf(b).find("v4.norm_linear: the per-row table (1024 bytes per token) needs 75776 bytes of shared "
+                            "memory, over 48 KB"),
+            std::string::npos)
+      << errorOf(b);
+  const std::vector<Emitted> all = emitAll(b, CudaTargetOptions{TensorCores::Wgmma});
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_NE(all[0].kernel.entry.find("_wgmma128x64_"), std::string::npos) << all[0].kernel.entry;
+  EXPECT_EQ(all[0].kernel.dims.sharedBytes, 2u * (128 + 64) * 64 * 2 + 1024 + 128 * 1024);
+  // Over 227 KB even with 64-row tiles: a one-line error naming the limit.
+  ProgramBuilder huge; // 2048 groups of 2: 8192 bytes per token
+  huge.add("table", 200, "v4.norm_linear", {arg(DType::BF16, {200, 4096}), weight(DType::BF16, {8, 4096})},
+           {arg(DType::BF16, {200, 8})},
+           {intAttr("operandSegmentSizes", {1, 0, 1}), intAttr("group", {2}), floatAttr("eps", {1e-6})});
+  EXPECT_NE(errorOf(huge, CudaTargetOptions{TensorCores::Wgmma})
+                .find("the per-row table (8192 bytes per token) needs 558080 bytes of shared memory, over 227 KB"),
+            std::string::npos)
+      << errorOf(huge, CudaTargetOptions{TensorCores::Wgmma});
+}
+
 TEST(DenseEmitters, EntryNamesSeparateConfigurations) {
   const std::vector<Emitted> all = emitAll(fullProgram());
   EXPECT_NE(find(all, "flash/f32/T1/linear_wq_a").entry, find(all, "flash/bf16/T1/linear_wq_a").entry);
@@ -465,14 +572,16 @@ TEST(DenseEmitters, BadStepsGiveOneLineErrors) {
 
 // Every emitted entry in one translation unit, through the generator's own
 // nvcc path (compileCubin), for each target the brief requires.
-void compileEverything(const std::string &target) {
+void compileEverything(const std::string &target, CudaTargetOptions targetOptions = {}) {
   std::string nvcc;
   try {
     nvcc = findNvcc();
   } catch (const Error &error) {
     GTEST_SKIP() << "nvcc is not available, the dense kernels were not compiled: " << error.what();
   }
-  const std::vector<Emitted> all = emitAll(fullProgram());
+  ProgramBuilder program = fullProgram();
+  program.program.target = target;
+  const std::vector<Emitted> all = emitAll(program, targetOptions);
   std::string unit = "#include <v4cuda/All.cuh>\n#include <v4cuda/Dense.cuh>\n#include <v4cuda/HyperConnection.cuh>\n"
                      "#include <v4cuda/Quant.cuh>\n#include <v4cuda/Router.cuh>\n\n";
   std::set<std::string> entries;
@@ -488,8 +597,8 @@ void compileEverything(const std::string &target) {
     FAIL() << error.what();
   }
   EXPECT_GT(cubin.size(), 1000u);
-  std::printf("[ dense    ] %zu distinct entries compiled for %s, cubin %zu bytes\n", entries.size(), target.c_str(),
-              cubin.size());
+  std::printf("[ dense    ] %zu distinct entries compiled for %s (tensor cores: %s), cubin %zu bytes\n",
+              entries.size(), target.c_str(), tensorCoresName(targetOptions.tensorCores), cubin.size());
   // Every entry is in the cubin's symbol table.
   const std::string bytes(cubin.begin(), cubin.end());
   for (const std::string &entry : entries)
@@ -498,6 +607,11 @@ void compileEverything(const std::string &target) {
 
 TEST(DenseEmitters, NvccCompilesEveryEntryForSm90a) { compileEverything("sm_90a"); }
 TEST(DenseEmitters, NvccCompilesEveryEntryForSm80) { compileEverything("sm_80"); }
+// The wgmma tiles (h2's gemmTileWgmma behind DenseLinear.cuh's MMA = 2) for
+// every GEMM-path shape above, the static_asserts on their shared bytes included.
+TEST(DenseEmitters, NvccCompilesEveryEntryForSm90aWgmma) {
+  compileEverything("sm_90a", CudaTargetOptions{TensorCores::Wgmma});
+}
 
 // Quant.cuh's scalar fp8 functions (the same code the kernels run), built for
 // the host by nvcc, against runtime/cpu/Quantization: e4m3 rounding, ue8m0

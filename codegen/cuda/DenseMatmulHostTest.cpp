@@ -191,15 +191,7 @@ template <typename S, int T, int K, int I, int BM = 0, int BN = 0, int KS = 1> v
   const std::vector<float> h = asStored<S>(randoms(T * K, 15)), gw = asStored<S>(randoms(I * K, 16)),
                            uw = asStored<S>(randoms(I * K, 17));
   const std::vector<S> hS = stored<S>(h), gwS = stored<S>(gw), uwS = stored<S>(uw);
-  std::vector<float> gate(present * I), up(present * I), expected(present * I);
-  ref::linear(h.data(), present, K, gw.data(), I, gate.data(), nullptr);
-  ref::linear(h.data(), present, K, uw.data(), I, up.data(), nullptr);
-  ref::swiglu(gate.data(), up.data(), present * I, limit, expected.data());
-  // swiglu's slope is at most ~1.1 |up| and ~limit in up: scale by the terms of both.
-  const std::vector<float> gateScale = termScale(h, present, K, gw, I), upScale = termScale(h, present, K, uw, I);
-  std::vector<float> scale(present * I);
-  for (int64_t i = 0; i < present * I; ++i)
-    scale[i] = 2.0f * (gateScale[i] * std::min(std::fabs(up[i]), limit) + upScale[i] * limit);
+  const SwigluExpectation expected = swigluExpectation(h, gw, uw, present, K, I, limit);
   const DType dt = dtypeOf<S>();
   const EmittedKernel k = emit("v4.linear_swiglu", T, {arg(dt, {T, K}), weight(dt, {I, K}), weight(dt, {I, K})},
                                {arg(dt, {T, I})}, {floatAttr("limit", {limit})});
@@ -216,7 +208,8 @@ template <typename S, int T, int K, int I, int BM = 0, int BN = 0, int KS = 1> v
                   v4cuda::linearSwigluGemm<S, S, S, K, I, BM, BN, kMma>(hS.data(), gwS.data(), uwS.data(), out.data(),
                                                                         limit, dyn);
                 });
-  expectRows(out, expected, present, I, "linear_swiglu " + typeName<S>() + " T " + str(T), 1e-5f, &scale);
+  expectRows(out, expected.values, present, I, "linear_swiglu " + typeName<S>() + " T " + str(T), 1e-5f,
+             &expected.scale);
 }
 
 TEST(DenseKernelsOnHost, LinearSwigluMatchesReference) {

@@ -72,15 +72,30 @@ struct EmittedKernel {
   LaunchDims dims;
 };
 
+// Which tensor-core instructions the GEMM-path kernels (dense GEMMs, the
+// grouped MoE GEMM) are emitted with: `v4c compile --tensor-cores`.
+// Wmma: nvcuda::wmma (mma.sync), every CUDA target, the default.
+// Wgmma: Hopper's warpgroup MMA (DenseLinear.cuh MMA = 2), sm_90a only; opt-in
+// until a GPU run proves it (docs/cuda-compile.md).
+enum class TensorCores { Wmma, Wgmma };
+
+// Options of a CUDA target that change the emitted kernels, not the plan.
+struct CudaTargetOptions {
+  TensorCores tensorCores = TensorCores::Wmma;
+};
+
 // Read-only view of one step for an emitter.
 class StepView {
 public:
-  StepView(const v4rt::Program &program, const v4rt::Bucket &bucket, const v4rt::Step &step)
-      : program(program), bucket(bucket), step(step) {}
+  StepView(const v4rt::Program &program, const v4rt::Bucket &bucket, const v4rt::Step &step,
+           CudaTargetOptions targetOptions = {})
+      : program(program), bucket(bucket), step(step), targetOptions(targetOptions) {}
 
   const v4rt::Program &program;
   const v4rt::Bucket &bucket;
   const v4rt::Step &step;
+  const CudaTargetOptions targetOptions;
+  bool wgmma() const { return targetOptions.tensorCores == TensorCores::Wgmma; }
 
   const std::string &opName() const;
   // Position in step.ins of ODS operand `operand` (operandSegmentSizes aware);

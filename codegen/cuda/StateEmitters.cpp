@@ -32,6 +32,7 @@ constexpr int64_t kGroupedSharedBudget = 160 * 1024; // moe prefill: token rows 
 constexpr int64_t kMoeSplitMaxTokens = 8;          // moe decode: a block per (token, slot, slice)
 constexpr int64_t kMoeSpreadBlocks = 2 * 132;        // moe decode: blocks that stream the experts (2 per H100 SM)
 constexpr int64_t kMoeMmaRows = 64, kMoeMmaSlice = 128, kMoeMmaCols = 128; // MoeMma.cuh
+constexpr int64_t kMoeWgmmaAtomBytes = (kMoeMmaRows + 2 * kMoeMmaSlice) * 128; // MoeWgmma.cuh: 64-wide bf16 rows
 
 std::string str(int64_t value) { return std::to_string(value); }
 
@@ -596,8 +597,9 @@ EmittedKernel emitExperts(const StepView &view, bool fp4) {
   LaunchDims dims;
   std::string globals, body, detail = "E" + str(E) + "_k" + str(k) + "_D" + str(D) + "_I" + str(I) + "_V" + str(V);
   uint32_t threads = kStateThreads;
-  // Tensor cores (MoeMma.cuh) where the operands are exact in bf16: fp4
-  // experts (quantized operands), or bf16 h with bf16 experts.
+  // Tensor cores (MoeMma.cuh; MoeWgmma.cuh with --tensor-cores wgmma) where
+  // the operands are exact in bf16: fp4 experts (quantized operands), or bf16
+  // h with bf16 experts.
   const bool mma = T > kMoeSplitMaxTokens && I % kMoeMmaSlice == 0 && D % 32 == 0 &&
                    (fp4 || (view.in(0).dtype == DType::BF16 && gateUp.dtype == DType::BF16 &&
                             down.dtype == DType::BF16));
@@ -624,11 +626,21 @@ EmittedKernel emitExperts(const StepView &view, bool fp4) {
     const int64_t pairs = T * k;
     const int64_t maxTiles = std::min((pairs + kMoeMmaRows - 1) / kMoeMmaRows + E, pairs);
     const int64_t blocks = 1 + maxTiles * (I / kMoeMmaSlice + (D + kMoeMmaCols - 1) / kMoeMmaCols);
-    const int64_t shared = (3 * kMoeMmaRows + 2 * kMoeMmaSlice) * (32 + 8) * 2 + kMoeMmaRows * (2 * kMoeMmaSlice + 4) * 4 +
-                           kMoeMmaRows * ((D + 127) / 128) + 3 * kMoeMmaRows * 4;
+    // wgmma (sm_90a, MoeWgmma.cuh): 1024 bytes of alignment slack and two
+    // stages of swizzled operand tiles, 2 atoms of 64 K columns each (fp4
+    // experts: 1); wmma: the padded tiles and the f32 staging.
+    const bool wgmma = view.wgmma();
+    const int64_t atoms = fp4 ? 1 : 2;
+    s.require(!wgmma || view.program.target == "sm_90a",
+              "the wgmma MoE GEMM needs --target sm_90a, not " + view.program.target);
+    const int64_t tileBytes = wgmma ? 1024 + 2 * atoms * kMoeWgmmaAtomBytes
+                                    : (3 * kMoeMmaRows + 2 * kMoeMmaSlice) * (32 + 8) * 2 +
+                                          kMoeMmaRows * (2 * kMoeMmaSlice + 4) * 4;
+    const int64_t shared = tileBytes + kMoeMmaRows * ((D + 127) / 128) + 3 * kMoeMmaRows * 4; // + row tables
+    const std::string variant = wgmma ? "Wgmma" : "Mma";
     globals = "static __device__ int @E@_order[" + str(pairs) + "];\n" + "static __device__ int @E@_tile_expert[" +
               str(maxTiles) + "];\n" + "static __device__ int @E@_tile_begin[" + str(maxTiles) + "];\n" +
-              "static __device__ int @E@_tile_count[" + str(maxTiles) + "];\n" + "static __device__ float @E@_act[" +
+              "static __device__ int @E@_tile_count[" + str(maxTiles) + "];\n" + "static __device__ __align__(16) float @E@_act[" +
               str(pairs * I) + "];\n" + "static __device__ float @E@_acc[" + str(T * D) + "];\n" +
               "static __device__ unsigned int @E@_token_done[" + str(T) + "];\n" +
               "static __device__ unsigned int @E@_tile_done[" + str(maxTiles) + "];\n" +
@@ -636,15 +648,16 @@ EmittedKernel emitExperts(const StepView &view, bool fp4) {
     body = rows + "  static_assert(v4cuda::kMoeMmaThreads == " + str(kStateThreads) +
            " && v4cuda::moeMmaMaxTiles(" + str(T) + ", " + str(k) + ", " + str(E) + ") == " + str(maxTiles) +
            " && v4cuda::moeMmaBlocks(" + str(T) + ", " + str(k) + ", " + str(E) + ", " + str(D) + ", " + str(I) +
-           ") == " + str(blocks) + " && v4cuda::moeMmaSharedBytes(" + str(D) + ") == " + str(shared) +
-           ", \"StateEmitters.cpp and MoeMma.cuh disagree on the MoE geometry\");\n" +
+           ") == " + str(blocks) + " && v4cuda::moe" + variant + "SharedBytes(" + str(D) +
+           (wgmma ? std::string(", ") + (fp4 ? "true" : "false") : std::string()) + ") == " + str(shared) +
+           ", \"StateEmitters.cpp and Moe" + variant + ".cuh disagree on the MoE geometry\");\n" +
            "  const v4cuda::MoeMmaScratch scratch{@E@_order, @E@_tile_expert, @E@_tile_begin, @E@_tile_count, "
            "@E@_act, @E@_acc, @E@_token_done, @E@_tile_done, @E@_control};\n" +
-           "  v4cuda::moeGroupedMma<" + (fp4 ? "true" : "false") + ">(" + s.in(0) + ", " + s.in(1) + ", " + s.in(2) +
-           ", gateUp, down, " + s.out(0) + ", shape, " + str(maxTiles) + ", scratch, dyn);\n";
+           "  v4cuda::moeGrouped" + variant + "<" + (fp4 ? "true" : "false") + ">(" + s.in(0) + ", " + s.in(1) +
+           ", " + s.in(2) + ", gateUp, down, " + s.out(0) + ", shape, " + str(maxTiles) + ", scratch, dyn);\n";
     dims.grid[0] = static_cast<uint32_t>(blocks);
     dims.sharedBytes = static_cast<uint32_t>(shared);
-    detail += "_mma" + str(kMoeMmaRows);
+    detail += (wgmma ? "_wgmma" : "_mma") + str(kMoeMmaRows);
   } else {
     // Prefill on CUDA cores (f32): one block per (expert, slice), TOK tokens
     // per weight load, as many as fit in kGroupedSharedBudget (over 48 KB:

@@ -99,6 +99,9 @@ v4rt_status v4rt_model_cache_stats(const v4rt_model *model, v4rt_cache_stats *ou
       if (tier.name == "host") {
         out.host_pages = tier.pages;
         out.host_bytes = tier.bytes;
+        out.host_pinned = tier.pinned ? 1 : 0;
+        out.host_pinned_bytes = tier.pinnedBytes;
+        out.host_pin_failures = tier.pinFailures;
       } else if (tier.name == "disk") {
         out.disk_pages = tier.pages;
         out.disk_bytes = tier.bytes;

@@ -59,6 +59,9 @@ typedef struct v4rt_cache_stats {
   uint64_t disk_orphans_removed;
   uint64_t window_tokens_recomputed; /* restored tokens run again to rebuild the window */
   uint64_t page_bytes_stored;        /* payload bytes of the pages stored */
+  uint32_t host_pinned;              /* nonzero: host-tier payloads are page-locked (CUDA backend) */
+  uint64_t host_pinned_bytes;        /* of host_bytes, those in page-locked memory */
+  uint64_t host_pin_failures;        /* host pages left pageable: pinning them failed (a warning) */
 } v4rt_cache_stats;
 
 /* Fails when no cache is attached. */

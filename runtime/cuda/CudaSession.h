@@ -152,7 +152,6 @@ private:
   int64_t frozenTokens_ = 0;              // dyn[1]: entries below it are restored, not rewritten
   std::vector<int32_t> pageIds_;          // ids of the current incomplete page
   std::vector<kvcache::PageKey> lastKey_; // key of the last complete page (0 or 1 of them)
-  PinnedBuffer pageStaging_;              // one page's sections, device -> host
 };
 
 } // namespace v4rt::cuda

@@ -67,11 +67,15 @@ void CudaSession::exportPage(int64_t pageIndex) {
              "internal: page " + std::to_string(pageIndex) + " needs a window snapshot at " +
                  std::to_string(pageEnd) + " but the session is at " + std::to_string(position_));
   const DriverApi &api = model_.api();
-  const uint64_t bytes = pagePayloadSize(slots, P, withSnapshot);
-  if (pageStaging_.bytes() < bytes)
-    pageStaging_ = PinnedBuffer(api, pagePayloadSize(slots, P, true), "page export staging");
-  std::vector<const uint8_t *> sections(slots.size(), nullptr);
-  uint64_t offset = 0;
+  // The payload is built in place: each slot's rows copied from the device
+  // straight to their offset (pinned memory with the CUDA prefix cache's
+  // allocator: a direct DMA), then the header written around them.
+  kvcache::Page page;
+  page.key = key;
+  page.pageIndex = pageIndex;
+  page.tokens = P;
+  page.payload = kvcache::PageBytes::allocate(prefixCache_->payloadAllocator(),
+                                              pagePayloadSize(slots, P, withSnapshot));
   for (size_t s = 0; s < slots.size(); ++s) {
     if (!isEntries(slots[s]) && !withSnapshot)
       continue;
@@ -79,18 +83,14 @@ void CudaSession::exportPage(int64_t pageIndex) {
     const CUdeviceptr source =
         slots_->address(s) + (isEntries(slots[s]) ? pageRowOffset(slots[s], pageIndex, P, slots_->rowBytes(s)) : 0);
     if (sectionBytes)
-      checkCuda(api, api.cuMemcpyDtoHAsync(pageStaging_.data() + offset, source, sectionBytes, model_.stream()),
+      checkCuda(api,
+                api.cuMemcpyDtoHAsync(page.payload.data() + pageSectionOffset(slots, s, P, withSnapshot), source,
+                                      sectionBytes, model_.stream()),
                 "cuMemcpyDtoHAsync", "exporting page " + std::to_string(pageIndex) + " of cache slot " + slots[s].name);
-    sections[s] = pageStaging_.data() + offset;
-    offset += sectionBytes;
   }
+  writePagePayloadHeader(slots, pageIndex, P, strategy, page.payload.data());
   checkCuda(api, api.cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
             "exporting page " + std::to_string(pageIndex) + " (set V4_CUDA_SYNC=1 to name the failing kernel)");
-  kvcache::Page page;
-  page.key = key;
-  page.pageIndex = pageIndex;
-  page.tokens = P;
-  page.payload = encodePagePayloadSections(slots, sections, pageIndex, P, strategy);
   prefixCache_->store(std::move(page));
 }
 
@@ -113,7 +113,7 @@ void CudaSession::restorePages(const int32_t *ids, const std::vector<kvcache::Pa
   auto *deviceTier = dynamic_cast<DeviceTier *>(prefixCache_->findTier("device"));
   // Entries rows of every page, where they lie in the slots.
   for (size_t i = 0; i < pages.size(); ++i) {
-    const std::vector<uint8_t> &payload = pages[i]->payload;
+    const kvcache::PageBytes &payload = pages[i]->payload;
     const CUdeviceptr onDevice = deviceTier ? deviceTier->devicePayload(keys[i]) : 0;
     for (size_t s = 0; s < slots.size(); ++s) {
       if (!isEntries(slots[s]))
@@ -127,7 +127,8 @@ void CudaSession::restorePages(const int32_t *ids, const std::vector<kvcache::Pa
       if (onDevice)
         checkCuda(api, api.cuMemcpyDtoDAsync(target, onDevice + (section - payload.data()), bytes, stream),
                   "cuMemcpyDtoDAsync", "restoring page " + std::to_string(i) + " of cache slot " + slots[s].name);
-      else // pageable source: the driver stages it; the pages outlive the sync below
+      else // pinned host-tier pages: a direct DMA; heap ones (disk) are staged by the driver.
+           // Either way the pages outlive the sync below.
         checkCuda(api, api.cuMemcpyHtoDAsync(target, section, bytes, stream), "cuMemcpyHtoDAsync",
                   "restoring page " + std::to_string(i) + " of cache slot " + slots[s].name);
     }

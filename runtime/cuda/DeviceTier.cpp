@@ -4,8 +4,9 @@
 
 namespace v4rt::cuda {
 
-DeviceTier::DeviceTier(const CudaDevice &device, CUstream stream, uint64_t byteBudget)
-    : device_(device), stream_(stream), byteBudget_(byteBudget) {}
+DeviceTier::DeviceTier(const CudaDevice &device, CUstream stream, uint64_t byteBudget,
+                       std::shared_ptr<kvcache::PayloadAllocator> hostAllocator)
+    : device_(device), stream_(stream), byteBudget_(byteBudget), hostAllocator_(std::move(hostAllocator)) {}
 
 kvcache::PagePtr DeviceTier::toHost(const Held &held) const {
   const DriverApi &api = device_.api();
@@ -13,7 +14,7 @@ kvcache::PagePtr DeviceTier::toHost(const Held &held) const {
   page->key = held.key;
   page->pageIndex = held.pageIndex;
   page->tokens = held.tokens;
-  page->payload.resize(held.payload.bytes());
+  page->payload = kvcache::PageBytes::allocate(hostAllocator_, held.payload.bytes());
   if (!page->payload.empty()) {
     checkCuda(api, api.cuMemcpyDtoHAsync(page->payload.data(), held.payload.get(), page->payload.size(), stream_),
               "cuMemcpyDtoHAsync", "device page tier: reading a page back");
@@ -49,7 +50,8 @@ std::vector<kvcache::PagePtr> DeviceTier::put(kvcache::PagePtr page) {
   held.pageIndex = page->pageIndex;
   held.tokens = page->tokens;
   held.payload = DeviceBuffer(api, size, "device page tier: a page");
-  // Pageable source: the driver stages it; complete before the page may go.
+  // Complete before the page may go (a pinned payload is a direct DMA; a
+  // heap one is staged by the driver).
   checkCuda(api, api.cuMemcpyHtoDAsync(held.payload.get(), page->payload.data(), size, stream_),
             "cuMemcpyHtoDAsync", "device page tier: storing a page");
   checkCuda(api, api.cuStreamSynchronize(stream_), "cuStreamSynchronize", "device page tier: storing a page");

@@ -4,9 +4,12 @@
 // its evictions are handed down as host pages (copied back), a hit is
 // copied to the host for the schema check (PageTier's contract), and a
 // session restoring a page the tier holds copies its rows device to device
-// (devicePayload).
+// (devicePayload). With a pinned host allocator (CudaPrefixCache.h) the
+// pages it hands down are built in pinned memory: both directions are
+// direct DMA between the device and the payload, no pageable bounce.
 #pragma once
 
+#include <memory>
 #include <mutex>
 
 #include "runtime/cuda/CudaDriver.h"
@@ -21,7 +24,10 @@ class CudaDevice;
 class DeviceTier final : public kvcache::PageTier {
 public:
   // Copies run on `stream` (the model's) and are complete when calls return.
-  DeviceTier(const CudaDevice &device, CUstream stream, uint64_t byteBudget);
+  // Pages copied back to the host get their payload from `hostAllocator`
+  // (null: the heap).
+  DeviceTier(const CudaDevice &device, CUstream stream, uint64_t byteBudget,
+             std::shared_ptr<kvcache::PayloadAllocator> hostAllocator = nullptr);
 
   const std::string &name() const override { return name_; }
   std::vector<kvcache::PagePtr> put(kvcache::PagePtr page) override;
@@ -50,6 +56,7 @@ private:
   const CudaDevice &device_;
   CUstream stream_;
   const uint64_t byteBudget_;
+  const std::shared_ptr<kvcache::PayloadAllocator> hostAllocator_;
   mutable std::mutex mutex_;
   kvcache::PageLru<Held, KeyOfHeld> lru_;
   kvcache::TierStats counters_;

@@ -122,8 +122,10 @@ std::atomic<uint64_t> temporaryCounter{0};
 
 } // namespace
 
-DiskTier::DiskTier(fs::path directory, std::string artifactIdentity, uint64_t byteBudget)
-    : directory_(std::move(directory)), identity_(std::move(artifactIdentity)), byteBudget_(byteBudget) {
+DiskTier::DiskTier(fs::path directory, std::string artifactIdentity, uint64_t byteBudget,
+                   std::shared_ptr<PayloadAllocator> allocator)
+    : directory_(std::move(directory)), identity_(std::move(artifactIdentity)), byteBudget_(byteBudget),
+      allocator_(std::move(allocator)) {
   std::error_code error;
   fs::create_directories(directory_, error);
   if (error)
@@ -282,14 +284,13 @@ PagePtr DiskTier::get(const PageKey &key) {
     ++counters_.misses;
     return nullptr;
   }
-  std::vector<uint8_t> bytes;
   struct stat info;
   if (::fstat(fd, &info) != 0) {
     int error = errno;
     ::close(fd);
     fail("cannot stat KV page file", path, error);
   }
-  bytes.resize(static_cast<size_t>(info.st_size));
+  PageBytes bytes = PageBytes::allocate(allocator_, static_cast<size_t>(info.st_size));
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t result = ::read(fd, bytes.data() + done, bytes.size() - done);
@@ -305,7 +306,8 @@ PagePtr DiskTier::get(const PageKey &key) {
     done += static_cast<size_t>(result);
   }
   ::close(fd);
-  bytes.resize(done);
+  if (done < bytes.size()) // shrank while reading: keep what was read
+    bytes = PageBytes(std::vector<uint8_t>(bytes.data(), bytes.data() + done));
 
   DecodedPage decoded = decodePage(std::move(bytes), identity_, key);
   if (!decoded) {

@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 
@@ -28,7 +29,10 @@ public:
   // writers and indexes the pages already there (modification time = LRU
   // order). Pages are written and validated with `artifactIdentity`; an empty
   // identity is fine for stats() and clear() only uses (e.g. `v4run cache`).
-  DiskTier(std::filesystem::path directory, std::string artifactIdentity, uint64_t byteBudget);
+  // Pages read back are placed in `allocator`'s memory (null: the heap; the
+  // CUDA backend's pinned memory, so promoting them to the device is a DMA).
+  DiskTier(std::filesystem::path directory, std::string artifactIdentity, uint64_t byteBudget,
+           std::shared_ptr<PayloadAllocator> allocator = nullptr);
 
   const std::string &name() const override { return name_; }
   // Writes the page durably, then deletes least recently used files while
@@ -70,6 +74,7 @@ private:
   const std::filesystem::path directory_;
   const std::string identity_;
   const uint64_t byteBudget_;
+  const std::shared_ptr<PayloadAllocator> allocator_;
   mutable std::mutex mutex_;
   LruList lru_;
   std::unordered_map<PageKey, Entry, PageKeyHash> index_;

@@ -37,12 +37,13 @@ Page testPage(int64_t index, size_t payloadBytes, uint32_t seed) {
   page.key = testKey(index, seed);
   page.pageIndex = index;
   page.tokens = 128;
-  page.payload.resize(payloadBytes);
+  std::vector<uint8_t> payload(payloadBytes);
   uint32_t state = seed * 2654435761u + static_cast<uint32_t>(index) + 1;
-  for (uint8_t &byte : page.payload) {
+  for (uint8_t &byte : payload) {
     state = state * 1664525u + 1013904223u;
     byte = static_cast<uint8_t>(state >> 24);
   }
+  page.payload = std::move(payload);
   return page;
 }
 

@@ -141,19 +141,23 @@ DecodedPage decodePage(const uint8_t *data, size_t size, std::string_view expect
   DecodedPage result = validate(data, size, expectedIdentity, expectedKey, page, payloadOffset);
   if (result.fault != PageFault::None)
     return result;
-  page.payload.assign(data + payloadOffset, data + size);
+  page.payload = std::vector<uint8_t>(data + payloadOffset, data + size);
   result.page = std::move(page);
   return result;
 }
 
 DecodedPage decodePage(std::vector<uint8_t> &&bytes, std::string_view expectedIdentity,
                        const PageKey &expectedKey) {
+  return decodePage(PageBytes(std::move(bytes)), expectedIdentity, expectedKey);
+}
+
+DecodedPage decodePage(PageBytes &&bytes, std::string_view expectedIdentity, const PageKey &expectedKey) {
   Page page;
   size_t payloadOffset = 0;
   DecodedPage result = validate(bytes.data(), bytes.size(), expectedIdentity, expectedKey, page, payloadOffset);
   if (result.fault != PageFault::None)
     return result;
-  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(payloadOffset));
+  bytes.dropFront(payloadOffset);
   page.payload = std::move(bytes);
   result.page = std::move(page);
   return result;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/kvcache/PageBytes.h"
 #include "runtime/kvcache/PageKey.h"
 
 namespace v4rt::kvcache {
@@ -22,7 +23,7 @@ struct Page {
   PageKey key;
   int64_t pageIndex = 0; // position of the page in its prompt: tokens [index*T, (index+1)*T)
   int64_t tokens = 0;    // tokens covered (pageTokens for every keyed page)
-  std::vector<uint8_t> payload;
+  PageBytes payload;     // heap, or pinned host memory on the CUDA backend
 };
 
 // Pages are immutable once built (their key is their content), so tiers and
@@ -77,5 +78,8 @@ DecodedPage decodePage(const uint8_t *data, size_t size, std::string_view expect
 // Same, reusing `bytes` as the payload storage (no second copy of a big page).
 DecodedPage decodePage(std::vector<uint8_t> &&bytes, std::string_view expectedIdentity,
                        const PageKey &expectedKey);
+// Same, for a file read into a payload block (e.g. pinned memory): the
+// page's payload is the block past the header.
+DecodedPage decodePage(PageBytes &&bytes, std::string_view expectedIdentity, const PageKey &expectedKey);
 
 } // namespace v4rt::kvcache

@@ -22,6 +22,16 @@ struct TierStats {
   uint64_t evictions = 0;      // pages pushed out by the budget (or too big to hold at all)
   uint64_t corrupt = 0;        // pages found damaged or foreign, deleted, and reported as misses
   uint64_t orphansRemoved = 0; // disk only: temporary files of dead writers removed
+  // Host tier on the CUDA backend: payloads are placed in page-locked memory
+  // (MemoryTier with a pinned PayloadAllocator). pinnedBytes: of `bytes`,
+  // those pinned; pinFailures: payloads left pageable because pinning failed
+  // (cuMemAllocHost refused: the tier keeps working, copies get slower).
+  bool pinned = false;
+  uint64_t pinnedBytes = 0;
+  uint64_t pinFailures = 0;
+
+  // "host (pinned)" for a pinned tier, else the name (for tables and logs).
+  std::string displayName() const { return pinned ? name + " (pinned)" : name; }
 
   // hits / (hits + misses); 0 before the first get().
   double hitRate() const {

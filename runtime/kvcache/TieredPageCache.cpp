@@ -32,9 +32,10 @@ std::unique_ptr<TieredPageCache> TieredPageCache::create(const TieredCacheOption
                                                          int64_t pageTokens) {
   std::vector<std::unique_ptr<PageTier>> tiers;
   if (options.hostBytes > 0)
-    tiers.push_back(std::make_unique<MemoryTier>("host", options.hostBytes));
+    tiers.push_back(std::make_unique<MemoryTier>("host", options.hostBytes, options.payloadAllocator));
   if (!options.diskDirectory.empty())
-    tiers.push_back(std::make_unique<DiskTier>(options.diskDirectory, artifactIdentity, options.diskBytes));
+    tiers.push_back(std::make_unique<DiskTier>(options.diskDirectory, artifactIdentity, options.diskBytes,
+                                               options.payloadAllocator));
   v4c::check(!tiers.empty(), "the KV cache has no tier: give a host budget or a cache directory");
   return std::make_unique<TieredPageCache>(std::move(tiers), pageTokens);
 }

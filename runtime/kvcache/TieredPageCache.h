@@ -39,6 +39,8 @@ struct CacheStats {
 // Budgets of the standard host -> disk stack (the CUDA backend adds "device").
 struct TieredCacheOptions {
   uint64_t hostBytes = 0;    // 0: no host tier
+  // Where the host tier keeps payloads and the disk tier reads them (null: heap).
+  std::shared_ptr<PayloadAllocator> payloadAllocator;
   std::string diskDirectory; // empty: no disk tier
   uint64_t diskBytes = 0;
 };

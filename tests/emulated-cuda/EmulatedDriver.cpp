@@ -113,6 +113,8 @@ std::recursive_mutex &driverLock() { return gLock; }
 std::map<uintptr_t, Allocation> gDevice; // by the address handed out
 std::set<void *> gPinned;
 std::map<void *, size_t> gPinnedSize;
+size_t gPinnedBytes = 0;             // held by cuMemAllocHost blocks
+size_t gPinnedLimit = SIZE_MAX;      // v4emuSetPinnedHostLimit: cuMemAllocHost fails past it
 uint64_t gAllocated = 0;
 int gOpenDepth = 0; // > 0 while device memory is readable
 
@@ -490,10 +492,14 @@ CUresult emuMemAllocHost(void **pointer, size_t bytes) {
   REQUIRE_INIT
   if (CUresult r = forbiddenWhileCapturing("cuMemAllocHost"); r != CUDA_SUCCESS)
     return r;
+  if (gPinnedBytes + bytes > gPinnedLimit)
+    return fail(CUDA_ERROR_OUT_OF_MEMORY, "cuMemAllocHost(%zu): over the test's pinned limit of %zu bytes", bytes,
+                gPinnedLimit);
   void *memory = std::aligned_alloc(kAlignment, (std::max<size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment);
   if (!memory)
     return CUDA_ERROR_OUT_OF_MEMORY;
   gPinnedSize[memory] = bytes;
+  gPinnedBytes += bytes;
   *pointer = memory;
   return CUDA_SUCCESS;
 }
@@ -503,8 +509,11 @@ CUresult emuMemFreeHost(void *pointer) {
   REQUIRE_INIT
   if (CUresult r = forbiddenWhileCapturing("cuMemFreeHost"); r != CUDA_SUCCESS)
     return r;
-  if (!gPinnedSize.erase(pointer))
+  auto pinned = gPinnedSize.find(pointer);
+  if (pinned == gPinnedSize.end())
     return fail(CUDA_ERROR_INVALID_VALUE, "cuMemFreeHost(%p): not an address cuMemAllocHost returned", pointer);
+  gPinnedBytes -= pinned->second;
+  gPinnedSize.erase(pinned);
   std::free(pointer);
   return CUDA_SUCCESS;
 }
@@ -891,5 +900,18 @@ __attribute__((visibility("default"))) CUresult cuGetErrorString(CUresult error,
 
 __attribute__((visibility("default"))) CUresult cuGetErrorName(CUresult error, const char **name) {
   return emuGetErrorName(error, name);
+}
+
+// Test queries (not CUDA; found with dlsym): whether [pointer, +bytes) lies
+// in one cuMemAllocHost block, and a cap on pinned bytes past which
+// cuMemAllocHost fails with CUDA_ERROR_OUT_OF_MEMORY (SIZE_MAX: none).
+__attribute__((visibility("default"))) int v4emuIsPinnedHost(const void *pointer, size_t bytes) {
+  LOCKED;
+  return isPinned(pointer, bytes) ? 1 : 0;
+}
+
+__attribute__((visibility("default"))) void v4emuSetPinnedHostLimit(size_t bytes) {
+  LOCKED;
+  gPinnedLimit = bytes;
 }
 }

@@ -3,13 +3,17 @@
 # usage: emulated_gpu_check.sh V4C V4RUN DRIVER_DIR WORK_DIR fast|slow CHECK ARGUMENT...
 #   DRIVER_DIR: the folder holding the emulated libcuda.so.1
 #   verify CASE PRECISION TOLERANCE: v4run verify vs the case's golden logits
-#   compare CASE PROMPT_IDS DECODE: every launch vs the CPU artifact (fp32, 1e-4)
+#   compare CASE PROMPT_IDS DECODE [PRECISION TOLERANCE [TENSOR_CORES]]: every launch vs the
+#     CPU artifact (fp32; default: an fp32 GPU artifact within 1e-4; TENSOR_CORES wgmma
+#     compiles with --tensor-cores wgmma, its GEMMs on the emulated warpgroup MMA)
 #   consistency CASE PRECISION PROMPT_LEN: prefill vs chunked vs decode, graph vs launches
 #   interleave CASE: 4 sessions through a device KV pool of 2 (preempted, swapped back) vs each alone
 #   prefix-reuse CASE: --cache-dir reuse under full / periodic / zero, tiers, pool errors
 #     (kv_prefix_reuse_check.sh)
 #   batch CASE PROMPT_LEN DECODE: continuous batching (--decode-batch 1,4): 3 sessions
 #     decoded together vs each alone, same greedy tokens and logits within 1e-5
+#   agent-trace CASE V4BENCH_AGENT: the agent-trace bench on the CUDA backend with
+#     device -> pinned host -> disk tiers (agent_trace_check.sh)
 # V4_EMULATED_GPU_SLOW=1 runs the checks marked slow (the bf16 golden verify,
 # which the tiny model misses: see README.md); without it they exit 77
 # (ctest: skipped) saying so.
@@ -23,17 +27,26 @@ fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 conformance=$root/tests/conformance
+configs=$root/tests/gpu/configs # config-only cases: dummy weights (tests/gpu/configs/README.md)
 target=sm_90a
 mkdir -p "$work"
 
-# gpu_artifact CASE PRECISION [DECODE_BATCH]: compiles the case for $target
-# keeping the CUDA source, builds its host module; prints the artifact's path.
+# case_source CASE: the compile arguments naming the case's weights (a
+# conformance checkpoint, or a config-only case with dummy weights).
+case_source() {
+  if [ -d "$conformance/$1" ]; then echo "$conformance/$1"; else echo "$configs/$1 --weights dummy"; fi
+}
+
+# gpu_artifact CASE PRECISION [DECODE_BATCH [TENSOR_CORES]]: compiles the case
+# for $target keeping the CUDA source, builds its host module; prints the
+# artifact's path.
 gpu_artifact() {
-  batches=${3:-1}
+  batches=${3:-1} cores=${4:-wmma}
   out=$work/$1-$target-$2.v4a
-  [ "$batches" = 1 ] || out=$work/$1-$target-$2-b$(echo "$batches" | tr , _).v4a
-  "$v4c" compile "$conformance/$1" --target $target --precision "$2" --decode-batch "$batches" \
-    --keep-cuda-source "$out.src" -o "$out" > "$out.log" 2>&1 ||
+  [ "$cores" = wmma ] || out=$work/$1-$target-$2-$cores.v4a
+  [ "$batches" = 1 ] || out=${out%.v4a}-b$(echo "$batches" | tr , _).v4a
+  "$v4c" compile $(case_source "$1") --target $target --precision "$2" --decode-batch "$batches" \
+    --tensor-cores "$cores" --keep-cuda-source "$out.src" -o "$out" > "$out.log" 2>&1 ||
     { cat "$out.log" >&2; echo "emulated_gpu_check: compiling $1 for $target ($2) failed" >&2; exit 1; }
   sh "$here/build_host_module.sh" "$out.src" "$work/modules" > /dev/null
   echo "$out"
@@ -56,11 +69,12 @@ verify)
   "$v4run" verify "$gpu" --golden "$conformance/$1/golden.safetensors" --tolerance "$3"
   ;;
 compare)
-  gpu=$(gpu_artifact "$1" fp32)
+  gpu=$(gpu_artifact "$1" "${4:-fp32}" 1 "${6:-wmma}")
   cpu=$work/$1-cpu-fp32.v4a
-  "$v4c" compile "$conformance/$1" --target cpu --decode-batch 1 -o "$cpu" > "$cpu.log" 2>&1 ||
+  "$v4c" compile $(case_source "$1") --target cpu --decode-batch 1 -o "$cpu" > "$cpu.log" 2>&1 ||
     { cat "$cpu.log" >&2; exit 1; }
-  "$v4run" compare "$gpu" "$cpu" --prompt-ids "$2" --decode "$3" --tolerance 1e-4
+  "$v4run" info "$gpu" | grep '^options' # which tensor cores the GEMMs use
+  "$v4run" compare "$gpu" "$cpu" --prompt-ids "$2" --decode "$3" --tolerance "${5:-1e-4}"
   ;;
 consistency)
   gpu=$(gpu_artifact "$1" "$2")
@@ -71,7 +85,7 @@ batch)
   "$v4run" consistency "$gpu" --prompt-len "$2" --batch 3 --decode "$3" --batch-tolerance 1e-5 --max-context 256
   # generate --batch: the GPU's batched sessions print the cpu artifact's ids.
   cpu=$work/$1-cpu-fp32-b1_4.v4a
-  "$v4c" compile "$conformance/$1" --target cpu --decode-batch 1,4 -o "$cpu" > "$cpu.log" 2>&1 ||
+  "$v4c" compile $(case_source "$1") --target cpu --decode-batch 1,4 -o "$cpu" > "$cpu.log" 2>&1 ||
     { cat "$cpu.log" >&2; exit 1; }
   "$v4run" generate "$gpu" --prompt-ids "5,17,300;7,8,9,10" -n 3 --batch 3 --max-context 256 > "$work/gpu-generate"
   "$v4run" generate "$cpu" --prompt-ids "5,17,300;7,8,9,10" -n 3 --batch 3 > "$work/cpu-generate"
@@ -87,6 +101,10 @@ interleave)
 prefix-reuse)
   gpu=$(gpu_artifact "$1" fp32)
   sh "$here/kv_prefix_reuse_check.sh" "$v4run" "$gpu" "$work/prefix-reuse"
+  ;;
+agent-trace)
+  gpu=$(gpu_artifact "$1" fp32)
+  sh "$here/agent_trace_check.sh" "$2" "$gpu" "$work/agent-trace"
   ;;
 *)
   echo "emulated_gpu_check: unknown check '$check'" >&2

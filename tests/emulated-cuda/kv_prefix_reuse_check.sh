@@ -9,7 +9,8 @@
 #  2. `cache stats` reads the pages GPU artifacts wrote.
 #  3. In one process, a session restoring another's pages through a device
 #     page tier too small for all of them (demoted to the host tier, promoted
-#     back on the hit) gives the same logits (1e-5) under zero.
+#     back on the hit) gives the same logits (1e-5) under zero; the host tier
+#     is pinned (every byte it holds).
 #  4. A session larger than the device KV pool is a one-line error.
 set -eu
 v4run=$1 gpu=$2 work=$3
@@ -44,6 +45,9 @@ grep -qx 'pages: 4' "$work/stats.txt" && grep -qx 'corrupt: 0' "$work/stats.txt"
   { cat "$work/consistency.txt"; fail "restored logits differ"; }
 cat "$work/consistency.txt"
 grep -q '^prefix reuse: promotions [1-9]' "$work/consistency.txt" || fail "no page came back up from the host tier"
+# The CUDA backend's host tier is pinned: every byte it holds (runtime/cuda/CudaPrefixCache.h).
+grep -Eq '^prefix reuse: tier host \(pinned\): [0-9]+ pages, ([0-9]+) bytes \(\1 pinned\)' "$work/consistency.txt" ||
+  fail "the host tier is not pinned, or holds pageable bytes"
 
 if generate --device-kv-bytes 1000 > /dev/null 2> "$work/err.txt"; then fail "a 1000-byte KV pool was accepted"; fi
 grep -q 'more than the whole device KV pool' "$work/err.txt" || { cat "$work/err.txt"; fail "pool error"; }

@@ -5,6 +5,9 @@
 #   bench/prepare_gpu_session.sh; the GPU machine has no compiler).
 #   V4_GPU_PREPARE=1: only compile the check's artifacts (no device needed).
 #   V4_GPU_TARGET: the target (default sm_90a).
+# PRECISION may carry the GEMM tile variant: "bf16+wgmma" compiles with
+# `--tensor-cores wgmma` (sm_90a's warpgroup MMA; docs/cuda-compile.md) into
+# NAME-TARGET-bf16-wgmma.v4a; plain "bf16" is the default wmma tile.
 # Exit 77 (ctest: skipped) with the reason when v4run finds no CUDA device.
 set -eu
 v4c=$1 v4run=$2 work=$3 check=$4
@@ -13,6 +16,7 @@ target=${V4_GPU_TARGET:-sm_90a}
 prepare=${V4_GPU_PREPARE:-0}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 conformance=$root/tests/conformance
+configs=$root/tests/gpu/configs # config-only cases (configs/README.md)
 mkdir -p "$work"
 
 if [ "$prepare" != 1 ]; then
@@ -29,16 +33,29 @@ fi
 # session per step; e.g. 1,4 adds a batched bucket of 4 sessions).
 artifact() {
   batches=${4:-1}
-  out=$work/$1-$2-$3.v4a
-  [ "$batches" = 1 ] || out=$work/$1-$2-$3-b$(echo "$batches" | tr , _).v4a
+  precision=${3%+*} cores=wmma
+  [ "$precision" = "$3" ] || cores=${3#*+}
+  label=$3
+  [ "$cores" = wmma ] || label=$precision-$cores
+  out=$work/$1-$2-$label.v4a
+  [ "$batches" = 1 ] || out=$work/$1-$2-$label-b$(echo "$batches" | tr , _).v4a
+  cores_flag="" # wmma is the default (and the only spelling cpu artifacts take)
+  [ "$cores" = wmma ] || cores_flag="--tensor-cores $cores"
   if [ "$v4c" != - ] && { [ "$prepare" != 1 ] || [ ! -f "$out" ]; }; then
     if [ -d "$conformance/$1" ]; then
-      "$v4c" compile "$conformance/$1" --target "$2" --precision "$3" --decode-batch "$batches" -o "$out" \
-        > "$out.log" 2>&1 ||
-        { cat "$out.log" >&2; echo "gpu_check: compiling $1 for $2 ($3) failed" >&2; exit 1; }
+      # shellcheck disable=SC2086 # cores_flag is words
+      "$v4c" compile "$conformance/$1" --target "$2" --precision "$precision" --decode-batch "$batches" $cores_flag \
+        -o "$out" > "$out.log" 2>&1 ||
+        { cat "$out.log" >&2; echo "gpu_check: compiling $1 for $2 ($label) failed" >&2; exit 1; }
+    elif [ -f "$configs/$1/config.json" ]; then # config only: dummy weights, the same on every target
+      # shellcheck disable=SC2086
+      "$v4c" compile "$configs/$1" --weights dummy --target "$2" --precision "$precision" --decode-batch "$batches" \
+        $cores_flag -o "$out" > "$out.log" 2>&1 ||
+        { cat "$out.log" >&2; echo "gpu_check: compiling $1 for $2 ($label) failed" >&2; exit 1; }
     else
-      "$v4c" compile --model "$1" --weights dummy --target "$2" --precision "$3" --decode-batch "$batches" -o "$out" \
-        > "$out.log" 2>&1 ||
+      # shellcheck disable=SC2086
+      "$v4c" compile --model "$1" --weights dummy --target "$2" --precision "$precision" --decode-batch "$batches" \
+        $cores_flag -o "$out" > "$out.log" 2>&1 ||
         { cat "$out.log" >&2; echo "gpu_check: compiling --model $1 for $2 ($3) failed" >&2; exit 1; }
     fi
   fi
@@ -61,12 +78,18 @@ consistency)
   "$v4run" consistency "$gpu" --prompt-len "$length" --max-context 4096
   ;;
 compare)
-  name=$1
-  gpu=$(artifact "$name" "$target" fp32)
+  # compare CASE [PRECISION TOLERANCE PROMPT_IDS DECODE]: default fp32 within
+  # 1e-4 over 20 tokens + 3 decoded; a bf16 GPU artifact (e.g. bf16+wgmma)
+  # against the same fp32 CPU twin, per launch, over a prompt short enough
+  # that bf16 rounding flips no indexer top-k choice (on tiny-mixed 20 tokens
+  # do: rel 0.3-0.5 on v4.indexer_topk, GEMMs ~2e-2).
+  name=$1 precision=${2:-fp32} tolerance=${3:-1e-4}
+  prompt=${4:-3,17,98,5,250,77,1,200,12,9,130,41,8,222,64,128,7,19,33,2} decode=${5:-3}
+  gpu=$(artifact "$name" "$target" "$precision")
   cpu=$(artifact "$name" cpu fp32)
   [ "$prepare" = 1 ] && exit 0
-  "$v4run" compare "$gpu" "$cpu" --prompt-ids 3,17,98,5,250,77,1,200,12,9,130,41,8,222,64,128,7,19,33,2 \
-    --decode 3 --tolerance 1e-4
+  "$v4run" info "$gpu" | grep '^options' # which tensor cores the GEMMs use
+  "$v4run" compare "$gpu" "$cpu" --prompt-ids "$prompt" --decode "$decode" --tolerance "$tolerance"
   ;;
 bench)
   name=$1

@@ -10,8 +10,11 @@
 namespace v4c {
 
 // Throws v4c::Error for an unknown target ("valid targets: cpu, sm_80, ..."),
-// an unknown precision or weights mode, or bf16 on the CPU.
-void checkTargetOptions(const std::string &target, const std::string &precision, const std::string &weights);
+// an unknown precision, weights mode or tensor-core kind, bf16 on the CPU, or
+// --tensor-cores wgmma for any target but sm_90a (the CPU included: it has
+// no tensor cores; wmma, the default, means nothing there and is ignored).
+void checkTargetOptions(const std::string &target, const std::string &precision, const std::string &weights,
+                        const std::string &tensorCores = "wmma");
 
 bool isCudaTarget(const std::string &target);
 
@@ -21,7 +24,7 @@ std::string activationPrecision(const std::string &target, const std::string &pr
 
 // CUDA targets: generates the kernels, runs nvcc and embeds the cubin
 // (codegen/cuda/CudaCodegen.h). `keepSourceDir` non-empty keeps the .cu.
-// cpu: nothing to do.
-void finishForTarget(v4rt::Program &program, const std::string &keepSourceDir);
+// `tensorCores`: "wmma" | "wgmma" (checked by checkTargetOptions). cpu: nothing to do.
+void finishForTarget(v4rt::Program &program, const std::string &keepSourceDir, const std::string &tensorCores = "wmma");
 
 } // namespace v4c

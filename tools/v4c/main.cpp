@@ -65,6 +65,7 @@ struct Options {
   std::string weights = "checkpoint"; // checkpoint | dummy (generated at load; no weight bytes)
   uint64_t dummySeed = 1;             // --dummy-seed
   std::string keepCudaSource;         // --keep-cuda-source DIR
+  std::string tensorCores = "wmma";   // --tensor-cores wmma | wgmma (sm_90a)
   std::string artifact;               // dummy-checkpoint: the dummy artifact to expand
 };
 
@@ -204,7 +205,7 @@ v4c::PipelineOptions pipelineOptions(const Options &options) {
 }
 
 int runCompile(const Options &options) {
-  v4c::checkTargetOptions(options.target, options.precision, options.weights);
+  v4c::checkTargetOptions(options.target, options.precision, options.weights, options.tensorCores);
   const bool dummy = options.weights == "dummy";
   v4c::check(options.prefillChunk >= 1 && options.prefillChunk <= 65536,
              "--prefill-chunk must be in [1, 65536]");
@@ -255,16 +256,18 @@ int runCompile(const Options &options) {
 
   v4rt::Program program = v4c::programFromPlan(*module, options.target);
   program.configJson = (dummy ? dummyConfig : checkpoint->config()).toJson().dump();
-  program.compileOptions = nlohmann::json{{"target", options.target},
+  nlohmann::json compileOptions = nlohmann::json{{"target", options.target},
                                           {"precision", options.precision},
                                           {"experts", options.experts},
                                           {"kv_cache", pipelineOptions(options).kvCache},
                                           {"activations", pipelineOptions(options).activations},
                                           {"prefill_chunk", options.prefillChunk},
                                           {"decode_batch", batches},
-                                          {"weights", options.weights}}
-                               .dump();
-  v4c::finishForTarget(program, options.keepCudaSource); // CUDA: kernels -> nvcc -> cubin
+                                          {"weights", options.weights}};
+  if (v4c::isCudaTarget(options.target)) // which GEMM tile variant ran (v4run info, bench tables)
+    compileOptions["tensor_cores"] = options.tensorCores;
+  program.compileOptions = compileOptions.dump();
+  v4c::finishForTarget(program, options.keepCudaSource, options.tensorCores); // CUDA: kernels -> nvcc -> cubin
   if (dummy) {
     v4c::makeWeightsDummy(program, dummyConfig.numExperts, options.dummySeed);
     v4rt::writeArtifact(options.output, program, nullptr);
@@ -329,6 +332,9 @@ int main(int argc, char **argv) {
   compile->add_option("--dummy-seed", options.dummySeed, "seed of --weights dummy");
   compile->add_option("--keep-cuda-source", options.keepCudaSource,
                       "CUDA targets: write the generated kernels.cu and headers to DIR and keep them");
+  compile->add_option("--tensor-cores", options.tensorCores,
+                      "CUDA GEMM tiles: wmma (mma.sync, every CUDA target; default) or wgmma (Hopper warpgroup "
+                      "MMA, --target sm_90a only; opt-in until proven on a GPU). Not for --target cpu");
 
   CLI::App *dummyCheckpoint = app.add_subcommand(
       "dummy-checkpoint", "write the weights a --weights dummy artifact generates as a checkpoint (tests)");

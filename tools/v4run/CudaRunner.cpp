@@ -8,7 +8,7 @@
 #include "runtime/cuda/CudaDecodeBatch.h"
 #include "runtime/cuda/CudaModel.h"
 #include "runtime/cuda/CudaSession.h"
-#include "runtime/cuda/DeviceTier.h"
+#include "runtime/cuda/CudaPrefixCache.h"
 #include "runtime/cuda/LaunchParams.h"
 #endif
 
@@ -63,11 +63,8 @@ public:
     return std::make_unique<CudaRunnerSession>(*model_, options);
   }
   void attachPrefixCache(const v4rt::PrefixCacheOptions &options, uint64_t deviceTierBytes) override {
-    std::unique_ptr<v4rt::kvcache::PageTier> deviceTier;
-    if (deviceTierBytes > 0)
-      deviceTier = std::make_unique<v4rt::cuda::DeviceTier>(model_->device(), model_->stream(), deviceTierBytes);
-    prefixCache_ = std::make_unique<v4rt::PrefixCache>(model_->identity(), model_->program().caches, options,
-                                                       std::move(deviceTier));
+    // device -> host (pinned) -> disk
+    prefixCache_ = v4rt::cuda::makeCudaPrefixCache(*model_, options, deviceTierBytes);
   }
   const v4rt::PrefixCache *prefixCache() const override { return prefixCache_.get(); }
   void decodeBatch(RunnerSession *const *sessions, size_t n, const int32_t *ids, float *logits) override {

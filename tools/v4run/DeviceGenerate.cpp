@@ -23,8 +23,13 @@ void printCacheReport(const Runner &runner, int64_t reused, const std::string &s
       diskBytes = tier.bytes;
     }
     corrupt += tier.corrupt;
-    tiers += (tiers.empty() ? "" : ", ") + tier.name + " " + std::to_string(tier.pages) + " pages " +
+    tiers += (tiers.empty() ? "" : ", ") + tier.displayName() + " " + std::to_string(tier.pages) + " pages " +
              std::to_string(tier.bytes) + " bytes";
+    if (tier.pinned)
+      tiers += " (" + std::to_string(tier.pinnedBytes) + " pinned)";
+    if (tier.pinFailures > 0)
+      std::fprintf(stderr, "v4run: warning: %llu %s-tier pages stayed in pageable memory (cuMemAllocHost failed)\n",
+                   static_cast<unsigned long long>(tier.pinFailures), tier.name.c_str());
   }
   std::printf("prefix hit: %lld tokens reused\n", static_cast<long long>(reused));
   std::printf("window rebuild: %llu restored tokens run again (--swa-cache %s)\n",

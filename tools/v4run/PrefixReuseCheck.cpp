@@ -63,8 +63,9 @@ int runPrefixReuseCheck(const PrefixReuseOptions &options) {
               static_cast<unsigned long long>(stats.windowTokensRecomputed),
               static_cast<unsigned long long>(stats.pagesStored), static_cast<unsigned long long>(stats.pagesHit));
   for (const v4rt::kvcache::TierStats &tier : stats.tiers.tiers)
-    std::printf("prefix reuse: tier %s: %llu pages, %llu bytes, hits %llu, evictions %llu\n", tier.name.c_str(),
-                static_cast<unsigned long long>(tier.pages), static_cast<unsigned long long>(tier.bytes),
+    std::printf("prefix reuse: tier %s: %llu pages, %llu bytes (%llu pinned), hits %llu, evictions %llu\n",
+                tier.displayName().c_str(), static_cast<unsigned long long>(tier.pages),
+                static_cast<unsigned long long>(tier.bytes), static_cast<unsigned long long>(tier.pinnedBytes),
                 static_cast<unsigned long long>(tier.hits), static_cast<unsigned long long>(tier.evictions));
   std::printf("prefix reuse: promotions %llu, demotions %llu\n",
               static_cast<unsigned long long>(stats.tiers.promotions),

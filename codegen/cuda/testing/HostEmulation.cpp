@@ -69,6 +69,7 @@ struct Launch {
   fibers::Context scheduler;
   Fiber *running = nullptr;
   std::exception_ptr firstError;
+  size_t dynamicSharedBytes = 0;
 };
 
 Launch *gLaunch = nullptr;
@@ -304,6 +305,16 @@ unsigned detail::ballotWarp(unsigned mask, bool predicate, const char *primitive
   return static_cast<unsigned>(waitForWarp(predicate ? 1 : 0, 0, true, primitive, where)) & mask;
 }
 
+size_t detail::launchDynamicSharedBytes() { return currentLaunch("a wgmma shared memory access").dynamicSharedBytes; }
+
+const unsigned char *detail::dynamicSharedArrayOf(const void *p) {
+  const unsigned char *byte = static_cast<const unsigned char *>(p);
+  for (const DynamicShared &array : dynamicSharedArrays())
+    if (byte >= array.base && byte < array.base + array.capacity)
+      return array.base;
+  return nullptr;
+}
+
 bool registerDynamicShared(void *base, size_t capacity) {
   std::vector<DynamicShared> &arrays = dynamicSharedArrays();
   unsigned char *bytes = static_cast<unsigned char *>(base);
@@ -336,6 +347,7 @@ void detail::launchBlocks(dim3 grid, dim3 block, size_t dynamicSharedBytes, cons
   const fibers::Stack *stacks = fibers::stacks(threads);
   Launch launch;
   launch.body = &body;
+  launch.dynamicSharedBytes = dynamicSharedBytes;
   launch.fibers.resize(threads);
   launch.warps.resize((threads + 31) / 32);
   for (unsigned t = 0; t < threads; ++t)
@@ -349,13 +361,16 @@ void detail::launchBlocks(dim3 grid, dim3 block, size_t dynamicSharedBytes, cons
 
   const size_t filled = std::min(kDynamicSharedCapacity, dynamicSharedBytes + kGuardBytes);
   const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
-  std::string guardViolation;
-  for (uint64_t b = 0; b < blocks && !launch.firstError && guardViolation.empty(); ++b) {
+  std::string guardViolation, wgmmaError;
+  for (uint64_t b = 0; b < blocks && !launch.firstError && guardViolation.empty() && wgmmaError.empty(); ++b) {
     for (const DynamicShared &array : dynamicSharedArrays())
       std::memset(array.base, kFill, std::min(filled, array.capacity));
     blockIdx = uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
                      static_cast<unsigned>(b / (uint64_t(grid.x) * grid.y))};
+    wgmma::detail::beginBlock(static_cast<unsigned>(threads));
     runBlock(launch, stacks);
+    if (!launch.firstError)
+      wgmmaError = wgmma::detail::endBlock();
     for (const DynamicShared &array : dynamicSharedArrays())
       for (size_t i = dynamicSharedBytes; i < std::min(filled, array.capacity); ++i)
         if (array.base[i] != kFill) {
@@ -367,6 +382,7 @@ void detail::launchBlocks(dim3 grid, dim3 block, size_t dynamicSharedBytes, cons
   if (launch.firstError)
     std::rethrow_exception(launch.firstError);
   v4c::check(guardViolation.empty(), guardViolation);
+  v4c::check(wgmmaError.empty(), wgmmaError);
 }
 
 } // namespace v4emu

@@ -54,6 +54,11 @@
 //   thread, as floats; load/store/fill/mma act on the whole tile (stores
 //   split over the lanes), mma accumulates in fp32. Exact as long as kernels
 //   never index fragment elements (which is layout-dependent on the GPU).
+// - Hopper wgmma (Wgmma.cuh's primitives): WgmmaEmulation.h (descriptors,
+//   the 128-byte swizzle, the m64nNk16 accumulator fragment, deferred
+//   execution at wait_group, warpgroup-uniform calls; not the async proxy's
+//   ordering: fence.proxy.async is a no-op). Dynamic shared memory starts at
+//   shared address wgmma::kDynamicSharedWindow (384, not 1024-aligned).
 // - alignment: __ldg & co. of a misaligned vector type, and wmma tiles off
 //   256-bit alignment or with a stride not a multiple of 16 bytes, fail the
 //   launch (the GPU faults); plain misaligned vector dereferences are caught
@@ -93,6 +98,11 @@
 #include <mma.h>
 #include <vector_types.h>
 
+// Kernel headers that need the emulation's own model of an instruction
+// (Wgmma.cuh) test this.
+#define V4EMU_HOST_EMULATION 1
+#include "codegen/cuda/testing/WgmmaEmulation.h"
+
 // `__shared__` variables live in static storage: one block runs at a time.
 #undef __shared__
 #define __shared__ static
@@ -128,6 +138,11 @@ void launchBlocks(dim3 grid, dim3 block, size_t dynamicSharedBytes, const std::f
 struct BlockVote {
   int trueCount, arrivals;
 };
+// The running launch's dynamic shared bytes (fails outside a launch), and
+// the dynamic shared array that holds `p` (nullptr: none).
+size_t launchDynamicSharedBytes();
+const unsigned char *dynamicSharedArrayOf(const void *p);
+
 BlockVote syncBlock(int predicate, const char *primitive, const std::source_location &where);
 
 // The running fiber publishes `bits` and waits until every live lane of its
@@ -170,7 +185,7 @@ T warpExchange(T value, unsigned source, const char *primitive, const std::sourc
 // in namespace v4cuda, with room for kDynamicSharedCapacity bytes.
 #define V4EMU_DYNAMIC_SHARED(TYPE, NAME)                                                                   \
   namespace v4cuda {                                                                                       \
-  alignas(128) inline TYPE NAME[v4emu::kDynamicSharedCapacity / sizeof(TYPE)];                              \
+  alignas(1024) inline TYPE NAME[v4emu::kDynamicSharedCapacity / sizeof(TYPE)];                              \
   }                                                                                                        \
   namespace v4emu::registered {                                                                            \
   inline const bool V4EMU_CONCAT(NAME, Registered) = v4emu::registerDynamicShared(v4cuda::NAME, sizeof(v4cuda::NAME)); \

@@ -5,6 +5,7 @@
 // HostEmulation.h and the kernel headers.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "codegen/cuda/KernelEmitter.h"
 #include "common/Error.h"
+#include "runtime/cpu/ReferenceKernels.h"
 
 namespace v4emu::testing {
 
@@ -103,6 +105,26 @@ inline std::vector<float> termScale(const std::vector<float> &x, int64_t present
       scale[t * N + n] = static_cast<float>(sum);
     }
   return scale;
+}
+
+// linear_swiglu's expected rows (the reference kernels on h [present, K],
+// gate / up weights [I, K]) and their tolerance scale: swiglu's slope is at
+// most ~1.1 |up| in gate and ~limit in up, so the terms of both count.
+struct SwigluExpectation {
+  std::vector<float> values, scale;
+};
+inline SwigluExpectation swigluExpectation(const std::vector<float> &h, const std::vector<float> &gateW,
+                                           const std::vector<float> &upW, int64_t present, int64_t K, int64_t I,
+                                           float limit) {
+  std::vector<float> gate(present * I), up(present * I);
+  SwigluExpectation expected{std::vector<float>(present * I), std::vector<float>(present * I)};
+  v4rt::ref::linear(h.data(), present, K, gateW.data(), I, gate.data(), nullptr);
+  v4rt::ref::linear(h.data(), present, K, upW.data(), I, up.data(), nullptr);
+  v4rt::ref::swiglu(gate.data(), up.data(), present * I, limit, expected.values.data());
+  const std::vector<float> gateScale = termScale(h, present, K, gateW, I), upScale = termScale(h, present, K, upW, I);
+  for (int64_t i = 0; i < present * I; ++i)
+    expected.scale[i] = 2.0f * (gateScale[i] * std::min(std::fabs(up[i]), limit) + upScale[i] * limit);
+  return expected;
 }
 
 // ---- the emitter's entry ----------------------------------------------------------

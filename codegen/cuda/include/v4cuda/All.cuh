@@ -12,9 +12,13 @@
 #include <v4cuda/DenseLinear.cuh>
 #include <v4cuda/DenseMath.cuh>
 #include <v4cuda/DenseMma.cuh>
+#include <v4cuda/DenseWgmma.cuh>
 #include <v4cuda/HyperConnection.cuh>
 #include <v4cuda/Quant.cuh>
 #include <v4cuda/Router.cuh>
+
+// Hopper wgmma primitives (sm_90a; h2).
+#include <v4cuda/Wgmma.cuh>
 
 // Caches, compressor, indexer, attention, MoE (h7).
 #include <v4cuda/Attention.cuh>
@@ -27,3 +31,4 @@
 #include <v4cuda/AttentionDecode.cuh>
 #include <v4cuda/IndexerDecode.cuh>
 #include <v4cuda/MoeMma.cuh>
+#include <v4cuda/MoeWgmma.cuh>

@@ -16,13 +16,15 @@
 //   E (epilogue): store<W>(t, n0, vals) writes virtual columns n0..n0+W-1 of
 //      row t (linear_swiglu turns each (gate, up) pair into one output).
 // kMmaOk on A and B: the operand is (as the unfused bf16 program has it)
-// exactly a bf16 value, so the tensor-core tile (DenseMma.cuh) may run it.
+// exactly a bf16 value, so the tensor-core tiles (DenseMma.cuh: wmma,
+// DenseWgmma.cuh: Hopper wgmma) may run it.
 #pragma once
 
 #include <type_traits>
 
 #include <v4cuda/DenseMath.cuh>
 #include <v4cuda/DenseMma.cuh>
+#include <v4cuda/DenseWgmma.cuh>
 
 namespace v4cuda {
 
@@ -337,7 +339,11 @@ __device__ __forceinline__ void gemmTile(A a, const B &b, const E &e, int rowTil
 //         sharedBytes = T_MAX * A::kTableBytesPerRow, with KSPLIT > 1
 //         gemvSplitOffset(that) + gemvSplitBytes<T_MAX, KSPLIT>().
 //   GEMM: block 256, grid.x = ceil(NV / BN), grid.y = ceil(T / BM), grid.z = groups,
-//         sharedBytes = (MMA ? gemmMmaTileBytes : gemmTileBytes)<BM, BN>() + BM * A::kTableBytesPerRow.
+//         sharedBytes = (MMA == 2 ? gemmWgmmaTileBytes : MMA == 1 ? gemmMmaTileBytes : gemmTileBytes)<BM, BN>()
+//         + BM * A::kTableBytesPerRow.
+// MMA (the drivers' last template argument): 0 = FFMA tile (gemmTile),
+// 1 = wmma tile (gemmTileMma), 2 = wgmma tile (gemmTileWgmma, sm_90a only);
+// `false` / `true` read as 0 / 1.
 // `tile` is the block's column-block index (blockIdx.x, or blockIdx.x minus
 // the start of a norm_linear weight's range).
 
@@ -346,10 +352,13 @@ template <int T_MAX, int K, int NV, int KSPLIT, class A, class B, class E>
 __device__ __forceinline__ void matmulGemv(const A &a, const B &b, const E &e, int tile, const int32_t *dyn) {
   gemvRows<T_MAX, K, NV, kGemvRowsPerWarp, KSPLIT>(a, b, e, tile, presentTokens(dyn), denseSharedMemory());
 }
-// MMA: the tensor-core tile (DenseMma.cuh), else the FFMA tile.
-template <int K, int NV, int BM, int BN, bool MMA, class A, class B, class E>
+// MMA: 2 the wgmma tile (DenseWgmma.cuh), 1 the wmma tile (DenseMma.cuh), 0 the FFMA tile.
+template <int K, int NV, int BM, int BN, int MMA, class A, class B, class E>
 __device__ __forceinline__ void matmulGemm(const A &a, const B &b, const E &e, int tile, const int32_t *dyn) {
-  if constexpr (MMA)
+  static_assert(MMA >= 0 && MMA <= 2, "MMA: 0 FFMA, 1 wmma, 2 wgmma");
+  if constexpr (MMA == 2)
+    gemmTileWgmma<BM, BN, K, NV>(a, b, e, blockIdx.y, tile, presentTokens(dyn), denseSharedMemory());
+  else if constexpr (MMA == 1)
     gemmTileMma<BM, BN, K, NV>(a, b, e, blockIdx.y, tile, presentTokens(dyn), denseSharedMemory());
   else
     gemmTile<BM, BN, BM / 16, BN / 16, K, NV>(a, b, e, blockIdx.y, tile, presentTokens(dyn), denseSharedMemory());
@@ -360,7 +369,7 @@ template <typename TX, typename TW, typename TY, int T_MAX, int K, int N, int KS
 __device__ __forceinline__ void linearGemv(const TX *x, const TW *w, TY *y, const int32_t *dyn) {
   matmulGemv<T_MAX, K, N, KSPLIT>(PlainRows<TX, K, 0>{x}, PlainWeights<TW, K>{w}, StoreRows<TY, N, N>{y}, blockIdx.x, dyn);
 }
-template <typename TX, typename TW, typename TY, int K, int N, int BM, int BN, bool MMA>
+template <typename TX, typename TW, typename TY, int K, int N, int BM, int BN, int MMA>
 __device__ __forceinline__ void linearGemm(const TX *x, const TW *w, TY *y, const int32_t *dyn) {
   matmulGemm<K, N, BM, BN, MMA>(PlainRows<TX, K, 0>{x}, PlainWeights<TW, K>{w}, StoreRows<TY, N, N>{y}, blockIdx.x, dyn);
 }
@@ -374,7 +383,7 @@ __device__ __forceinline__ void groupedLinearGemv(const TX *x, const TW *w, TY *
                            PlainWeights<TW, KG>{w + static_cast<int64_t>(g) * R * KG},
                            StoreRows<TY, G * R, R>{y + g * R}, blockIdx.x, dyn);
 }
-template <typename TX, typename TW, typename TY, int G, int KG, int R, int BM, int BN, bool MMA>
+template <typename TX, typename TW, typename TY, int G, int KG, int R, int BM, int BN, int MMA>
 __device__ __forceinline__ void groupedLinearGemm(const TX *x, const TW *w, TY *y, const int32_t *dyn) {
   const int g = blockIdx.z;
   matmulGemm<KG, R, BM, BN, MMA>(PlainRows<TX, G * KG, KG>{x + g * KG},
@@ -390,7 +399,7 @@ __device__ __forceinline__ void normLinearGemv(const TX *x, const TN *normW, con
   matmulGemv<T_MAX, K, N, KSPLIT>(NormedRows<TX, TN, K, G, HAS_W>{x, normW, eps}, PlainWeights<TW, K>{w},
                           StoreRows<TY, N, N>{y}, tile, dyn);
 }
-template <typename TX, typename TN, typename TW, typename TY, int K, int G, bool HAS_W, int N, int BM, int BN, bool MMA>
+template <typename TX, typename TN, typename TW, typename TY, int K, int G, bool HAS_W, int N, int BM, int BN, int MMA>
 __device__ __forceinline__ void normLinearGemm(const TX *x, const TN *normW, const TW *w, TY *y, double eps, int tile,
                                                const int32_t *dyn) {
   matmulGemm<K, N, BM, BN, MMA>(NormedRows<TX, TN, K, G, HAS_W>{x, normW, eps}, PlainWeights<TW, K>{w},
@@ -404,7 +413,7 @@ __device__ __forceinline__ void linearSwigluGemv(const TX *h, const TW *gate, co
   matmulGemv<T_MAX, K, 2 * I, KSPLIT>(PlainRows<TX, K, 0>{h}, GateUpWeights<TW, K>{gate, up}, SwigluStore<TY, I>{y, limit},
                               blockIdx.x, dyn);
 }
-template <typename TX, typename TW, typename TY, int K, int I, int BM, int BN, bool MMA>
+template <typename TX, typename TW, typename TY, int K, int I, int BM, int BN, int MMA>
 __device__ __forceinline__ void linearSwigluGemm(const TX *h, const TW *gate, const TW *up, TY *y, float limit,
                                                  const int32_t *dyn) {
   matmulGemm<K, 2 * I, BM, BN, MMA>(PlainRows<TX, K, 0>{h}, GateUpWeights<TW, K>{gate, up}, SwigluStore<TY, I>{y, limit},

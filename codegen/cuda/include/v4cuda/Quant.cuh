@@ -143,7 +143,7 @@ __device__ __forceinline__ void linearFp8Gemv(const TX *x, const __nv_fp8_e4m3 *
   matmulGemv<T_MAX, K, N, KSPLIT>(QuantRows<TX, K, BC>{x}, Fp8Weights<K, BR, BC>{w, scales}, StoreRows<TY, N, N>{y},
                           blockIdx.x, dyn);
 }
-template <typename TX, typename TY, int K, int N, int BR, int BC, int BM, int BN, bool MMA>
+template <typename TX, typename TY, int K, int N, int BR, int BC, int BM, int BN, int MMA>
 __device__ __forceinline__ void linearFp8Gemm(const TX *x, const __nv_fp8_e4m3 *w, const uint8_t *scales, TY *y,
                                               const int32_t *dyn) {
   matmulGemm<K, N, BM, BN, MMA>(QuantRows<TX, K, BC>{x}, Fp8Weights<K, BR, BC>{w, scales}, StoreRows<TY, N, N>{y},

@@ -1,0 +1,270 @@
+// Hopper (sm_90a) warpgroup MMA primitives: wgmma.mma_async m64nNk16 with
+// bf16 operands from shared memory (matrix descriptors, K-major, 128-byte
+// swizzle) into fp32 accumulator registers, and the fences and group waits
+// around it. Device code only for sm_90a (__CUDA_ARCH_FEAT_SM90_ALL); any
+// other device arch fails to compile the primitives it instantiates. Under
+// the host emulation (testing/HostEmulation.h, which defines
+// V4EMU_HOST_EMULATION) they run testing/WgmmaEmulation.h's model.
+//
+// Facts the host emulation assumes (PTX ISA "Asynchronous Warpgroup Level
+// Matrix" sections), for the first GPU session to confirm (tests/gpu checks
+// compare the wgmma GEMM with the CPU reference; a wrong fact shows there):
+// 1. Descriptor: start address >> 4 in bits 0-13, leading byte offset >> 4
+//    in 16-29 (unused for K-major 128B-swizzled operands whose k16 slice
+//    stays in one 128-byte row; we write 1), stride byte offset >> 4 in
+//    32-45 (1024: the distance between 8-row groups), base offset 0 in
+//    49-51, swizzle mode in 62-63 (1 = 128B).
+// 2. K-major 128B swizzle: element (row r, k) of an operand is at
+//    start + (r / 8) * SBO + (r % 8) * 128 + 2k, and then address bits [4:6]
+//    are XORed with bits [7:9] of the SHARED address (so tiles sit at
+//    1024-byte aligned shared addresses, and advancing k by 16 within the
+//    64-element row adds 32 bytes to the start address).
+// 3. B (N x K, K-major, "weight rows") needs no transpose: imm-trans-b = 0,
+//    and likewise A (M x K): imm-trans-a = 0.
+// 4. Accumulator fragment of m64nNk16 f32: thread t of the warpgroup (warp
+//    w = t / 32, lane l = t % 32) holds in element 4j + q (j < N / 8, q < 4)
+//    D[16w + l/4 + 8*(q/2)][8j + 2*(l%4) + (q%2)].
+// 5. scale-d = 0 (the predicate) ignores the accumulators' previous values.
+// 6. mma_async reads shared memory asynchronously: a stage may be rewritten
+//    only after every warpgroup's wait_group retired the mmas reading it.
+#pragma once
+
+#include <stdint.h>
+
+#if defined(V4EMU_HOST_EMULATION)
+#include <source_location>
+// The emulation's primitives take the kernel's call site, for their errors.
+#define V4_WGMMA_SITE_ONLY std::source_location where = std::source_location::current()
+#define V4_WGMMA_SITE , V4_WGMMA_SITE_ONLY
+#else
+#define V4_WGMMA_SITE_ONLY
+#define V4_WGMMA_SITE
+#endif
+
+namespace v4cuda {
+
+constexpr int kWgmmaThreads = 128;    // one warpgroup: 4 consecutive warps
+constexpr int kWgmmaRowBytes = 128;   // one K-major tile row: the 128-byte swizzle's width
+constexpr int kWgmmaTileK = 64;       // bf16 elements of a tile row
+constexpr int kWgmmaTileAlign = 1024; // the 128-byte swizzle's period (8 rows)
+
+template <int N> constexpr bool kWgmmaUnsupported = false;
+#define V4_WGMMA_NEEDS_SM90A(N)                                                                                        \
+  static_assert(kWgmmaUnsupported<N>, "wgmma needs sm_90a (compile with -gencode=arch=compute_90a,code=sm_90a)")
+
+// Byte offset, from a 1024-aligned tile base, of the 16-byte chunk `chunk`
+// (k elements 8 * chunk .. + 7) of tile row `row`: rows of 128 bytes, the
+// chunk index XORed with row % 8 (fact 2 above, for a 1024-aligned base).
+__host__ __device__ constexpr int wgmmaSwizzledOffset(int row, int chunk) {
+  return row * kWgmmaRowBytes + ((chunk ^ (row & 7)) << 4);
+}
+
+// Where accumulator element i of thread t (0..127) of the warpgroup lives
+// in the 64 x N tile (fact 4).
+struct WgmmaPosition {
+  int row, col;
+};
+__host__ __device__ constexpr WgmmaPosition wgmmaAccumulatorPosition(int t, int i) {
+  return {16 * (t / 32) + (t % 32) / 4 + 8 * ((i % 4) / 2), 8 * (i / 4) + 2 * (t % 4) + (i % 2)};
+}
+
+// Encodes a descriptor from a shared address (fact 1).
+__host__ __device__ constexpr uint64_t wgmmaDescriptorFromAddress(uint32_t sharedAddress) {
+  return uint64_t((sharedAddress & 0x3ffff) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) |
+         (uint64_t(1) << 62);
+}
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(V4EMU_HOST_EMULATION)
+template <int N> __device__ __forceinline__ void wgmmaM64Device(float (&)[N / 2], uint64_t, uint64_t, int) {
+  static_assert(kWgmmaUnsupported<N>, "wgmmaM64: N must be 32, 64, 128 or 256 (add its form to Wgmma.cuh)");
+}
+// Generated (one form per N): D (+)= A * B, scale-d from the predicate,
+// scale-a = scale-b = 1, no transposes (fact 3).
+template <> __device__ __forceinline__ void wgmmaM64Device<32>(float (&d)[16], uint64_t a, uint64_t b, int scaleD) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
+               "}, %16, %17, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+               : "l"(a), "l"(b), "r"(scaleD));
+}
+template <> __device__ __forceinline__ void wgmmaM64Device<64>(float (&d)[32], uint64_t a, uint64_t b, int scaleD) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+               "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                 "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                 "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+               : "l"(a), "l"(b), "r"(scaleD));
+}
+template <> __device__ __forceinline__ void wgmmaM64Device<128>(float (&d)[64], uint64_t a, uint64_t b, int scaleD) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+               "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                 "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                 "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                 "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                 "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                 "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                 "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+               : "l"(a), "l"(b), "r"(scaleD));
+}
+template <> __device__ __forceinline__ void wgmmaM64Device<256>(float (&d)[128], uint64_t a, uint64_t b, int scaleD) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+               "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+               "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+               "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+               "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+               "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                 "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                 "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                 "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                 "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                 "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                 "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+                 "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+                 "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+                 "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+                 "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+                 "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+                 "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+                 "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+                 "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+               : "l"(a), "l"(b), "r"(scaleD));
+}
+#endif
+
+// `shared` rounded up to the next 1024-byte shared address (the kernels'
+// dynamic shared memory is only 128-byte aligned). Use this, not pointer
+// arithmetic: the emulation's shared addresses differ from its pointers.
+template <class T> __device__ __forceinline__ T *wgmmaAlignTile(T *shared V4_WGMMA_SITE) {
+#if defined(V4EMU_HOST_EMULATION)
+  return static_cast<T *>(v4emu::wgmma::alignShared(shared, kWgmmaTileAlign, where));
+#elif defined(__CUDA_ARCH__)
+  const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+  const uint32_t pad = (kWgmmaTileAlign - address % kWgmmaTileAlign) % kWgmmaTileAlign;
+  return reinterpret_cast<T *>(reinterpret_cast<unsigned char *>(shared) + pad);
+#else
+  return shared;
+#endif
+}
+
+// Descriptor of a K-major bf16 operand at `start` = a 1024-aligned tile
+// base + firstRow * 128 (firstRow % 8 == 0) + 2 * k (k in {0, 16, 32, 48}):
+// 128-byte swizzle, 8-row groups 1024 bytes apart.
+template <class T> __device__ __forceinline__ uint64_t wgmmaDescriptor(const T *start V4_WGMMA_SITE) {
+#if defined(V4EMU_HOST_EMULATION)
+  return wgmmaDescriptorFromAddress(v4emu::wgmma::sharedAddress(start, where));
+#elif defined(__CUDA_ARCH__)
+  return wgmmaDescriptorFromAddress(static_cast<uint32_t>(__cvta_generic_to_shared(start)));
+#else
+  return 0;
+#endif
+}
+
+// wgmma.fence: before the first mma_async of a batch (after the
+// accumulators were touched, or after a wait).
+template <int Unused = 0> __device__ __forceinline__ void wgmmaFence(V4_WGMMA_SITE_ONLY) {
+#if defined(V4EMU_HOST_EMULATION)
+  v4emu::wgmma::fence(where);
+#elif defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__)
+  V4_WGMMA_NEEDS_SM90A(Unused);
+#endif
+}
+
+// wgmma.commit_group: the mma_asyncs issued since the last commit form a group.
+template <int Unused = 0> __device__ __forceinline__ void wgmmaCommitGroup(V4_WGMMA_SITE_ONLY) {
+#if defined(V4EMU_HOST_EMULATION)
+  v4emu::wgmma::commitGroup(where);
+#elif defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__)
+  V4_WGMMA_NEEDS_SM90A(Unused);
+#endif
+}
+
+// wgmma.wait_group N: waits until at most N committed groups are pending.
+template <int N> __device__ __forceinline__ void wgmmaWaitGroup(V4_WGMMA_SITE_ONLY) {
+  static_assert(N >= 0 && N <= 7, "wgmma.wait_group takes 0..7");
+#if defined(V4EMU_HOST_EMULATION)
+  v4emu::wgmma::waitGroup(N, where);
+#elif defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#elif defined(__CUDA_ARCH__)
+  V4_WGMMA_NEEDS_SM90A(N);
+#endif
+}
+
+// Pins the accumulator registers at this point of the program: the compiler
+// sees mma_async's register operands as written at issue, so without this
+// it could move reads of them above the wait that actually completes them.
+template <int M> __device__ __forceinline__ void wgmmaFenceAccumulators(float (&acc)[M]) {
+#if defined(__CUDA_ARCH__) && !defined(V4EMU_HOST_EMULATION)
+#pragma unroll
+  for (int i = 0; i < M; ++i)
+    asm volatile("" : "+f"(acc[i])::"memory");
+#else
+  (void)acc;
+#endif
+}
+
+// wgmma.wait_group N, then the accumulators pinned after it.
+template <int N, int M> __device__ __forceinline__ void wgmmaWaitGroup(float (&acc)[M] V4_WGMMA_SITE) {
+#if defined(V4EMU_HOST_EMULATION)
+  wgmmaWaitGroup<N>(where);
+#else
+  wgmmaWaitGroup<N>();
+#endif
+  wgmmaFenceAccumulators(acc);
+}
+
+// fence.proxy.async.shared::cta: makes this thread's generic-proxy shared
+// stores visible to the async proxy (the mma_asyncs); then a barrier.
+template <int Unused = 0> __device__ __forceinline__ void fenceProxyAsync() {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(V4EMU_HOST_EMULATION)
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__) && !defined(V4EMU_HOST_EMULATION)
+  V4_WGMMA_NEEDS_SM90A(Unused);
+#endif
+}
+
+// D[64 x N] (+)= A[64 x 16] * B[16 x N]: bf16 x bf16 -> f32 accumulators,
+// both operands K-major in shared memory (A: 64 rows from descA's start, B:
+// N weight rows from descB's start). accumulate = false: D = A * B.
+// Every thread of the warpgroup calls it with the same descriptors.
+template <int N>
+__device__ __forceinline__ void wgmmaM64(float (&acc)[N / 2], uint64_t descA, uint64_t descB, bool accumulate V4_WGMMA_SITE) {
+  static_assert(N % 8 == 0 && N >= 8 && N <= 256, "m64nNk16: N = 8..256 in steps of 8");
+#if defined(V4EMU_HOST_EMULATION)
+  v4emu::wgmma::mmaAsync(acc, N, descA, descB, accumulate, where);
+#elif defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  wgmmaM64Device<N>(acc, descA, descB, accumulate ? 1 : 0);
+#elif defined(__CUDA_ARCH__)
+  V4_WGMMA_NEEDS_SM90A(N);
+#endif
+}
+
+} // namespace v4cuda
+
+#undef V4_WGMMA_NEEDS_SM90A
+#undef V4_WGMMA_SITE
+#undef V4_WGMMA_SITE_ONLY
