@@ -91,16 +91,7 @@ template <typename S, int T, int G, int KG, int R, int BM = 0, int BN = 0, int K
   const std::vector<S> xS = stored<S>(x), wS = stored<S>(w);
   std::vector<float> expected(present * G * R);
   ref::groupedLinear(x.data(), present, G, KG, w.data(), R, expected.data(), nullptr);
-  // Per group: the rows of x's group against the group's weights.
-  std::vector<float> scale(present * G * R);
-  for (int g = 0; g < G; ++g)
-    for (int t = 0; t < present; ++t)
-      for (int r = 0; r < R; ++r) {
-        double sum = 0.0;
-        for (int k = 0; k < KG; ++k)
-          sum += std::fabs(x[(t * G + g) * KG + k] * w[(g * R + r) * KG + k]);
-        scale[t * G * R + g * R + r] = static_cast<float>(sum);
-      }
+  const std::vector<float> scale = groupedTermScale(x, present, G, KG, w, R);
   const DType dt = dtypeOf<S>();
   const EmittedKernel k = emit("v4.grouped_linear", T, {arg(dt, {T, G * KG}), weight(dt, {G * R, KG})},
                                {arg(dt, {T, G * R})}, {intAttr("groups", {G})});

@@ -77,16 +77,9 @@ TEST(DenseWgmmaTile, LinearMatchesReference) {
 template <int T, int G, int KG, int R, int BM, int BN> void runGroupedLinear(int present) {
   const std::vector<float> x = asStored<bf16>(randoms(T * G * KG, 9)), w = asStored<bf16>(randoms(G * R * KG, 10));
   const std::vector<bf16> xS = stored<bf16>(x), wS = stored<bf16>(w);
-  std::vector<float> expected(present * G * R), scale(present * G * R);
+  std::vector<float> expected(present * G * R);
   ref::groupedLinear(x.data(), present, G, KG, w.data(), R, expected.data(), nullptr);
-  for (int g = 0; g < G; ++g)
-    for (int t = 0; t < present; ++t)
-      for (int r = 0; r < R; ++r) {
-        double sum = 0.0;
-        for (int k = 0; k < KG; ++k)
-          sum += std::fabs(x[(t * G + g) * KG + k] * w[(g * R + r) * KG + k]);
-        scale[t * G * R + g * R + r] = static_cast<float>(sum);
-      }
+  const std::vector<float> scale = groupedTermScale(x, present, G, KG, w, R);
   std::vector<bf16> out = nanFilled<bf16>(T * G * R);
   const int32_t dyn[1] = {present};
   launchWgmma<BM, BN, v4cuda::PlainRows<bf16, G * KG, KG>>(T, R, G, [&] {

@@ -10,7 +10,7 @@ MemoryTier::MemoryTier(std::string name, uint64_t byteBudget, std::shared_ptr<Pa
     : name_(std::move(name)), byteBudget_(byteBudget), allocator_(std::move(allocator)) {}
 
 PagePtr MemoryTier::placed(PagePtr page) {
-  if (!allocator_ || page->payload.empty() || page->payload.placedIn() == allocator_.get())
+  if (!allocator_ || page->payload.empty() || placedHere(*page))
     return page;
   PageBytes bytes = PageBytes::allocate(allocator_, page->payload.size());
   if (bytes.placedIn() != allocator_.get()) {
@@ -26,9 +26,13 @@ PagePtr MemoryTier::placed(PagePtr page) {
   return copy;
 }
 
+bool MemoryTier::placedHere(const Page &page) const {
+  return allocator_ && page.payload.placedIn() == allocator_.get();
+}
+
 void MemoryTier::forgetBytes(const Page &page) {
   bytes_ -= page.payload.size();
-  if (allocator_ && page.payload.placedIn() == allocator_.get())
+  if (placedHere(page))
     pinnedBytes_ -= page.payload.size();
 }
 
@@ -47,7 +51,7 @@ std::vector<PagePtr> MemoryTier::put(PagePtr page) {
   }
   page = placed(std::move(page));
   bytes_ += page->payload.size();
-  if (allocator_ && page->payload.placedIn() == allocator_.get())
+  if (placedHere(*page))
     pinnedBytes_ += page->payload.size();
   lru_.pushFront(std::move(page));
   while (bytes_ > byteBudget_) {

@@ -39,6 +39,8 @@ private:
   };
   // `page`, or a copy whose payload is a block of allocator_.
   PagePtr placed(PagePtr page);
+  // Whether the payload is a block of allocator_ (counted in pinnedBytes_).
+  bool placedHere(const Page &page) const;
   void forgetBytes(const Page &page);
 
   const std::string name_;

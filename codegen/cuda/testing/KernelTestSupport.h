@@ -107,6 +107,22 @@ inline std::vector<float> termScale(const std::vector<float> &x, int64_t present
   return scale;
 }
 
+// termScale of grouped_linear: x [present, G * KG] group g against weight
+// rows [g * R, (g + 1) * R) of [G * R, KG]; output [present, G * R].
+inline std::vector<float> groupedTermScale(const std::vector<float> &x, int64_t present, int64_t G, int64_t KG,
+                                           const std::vector<float> &w, int64_t R) {
+  std::vector<float> scale(present * G * R);
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t t = 0; t < present; ++t)
+      for (int64_t r = 0; r < R; ++r) {
+        double sum = 0.0;
+        for (int64_t k = 0; k < KG; ++k)
+          sum += std::fabs(x[(t * G + g) * KG + k] * w[(g * R + r) * KG + k]);
+        scale[t * G * R + g * R + r] = static_cast<float>(sum);
+      }
+  return scale;
+}
+
 // linear_swiglu's expected rows (the reference kernels on h [present, K],
 // gate / up weights [I, K]) and their tolerance scale: swiglu's slope is at
 // most ~1.1 |up| in gate and ~limit in up, so the terms of both count.

@@ -59,47 +59,58 @@ template <int K, class P> __device__ __forceinline__ uint4 loadChunk(const P &p,
   return packBf16x8(v);
 }
 
-// The operand tiles of one BK step, staged in registers: each of the
-// kMmaThreads threads holds CHUNKS 8-wide chunks of A (BM rows) and of B (BN
-// rows), so the global loads of step k + 1 are in flight while the MMAs of
-// step k run (register double buffering; no cp.async, which the host
-// emulation cannot run).
-constexpr int kMmaThreads = 256;
-template <int BM, int BN, int K, int NV> struct MmaStage {
-  static constexpr int kChunksA = (BM * (kMmaBK / 8) + kMmaThreads - 1) / kMmaThreads;
-  static constexpr int kChunksB = (BN * (kMmaBK / 8) + kMmaThreads - 1) / kMmaThreads;
+// The operand tiles of one BK-deep step, staged in registers: THREADS
+// threads hold the 8-wide chunks of A (BM rows) and of B (BN rows), so the
+// global loads of step k + 1 are in flight while the MMAs of step k run
+// (register double buffering; no cp.async, which the host emulation cannot
+// run). Consecutive threads take consecutive chunks of a row (coalesced
+// reads). store(As, Bs, offset) puts chunk c of row r at byte offset(r, c)
+// of its tile: padded rows for wmma (below), the 128-byte swizzle for wgmma
+// (DenseWgmma.cuh).
+template <int BM, int BN, int K, int NV, int BK, int THREADS> struct OperandStage {
+  static constexpr int kRowChunks = BK / 8;
+  static constexpr int kChunksA = (BM * kRowChunks + THREADS - 1) / THREADS;
+  static constexpr int kChunksB = (BN * kRowChunks + THREADS - 1) / THREADS;
   uint4 a[kChunksA], b[kChunksB];
 
   template <class A, class B>
   __device__ __forceinline__ void load(const A &pa, const B &pb, int row0, int col0, int present, int k0) {
 #pragma unroll
     for (int i = 0; i < kChunksA; ++i) {
-      const int chunk = threadIdx.x + i * kMmaThreads, r = chunk / (kMmaBK / 8);
-      if (chunk < BM * (kMmaBK / 8))
-        a[i] = loadChunk<K>(pa, row0 + r, row0 + r < present, k0 + (chunk % (kMmaBK / 8)) * 8);
+      const int chunk = threadIdx.x + i * THREADS, r = chunk / kRowChunks;
+      if (chunk < BM * kRowChunks)
+        a[i] = loadChunk<K>(pa, row0 + r, row0 + r < present, k0 + (chunk % kRowChunks) * 8);
     }
 #pragma unroll
     for (int i = 0; i < kChunksB; ++i) {
-      const int chunk = threadIdx.x + i * kMmaThreads, c = chunk / (kMmaBK / 8);
-      if (chunk < BN * (kMmaBK / 8))
-        b[i] = loadChunk<K>(pb, col0 + c, col0 + c < NV, k0 + (chunk % (kMmaBK / 8)) * 8);
+      const int chunk = threadIdx.x + i * THREADS, c = chunk / kRowChunks;
+      if (chunk < BN * kRowChunks)
+        b[i] = loadChunk<K>(pb, col0 + c, col0 + c < NV, k0 + (chunk % kRowChunks) * 8);
     }
   }
-  // As [BM][LD], Bs [BN][LD] (row n = weight row).
-  __device__ __forceinline__ void store(__nv_bfloat16 *As, __nv_bfloat16 *Bs, int LD) const {
+  template <class Offset>
+  __device__ __forceinline__ void store(unsigned char *As, unsigned char *Bs, const Offset &offset) const {
 #pragma unroll
     for (int i = 0; i < kChunksA; ++i) {
-      const int chunk = threadIdx.x + i * kMmaThreads;
-      if (chunk < BM * (kMmaBK / 8))
-        *reinterpret_cast<uint4 *>(As + (chunk / (kMmaBK / 8)) * LD + (chunk % (kMmaBK / 8)) * 8) = a[i];
+      const int chunk = threadIdx.x + i * THREADS;
+      if (chunk < BM * kRowChunks)
+        *reinterpret_cast<uint4 *>(As + offset(chunk / kRowChunks, chunk % kRowChunks)) = a[i];
     }
 #pragma unroll
     for (int i = 0; i < kChunksB; ++i) {
-      const int chunk = threadIdx.x + i * kMmaThreads;
-      if (chunk < BN * (kMmaBK / 8))
-        *reinterpret_cast<uint4 *>(Bs + (chunk / (kMmaBK / 8)) * LD + (chunk % (kMmaBK / 8)) * 8) = b[i];
+      const int chunk = threadIdx.x + i * THREADS;
+      if (chunk < BN * kRowChunks)
+        *reinterpret_cast<uint4 *>(Bs + offset(chunk / kRowChunks, chunk % kRowChunks)) = b[i];
     }
   }
+};
+
+constexpr int kMmaThreads = 256;
+
+// wmma's tile rows: LD bf16 elements apart (the pad spreads the banks).
+struct PaddedRows {
+  int LD;
+  __device__ __forceinline__ int operator()(int row, int chunk) const { return (row * LD + chunk * 8) * 2; }
 };
 
 // blockDim.x == kMmaThreads (the emitters' kMatmulThreads).
@@ -128,9 +139,10 @@ __device__ __forceinline__ void gemmTileMma(A a, const B &b, const E &e, int row
     for (int j = 0; j < FN; ++j)
       wmma::fill_fragment(acc[i][j], 0.0f);
 
-  MmaStage<BM, BN, K, NV> stage;
+  OperandStage<BM, BN, K, NV, BK, kMmaThreads> stage;
+  const PaddedRows padded{LD};
   stage.load(a, b, row0, col0, present, 0);
-  stage.store(As, Bs, LD);
+  stage.store(reinterpret_cast<unsigned char *>(As), reinterpret_cast<unsigned char *>(Bs), padded);
   __syncthreads();
   for (int k0 = 0; k0 < K; k0 += BK) {
     const bool more = k0 + BK < K;
@@ -154,7 +166,7 @@ __device__ __forceinline__ void gemmTileMma(A a, const B &b, const E &e, int row
     }
     __syncthreads(); // every warp is done with this step's tiles
     if (more) {
-      stage.store(As, Bs, LD);
+      stage.store(reinterpret_cast<unsigned char *>(As), reinterpret_cast<unsigned char *>(Bs), padded);
       __syncthreads();
     }
   }

@@ -36,42 +36,9 @@ template <int BM, int BN> __host__ __device__ constexpr int gemmWgmmaTileBytes()
   return kWgmmaGemmStages * (BM + BN) * kWgmmaRowBytes + kWgmmaTileAlign;
 }
 
-// One BK = 64 step of both operands in registers: 8 chunks of 16 bytes per
-// operand row, spread over the 256 threads (consecutive threads take
-// consecutive chunks of a row: coalesced global reads).
-template <int BM, int BN, int K, int NV> struct WgmmaStage {
-  static constexpr int kRowChunks = kWgmmaRowBytes / 16;
-  static constexpr int kChunksA = BM * kRowChunks / kWgmmaGemmThreads, kChunksB = BN * kRowChunks / kWgmmaGemmThreads;
-  static_assert(kChunksA * kWgmmaGemmThreads == BM * kRowChunks && kChunksB * kWgmmaGemmThreads == BN * kRowChunks,
-                "whole chunks per thread");
-  uint4 a[kChunksA], b[kChunksB];
-
-  template <class A, class B>
-  __device__ __forceinline__ void load(const A &pa, const B &pb, int row0, int col0, int present, int k0) {
-#pragma unroll
-    for (int i = 0; i < kChunksA; ++i) {
-      const int chunk = threadIdx.x + i * kWgmmaGemmThreads, r = chunk / kRowChunks;
-      a[i] = loadChunk<K>(pa, row0 + r, row0 + r < present, k0 + (chunk % kRowChunks) * 8);
-    }
-#pragma unroll
-    for (int i = 0; i < kChunksB; ++i) {
-      const int chunk = threadIdx.x + i * kWgmmaGemmThreads, c = chunk / kRowChunks;
-      b[i] = loadChunk<K>(pb, col0 + c, col0 + c < NV, k0 + (chunk % kRowChunks) * 8);
-    }
-  }
-  // As [BM][128 B], Bs [BN][128 B], both 1024-aligned, chunks swizzled.
-  __device__ __forceinline__ void store(unsigned char *As, unsigned char *Bs) const {
-#pragma unroll
-    for (int i = 0; i < kChunksA; ++i) {
-      const int chunk = threadIdx.x + i * kWgmmaGemmThreads;
-      *reinterpret_cast<uint4 *>(As + wgmmaSwizzledOffset(chunk / kRowChunks, chunk % kRowChunks)) = a[i];
-    }
-#pragma unroll
-    for (int i = 0; i < kChunksB; ++i) {
-      const int chunk = threadIdx.x + i * kWgmmaGemmThreads;
-      *reinterpret_cast<uint4 *>(Bs + wgmmaSwizzledOffset(chunk / kRowChunks, chunk % kRowChunks)) = b[i];
-    }
-  }
+// Chunk `chunk` of tile row `row` in a 1024-aligned 128-byte-swizzled tile.
+struct SwizzledRows {
+  __device__ __forceinline__ int operator()(int row, int chunk) const { return wgmmaSwizzledOffset(row, chunk); }
 };
 
 // blockDim.x == kWgmmaGemmThreads (the emitters' kMatmulThreads).
@@ -97,9 +64,9 @@ __device__ __forceinline__ void gemmTileWgmma(A a, const B &b, const E &e, int r
 #pragma unroll
   for (int i = 0; i < WN / 2; ++i)
     acc[i] = 0.0f;
-  WgmmaStage<BM, BN, K, NV> stage;
+  OperandStage<BM, BN, K, NV, kWgmmaTileK, kWgmmaGemmThreads> stage;
   stage.load(a, b, row0, col0, present, 0);
-  stage.store(As, Bs);
+  stage.store(As, Bs, SwizzledRows{});
   fenceProxyAsync(); // the generic-proxy stores, visible to the mmas after the barrier
   __syncthreads();
   for (int s = 0; s < kSteps; ++s) {
@@ -114,7 +81,7 @@ __device__ __forceinline__ void gemmTileWgmma(A a, const B &b, const E &e, int r
       stage.load(a, b, row0, col0, present, (s + 1) * kWgmmaTileK); // in flight during the mmas
       wgmmaWaitGroup<1>(acc); // this warpgroup's step s - 1 has retired (step s still runs)...
       __syncthreads();        // ...and the other's: stage (s + 1) & 1 is free
-      stage.store(As + ((s + 1) & 1) * kStageA, Bs + ((s + 1) & 1) * kStageB);
+      stage.store(As + ((s + 1) & 1) * kStageA, Bs + ((s + 1) & 1) * kStageB, SwizzledRows{});
       fenceProxyAsync();
       __syncthreads(); // stage (s + 1) & 1 is written
     }

@@ -32,9 +32,9 @@
 #include <stdint.h>
 
 #if defined(V4EMU_HOST_EMULATION)
-#include <source_location>
-// The emulation's primitives take the kernel's call site, for their errors.
-#define V4_WGMMA_SITE_ONLY std::source_location where = std::source_location::current()
+// The emulation's primitives take the kernel's call site, for their errors
+// (V4EmuSite: HostEmulation.h's, as the barriers take it).
+#define V4_WGMMA_SITE_ONLY V4EmuSite where = V4EmuSite::current()
 #define V4_WGMMA_SITE , V4_WGMMA_SITE_ONLY
 #else
 #define V4_WGMMA_SITE_ONLY
