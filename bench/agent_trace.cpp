@@ -5,8 +5,9 @@
 // With several --swa-cache strategies, the cached replay runs once per
 // strategy, each on an empty directory. Prints a table per mode, a summary of
 // page bytes per tier and prefill tokens saved per strategy, and one JSON line.
-// cpu artifacts run through the C API (host -> disk tiers); GPU artifacts
-// through the CUDA backend (device -> pinned host -> disk tiers).
+// Every artifact runs through the C API (runtime/api/v4rt.hpp): cpu ones on
+// the CPU backend (host -> disk tiers), GPU ones on the CUDA backend
+// (device -> pinned host -> disk tiers).
 //   v4bench-agent MODEL.v4a [--turns 20] [--append 2048] [--decode 4] [--cache-dir DIR]
 //                 [--swa-cache full,periodic:1024,zero] [--cache-device-bytes B]
 //                 [--cache-host-bytes B] [--cache-disk-bytes B] [--max-context N]
@@ -22,14 +23,11 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
-#include "bench/AgentTraceBackend.h"
 #include "runtime/PrefixCache.h"
+#include "runtime/api/v4rt.hpp"
 #include "runtime/artifact/ArtifactReader.h"
 
 namespace {
-
-using v4bench::TraceCacheStats;
-using v4bench::TraceModel;
 
 struct Options {
   std::string artifact, cacheDir;
@@ -43,6 +41,22 @@ struct Options {
   bool gpu = false;
 };
 
+struct TraceTier {
+  std::string name; // "device", "host (pinned)", "host", "disk"
+  uint64_t pages = 0, bytes = 0, pinnedBytes = 0, pinFailures = 0;
+};
+
+struct TraceCacheStats {
+  std::vector<TraceTier> tiers; // top to bottom: the tiers the options enabled
+  uint64_t windowTokensRecomputed = 0;
+  const TraceTier *find(const std::string &name) const {
+    for (const TraceTier &tier : tiers)
+      if (tier.name == name)
+        return &tier;
+    return nullptr;
+  }
+};
+
 struct Totals {
   int64_t computed = 0, saved = 0;
   double ms = 0;
@@ -50,18 +64,38 @@ struct Totals {
   TraceCacheStats cache;        // with a cache: its tiers at the end
 };
 
-std::unique_ptr<TraceModel> openModel(const Options &options) {
-  if (!options.gpu)
-    return v4bench::openCpuTraceModel(options.artifact, options.threads, /*verifyChecksums=*/true);
-  const int64_t needed = options.turns * (options.append + options.decode) + 1;
-  return v4bench::openCudaTraceModel(options.artifact, options.maxContext ? options.maxContext : needed,
-                                     /*verifyChecksums=*/true);
+std::unique_ptr<v4rt::ModelHandle> openModel(const Options &options) {
+  v4rt_model_options open{};
+  open.verify_checksums = 1;
+  if (options.gpu) {
+    const int64_t needed = options.turns * (options.append + options.decode) + 1;
+    open.max_context = options.maxContext ? options.maxContext : needed;
+    open.device_kv_sessions = 1; // one session at a time: the rest of the memory is the device tier's
+  } else {
+    open.threads = options.threads;
+  }
+  return std::make_unique<v4rt::ModelHandle>(options.artifact, open);
+}
+
+// The tiers `options` and `cacheDir` enabled, top to bottom.
+TraceCacheStats cacheStats(const v4rt::ModelHandle &model, const Options &options, const std::string &cacheDir) {
+  const v4rt_cache_stats stats = model.cacheStats();
+  TraceCacheStats out;
+  if (options.deviceBytes > 0)
+    out.tiers.push_back({"device", stats.device_pages, stats.device_bytes, 0, 0});
+  if (options.hostBytes > 0)
+    out.tiers.push_back({stats.host_pinned ? "host (pinned)" : "host", stats.host_pages, stats.host_bytes,
+                         stats.host_pinned_bytes, stats.host_pin_failures});
+  if (!cacheDir.empty())
+    out.tiers.push_back({"disk", stats.disk_pages, stats.disk_bytes, 0, 0});
+  out.windowTokensRecomputed = stats.window_tokens_recomputed;
+  return out;
 }
 
 // "device 4 pages 8640 bytes, host (pinned) 2 pages 4320 bytes (4320 pinned), disk ..."
 std::string describeTiers(const TraceCacheStats &stats) {
   std::string text;
-  for (const v4bench::TraceTier &tier : stats.tiers) {
+  for (const TraceTier &tier : stats.tiers) {
     text += (text.empty() ? "" : ", ") + tier.name + " " + std::to_string(tier.pages) + " pages " +
             std::to_string(tier.bytes) + " bytes";
     if (tier.name.find("pinned") != std::string::npos)
@@ -74,7 +108,7 @@ std::string describeTiers(const TraceCacheStats &stats) {
 
 std::string tiersJson(const TraceCacheStats &stats) {
   std::string json;
-  for (const v4bench::TraceTier &tier : stats.tiers) {
+  for (const TraceTier &tier : stats.tiers) {
     char entry[256];
     std::snprintf(entry, sizeof(entry),
                   "%s{\"name\": \"%s\", \"pages\": %llu, \"bytes\": %llu, \"pinned_bytes\": %llu, "
@@ -90,17 +124,10 @@ std::string tiersJson(const TraceCacheStats &stats) {
 // Without a strategy: no cache. With one: the tiers the options ask for,
 // the disk tier in `cacheDir`.
 Totals replay(const Options &options, const std::string *swaCache, const std::string &cacheDir) {
-  std::unique_ptr<TraceModel> model = openModel(options);
+  std::unique_ptr<v4rt::ModelHandle> model = openModel(options);
   const bool withCache = swaCache != nullptr;
-  if (withCache) {
-    v4bench::TraceCacheOptions cache;
-    cache.directory = cacheDir;
-    cache.deviceBytes = options.deviceBytes;
-    cache.hostBytes = options.hostBytes;
-    cache.diskBytes = options.diskBytes;
-    cache.swaCache = *swaCache;
-    model->attachCache(cache);
-  }
+  if (withCache)
+    model->attachCache(cacheDir, options.diskBytes, options.hostBytes, "", *swaCache, options.deviceBytes);
   const int64_t V = model->vocabSize();
   std::mt19937 generator(options.seed);
   std::uniform_int_distribution<int32_t> pick(2, static_cast<int32_t>(V - 1));
@@ -112,9 +139,9 @@ Totals replay(const Options &options, const std::string *swaCache, const std::st
     for (int64_t i = 0; i < options.append; ++i)
       context.push_back(pick(generator));
     const auto start = std::chrono::steady_clock::now();
-    std::unique_ptr<v4bench::TraceSession> session = model->newSession();
+    auto session = std::make_unique<v4rt::SessionHandle>(*model);
     int64_t reused = 0;
-    std::vector<float> logits = session->prefillLast(context, reused);
+    std::vector<float> logits = session->prefillLast(context, &reused);
     std::vector<int32_t> generated;
     for (int64_t i = 0; i < options.decode; ++i) {
       const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
@@ -135,7 +162,7 @@ Totals replay(const Options &options, const std::string *swaCache, const std::st
     context.insert(context.end(), generated.begin(), generated.end());
   }
   if (withCache) {
-    totals.cache = model->cacheStats();
+    totals.cache = cacheStats(*model, options, cacheDir);
     std::printf("tiers: %s\n", describeTiers(totals.cache).c_str());
   }
   return totals;
@@ -186,7 +213,7 @@ int main(int argc, char **argv) {
           (fs::temp_directory_path() / ("v4bench-agent-" + std::to_string(::getpid()))).string();
     if (options.swaCaches.empty())
       throw std::runtime_error("--swa-cache: give at least one strategy (full, periodic:P, zero)");
-    const std::string target = v4bench::artifactTarget(options.artifact);
+    const std::string target = v4rt::readArtifactTarget(options.artifact);
     options.gpu = target != "cpu";
     std::printf("v4bench-agent: %s (target %s, %s backend)\n", options.artifact.c_str(), target.c_str(),
                 options.gpu ? "CUDA" : "cpu");
@@ -215,7 +242,7 @@ int main(int argc, char **argv) {
       const Totals &t = cached[i];
       const bool same = t.lastIds == cold.lastIds;
       allSame = allSame && same;
-      const v4bench::TraceTier *disk = t.cache.find("disk");
+      const TraceTier *disk = t.cache.find("disk");
       const unsigned long long pages = disk ? disk->pages : 0, bytes = disk ? disk->bytes : 0;
       std::printf("%-16s %6llu %14llu %10llu %16lld %12lld %12llu %10.1f %8s\n",
                   options.swaCaches[i].c_str(), pages, bytes, pages ? bytes / pages : 0,

@@ -20,8 +20,9 @@ constexpr int64_t kGemvMaxTokens = 8;
 constexpr int64_t kGemvRowsPerBlock = 8 * 2; // kGemvWarps * kGemvRowsPerWarp
 constexpr int64_t kGemmBK = 16, kGemmPad = 4;       // DenseLinear.cuh (FFMA tile)
 constexpr int64_t kMmaBK = 32, kMmaPad = 8;         // DenseMma.cuh (tensor-core tile)
-constexpr int64_t kWgmmaBK = 64, kWgmmaStages = 2;  // wgmma tile: one 128-byte swizzle row of bf16, double buffered
+constexpr int64_t kWgmmaBK = 64, kWgmmaStages = 4;  // wgmma tile: one 128-byte swizzle row of bf16, 4 cp.async stages
 constexpr int64_t kWgmmaAlignSlack = 1024;          // the tile base is rounded up to 1024 bytes
+constexpr int64_t kWgmmaFp8Stages = 4, kWgmmaFp8Group = 128; // DenseWgmmaFp8.cuh: one 128-byte row of e4m3 per stage, 4 stages
 constexpr uint32_t kRmsNormThreads = 256;
 constexpr uint32_t kHcThreads = 512;
 constexpr int64_t kHcTileTokens = 8; // HyperConnection.cuh: tokens per block at prefill
@@ -274,8 +275,9 @@ EmittedKernel emitRope(const StepView &view) {
 
 // ---- matmuls -------------------------------------------------------------------
 
-// The GEMM tile: DenseLinear.cuh matmulGemm's MMA argument (0, 1, 2).
-enum class GemmTile { Ffma, Wmma, Wgmma };
+// The GEMM tile: DenseLinear.cuh matmulGemm's MMA argument (0, 1, 2; the
+// native e4m3 wgmma tile is MMA 2 on e4m3 operands in 128-wide groups).
+enum class GemmTile { Ffma, Wmma, Wgmma, WgmmaFp8 };
 
 // Tile shape of the GEMM path for `tokens` rows and NV virtual columns.
 struct MatmulShape {
@@ -302,6 +304,7 @@ int64_t gemmSharedBytes(GemmTile tile, int64_t BM, int64_t BN, int64_t tableByte
   case GemmTile::Ffma: tiles = kGemmBK * (BM + kGemmPad + BN + kGemmPad) * 4; break;
   case GemmTile::Wmma: tiles = std::max<int64_t>((BM + BN) * (kMmaBK + kMmaPad) * 2, 8 * 256 * 4); break;
   case GemmTile::Wgmma: tiles = kWgmmaStages * (BM + BN) * kWgmmaBK * 2 + kWgmmaAlignSlack; break;
+  case GemmTile::WgmmaFp8: tiles = kWgmmaFp8Stages * (BM + BN) * kWgmmaFp8Group + kWgmmaAlignSlack; break;
   }
   return tiles + BM * tableBytesPerRow;
 }
@@ -309,14 +312,16 @@ int64_t gemmSharedBytes(GemmTile tile, int64_t BM, int64_t BN, int64_t tableByte
 // GEMV up to 8 tokens; else BM = 64 up to 64 tokens (or when a 128-row A
 // table would not fit in the shared limit), 128 above; BN = 64 up to 64
 // columns, else 128. `mma`: the operands are exact in bf16 (the caller's dtype
-// rule); they then get wmma, or wgmma with `--tensor-cores wgmma`.
-MatmulShape matmulShape(const Emit &e, int64_t virtualColumns, bool mma, int64_t tableBytesPerRow = 0) {
+// rule); they then get wmma, or wgmma with `--tensor-cores wgmma` (`e4m3`:
+// the native e4m3 wgmma tile, wgmmaFp8Native).
+MatmulShape matmulShape(const Emit &e, int64_t virtualColumns, bool mma, int64_t tableBytesPerRow = 0,
+                        bool e4m3 = false) {
   MatmulShape shape;
   const int64_t tokens = e.tokens();
   shape.gemv = tokens <= kGemvMaxTokens;
   if (!shape.gemv) {
-    shape.tile = !mma ? GemmTile::Ffma : e.view.wgmma() ? GemmTile::Wgmma : GemmTile::Wmma;
-    if (shape.tile == GemmTile::Wgmma)
+    shape.tile = !mma ? GemmTile::Ffma : e.view.wgmma() ? (e4m3 ? GemmTile::WgmmaFp8 : GemmTile::Wgmma) : GemmTile::Wmma;
+    if (shape.tile == GemmTile::Wgmma || shape.tile == GemmTile::WgmmaFp8)
       shape.sharedLimit = sharedOptinLimit(e.view.program.target);
     shape.BN = virtualColumns <= 64 ? 64 : 128;
     shape.BM =
@@ -328,7 +333,9 @@ MatmulShape matmulShape(const Emit &e, int64_t virtualColumns, bool mma, int64_t
 std::string shapeTag(const MatmulShape &shape) {
   if (shape.gemv)
     return shape.kSplit > 1 ? "gemv_ks" + str(shape.kSplit) : "gemv";
-  const char *kind = shape.tile == GemmTile::Wgmma ? "wgmma" : shape.tile == GemmTile::Wmma ? "mma" : "gemm";
+  const char *kind = shape.tile == GemmTile::Wgmma || shape.tile == GemmTile::WgmmaFp8 ? "wgmma"
+                     : shape.tile == GemmTile::Wmma                                    ? "mma"
+                                                                                       : "gemm";
   return kind + str(shape.BM) + "x" + str(shape.BN);
 }
 
@@ -368,6 +375,10 @@ int64_t matmulSharedBytes(Emit &e, const MatmulShape &shape, int64_t tableBytesP
     e.expect("v4cuda::kGemmThreads == " + str(kMatmulThreads) + " && v4cuda::gemmWgmmaTileBytes<" + str(shape.BM) +
                  ", " + str(shape.BN) + ">() == " + str(gemmSharedBytes(GemmTile::Wgmma, shape.BM, shape.BN, 0)),
              "the wgmma tile");
+  } else if (shape.tile == GemmTile::WgmmaFp8) {
+    e.expect("v4cuda::kGemmThreads == " + str(kMatmulThreads) + " && v4cuda::gemmWgmmaFp8TileBytes<" + str(shape.BM) +
+                 ", " + str(shape.BN) + ">() == " + str(gemmSharedBytes(GemmTile::WgmmaFp8, shape.BM, shape.BN, 0)),
+             "the e4m3 wgmma tile");
   } else if (shape.tile == GemmTile::Wmma) {
     e.expect("v4cuda::kMmaBK == " + str(kMmaBK) + " && v4cuda::kMmaPad == " + str(kMmaPad) +
                  " && v4cuda::gemmMmaTileBytes<" + str(shape.BM) + ", " + str(shape.BN) + ">() == " +
@@ -409,7 +420,9 @@ LaunchDims matmulDims(const Emit &e, const MatmulShape &shape, int64_t columnBlo
 std::string tokensArg(const MatmulShape &shape, int64_t tokens) { return shape.gemv ? str(tokens) + ", " : ""; }
 std::string tileArgs(const MatmulShape &shape) {
   // MMA: wmma / FFMA keep their bool spelling (unchanged entry sources), wgmma is 2.
-  const char *mma = shape.tile == GemmTile::Wgmma ? ", 2" : shape.tile == GemmTile::Wmma ? ", true" : ", false";
+  const char *mma = shape.tile == GemmTile::Wgmma || shape.tile == GemmTile::WgmmaFp8 ? ", 2"
+                    : shape.tile == GemmTile::Wmma                                    ? ", true"
+                                                                                      : ", false";
   return shape.gemv ? ", " + str(shape.kSplit) : ", " + str(shape.BM) + ", " + str(shape.BN) + mma;
 }
 std::string variant(const MatmulShape &shape) { return shape.gemv ? "Gemv" : "Gemm"; }
@@ -569,17 +582,24 @@ EmittedKernel emitLinearFp8(const StepView &view) {
             "scale must hold ceil(N/" + str(BR) + ") x ceil(K/" + str(BC) + ") = " +
                 str(ceilDiv(N, BR) * ceilDiv(K, BC)) + " bytes, got " + str(scaleCount));
   e.require(e.outWidth(0, "result") == N, "result must be [T, " + str(N) + "]");
-  // Quantized operands are exact in bf16 whatever x's dtype: always tensor cores.
-  MatmulShape shape = matmulShape(e, N, true, ceilDiv(K, BC));
+  // Quantized operands are exact in bf16 whatever x's dtype: always tensor
+  // cores. wgmma multiplies the e4m3 codes themselves when each 128-wide K
+  // group has one weight scale per 128-row column block (DenseWgmmaFp8.cuh
+  // kWgmmaFp8Native, asserted in the entry); other blocks dequantize to bf16.
+  const bool e4m3Native = BC == kWgmmaFp8Group && BR % kWgmmaFp8Group == 0;
+  MatmulShape shape = matmulShape(e, N, true, ceilDiv(K, BC), e4m3Native);
   chooseGemvSplit(shape, N, 1, K, 1);
+  const std::string aOperand = "v4cuda::QuantRows<" + e.inType(0) + ", " + str(K) + ", " + str(BC) + ">";
+  if (shape.tile == GemmTile::Wgmma || shape.tile == GemmTile::WgmmaFp8)
+    e.expect(std::string(e4m3Native ? "" : "!") + "v4cuda::kWgmmaFp8Native<" + aOperand + ", v4cuda::Fp8Weights<" +
+                 str(K) + ", " + str(BR) + ", " + str(BC) + ">>",
+             e4m3Native ? "the native e4m3 wgmma tile" : "the bf16 wgmma tile (dequantized e4m3)");
   const std::string entry = e.entryBase(shapeTag(shape)) + "_K" + str(K) + "_N" + str(N) + "_B" + str(BR) + "x" + str(BC);
   const std::string body = "  v4cuda::linearFp8" + variant(shape) + "<" + e.inType(0) + ", " + e.outType(0) + ", " +
                            tokensArg(shape, e.tokens()) + str(K) + ", " + str(N) + ", " + str(BR) + ", " + str(BC) +
                            tileArgs(shape) + ">(" + e.in(0) + ", " + e.in(1) + ", " + e.in(2) + ", out0, dyn);\n";
   return e.kernel(entry, body, kMatmulThreads,
-                  matmulDims(e, shape, columnBlocks(shape, N), 1,
-                             matmulSharedBytes(e, shape, ceilDiv(K, BC),
-                                               "v4cuda::QuantRows<" + e.inType(0) + ", " + str(K) + ", " + str(BC) + ">")));
+                  matmulDims(e, shape, columnBlocks(shape, N), 1, matmulSharedBytes(e, shape, ceilDiv(K, BC), aOperand)));
 }
 
 // ---- mHC -----------------------------------------------------------------------

@@ -411,7 +411,7 @@ TEST(DenseEmitters, RowOpGeometry) {
 
 // --tensor-cores wgmma: exactly the GEMM-path matmuls that get wmma today
 // (bf16 x bf16, fp8 weights) switch to the wgmma tile (MMA = 2, shared bytes
-// gemmWgmmaTileBytes = 2 stages x (BM + BN) x 64 x 2 + 1024, plus the A
+// gemmWgmmaTileBytes = 4 stages x (BM + BN) x 64 x 2 + 1024, plus the A
 // table); GEMVs, FFMA GEMMs and every other op keep their entries byte for byte.
 TEST(DenseEmitters, WgmmaReplacesExactlyTheWmmaTiles) {
   const ProgramBuilder program = fullProgram();
@@ -436,7 +436,10 @@ TEST(DenseEmitters, WgmmaReplacesExactlyTheWmmaTiles) {
     EXPECT_EQ(std::regex_replace(after.entry, tile, "_TILE_"), std::regex_replace(before.entry, tile, "_TILE_"));
     EXPECT_EQ(after.entry.substr(0, tag), before.entry.substr(0, tag));
     EXPECT_EQ(after.entry.compare(tag, 6, "_wgmma"), 0) << after.entry;
-    EXPECT_NE(after.source.find("v4cuda::gemmWgmmaTileBytes<"), std::string::npos);
+    // linear_fp8 (128 x 128 blocks) takes the native e4m3 tile, same bytes.
+    const bool e4m3 = after.source.find("linearFp8Gemm<") != std::string::npos;
+    EXPECT_NE(after.source.find(e4m3 ? "v4cuda::gemmWgmmaFp8TileBytes<" : "v4cuda::gemmWgmmaTileBytes<"),
+              std::string::npos);
     EXPECT_EQ(after.source.find("gemmMmaTileBytes"), std::string::npos);
     EXPECT_EQ(after.source.find(", true>("), std::string::npos);
     EXPECT_NE(after.source.find(", 2>("), std::string::npos);
@@ -448,7 +451,7 @@ TEST(DenseEmitters, WgmmaReplacesExactlyTheWmmaTiles) {
       EXPECT_NE(before.entry.find("_mma64x128_"), std::string::npos);
       EXPECT_NE(after.entry.find("_wgmma128x128_"), std::string::npos);
       EXPECT_EQ(after.dims.grid[1], before.dims.grid[1] / 2);
-      EXPECT_EQ(after.dims.sharedBytes, 66560u + 128 * 64 * 4);
+      EXPECT_EQ(after.dims.sharedBytes, 132096u + 128 * 64 * 4);
     } else {
       EXPECT_EQ(after.dims.grid[1], before.dims.grid[1]);
     }
@@ -464,29 +467,62 @@ TEST(DenseEmitters, WgmmaGeometry) {
   const std::vector<Emitted> all = emitAll(fullProgram(), CudaTargetOptions{TensorCores::Wgmma});
   const EmittedKernel &head = find(all, "flash/bf16/T4096/linear_head");
   EXPECT_NE(head.entry.find("_wgmma128x128_"), std::string::npos) << head.entry;
-  EXPECT_EQ(head.dims.sharedBytes, 2u * (128 + 128) * 64 * 2 + 1024); // 66560: opts in above 48 KB
+  EXPECT_EQ(head.dims.sharedBytes, 4u * (128 + 128) * 64 * 2 + 1024); // 132096: opts in above 48 KB
   EXPECT_NE(head.source.find("v4cuda::linearGemm<__nv_bfloat16, __nv_bfloat16, float, 4096, 129280, 128, 128, 2>"),
             std::string::npos)
       << head.source;
-  EXPECT_NE(head.source.find("v4cuda::gemmWgmmaTileBytes<128, 128>() == 66560"), std::string::npos);
+  EXPECT_NE(head.source.find("v4cuda::gemmWgmmaTileBytes<128, 128>() == 132096"), std::string::npos);
   EXPECT_EQ(head.dims.grid[0], (129280u + 127) / 128);
   EXPECT_EQ(head.dims.grid[1], 4096u / 128);
-  // BM = 64 up to 64 tokens: 2 x (64 + 128) x 128 + 1024.
+  // BM = 64 up to 64 tokens: 4 x (64 + 128) x 128 + 1024.
   const EmittedKernel &wqa37 = find(all, "flash/bf16/T37/linear_wq_a");
   EXPECT_NE(wqa37.entry.find("_wgmma64x128_"), std::string::npos);
-  EXPECT_EQ(wqa37.dims.sharedBytes, 50176u);
+  EXPECT_EQ(wqa37.dims.sharedBytes, 99328u);
   EXPECT_NE(wqa37.source.find(", 64, 128, 2>("), std::string::npos);
   // The A policy's table rides after the tile: rms per row (4 bytes), fp8 scales (1 per 128 channels).
-  EXPECT_EQ(find(all, "flash/bf16/T4096/norm_linear").dims.sharedBytes, 66560u + 128 * 4);
+  EXPECT_EQ(find(all, "flash/bf16/T4096/norm_linear").dims.sharedBytes, 132096u + 128 * 4);
   const EmittedKernel &fp8 = find(all, "odd/T300/linear_fp8_K200_N130");
   EXPECT_NE(fp8.entry.find("_wgmma128x128_"), std::string::npos);
-  EXPECT_EQ(fp8.dims.sharedBytes, 66560u + 128 * 2);
+  EXPECT_EQ(fp8.dims.sharedBytes, 132096u + 128 * 2);
   EXPECT_NE(fp8.source.find("linearFp8Gemm<float, float, 200, 130, 128, 128, 128, 128, 2>"), std::string::npos);
+  // ... on the native e4m3 tile (DenseWgmmaFp8.cuh): 4 x (128 + 128) x 128 codes + 1024, the bf16 tile's bytes.
+  EXPECT_NE(fp8.source.find("v4cuda::gemmWgmmaFp8TileBytes<128, 128>() == 132096"), std::string::npos) << fp8.source;
+  EXPECT_NE(fp8.source.find("static_assert(v4cuda::kWgmmaFp8Native<v4cuda::QuantRows<float, 200, 128>, "
+                            "v4cuda::Fp8Weights<200, 128, 128>>"),
+            std::string::npos)
+      << fp8.source;
+  // 37 tokens: the 64-row native tile, 4 x (64 + 128) x 128 + 1024 and a scale byte per row and group.
+  const EmittedKernel &fp8Rows64 = find(all, "flash/bf16/T37/linear_fp8");
+  EXPECT_NE(fp8Rows64.entry.find("_wgmma64x128_"), std::string::npos) << fp8Rows64.entry;
+  EXPECT_EQ(fp8Rows64.dims.sharedBytes, 99328u + 64 * ((kFlash.D + 127) / 128));
+  EXPECT_NE(fp8Rows64.source.find("v4cuda::gemmWgmmaFp8TileBytes<64, 128>() == 99328"), std::string::npos);
   EXPECT_NE(find(all, "odd/T37/linear_K37_N45_bf16").entry.find("_wgmma64x64_"), std::string::npos);
-  EXPECT_EQ(find(all, "odd/T37/linear_K37_N45_bf16").dims.sharedBytes, 2u * (64 + 64) * 64 * 2 + 1024);
+  EXPECT_EQ(find(all, "odd/T37/linear_K37_N45_bf16").dims.sharedBytes, 4u * (64 + 64) * 64 * 2 + 1024);
   // f32 GEMMs stay on the FFMA tile, decode on the GEMV.
   EXPECT_NE(find(all, "flash/f32/T4096/linear_head").entry.find("_gemm128x128_"), std::string::npos);
   EXPECT_NE(find(all, "flash/bf16/T1/linear_head").entry.find("_gemv"), std::string::npos);
+}
+
+// linear_fp8 blocks the native e4m3 tile does not take (a weight scale per
+// 16 rows; 64-wide groups) keep the dequantizing bf16 wgmma tile, and the
+// entry asserts that the headers agree.
+TEST(DenseEmitters, WgmmaFp8OtherBlocksKeepTheBf16Tile) {
+  ProgramBuilder b;
+  b.add("rows16", 200, "v4.linear_fp8",
+        {arg(DType::BF16, {200, 256}), weight(DType::F8E4M3, {130, 256}), weight(DType::U8, {9, 2})},
+        {arg(DType::BF16, {200, 130})}, {intAttr("block", {16, 128})});
+  b.add("cols64", 200, "v4.linear_fp8",
+        {arg(DType::BF16, {200, 256}), weight(DType::F8E4M3, {130, 256}), weight(DType::U8, {2, 4})},
+        {arg(DType::BF16, {200, 130})}, {intAttr("block", {128, 64})});
+  const std::vector<Emitted> all = emitAll(b, CudaTargetOptions{TensorCores::Wgmma});
+  ASSERT_EQ(all.size(), 2u);
+  for (const Emitted &e : all) {
+    SCOPED_TRACE(e.label);
+    EXPECT_NE(e.kernel.entry.find("_wgmma128x128_"), std::string::npos) << e.kernel.entry;
+    EXPECT_NE(e.kernel.source.find("v4cuda::gemmWgmmaTileBytes<128, 128>()"), std::string::npos);
+    EXPECT_NE(e.kernel.source.find("static_assert(!v4cuda::kWgmmaFp8Native<"), std::string::npos) << e.kernel.source;
+    EXPECT_EQ(e.kernel.source.find("gemmWgmmaFp8TileBytes"), std::string::npos);
+  }
 }
 
 // The wgmma path may use sm_90a's opt-in shared memory (227 KB): a per-row
@@ -503,14 +539,14 @@ TEST(DenseEmitters, WgmmaOptsInToTheTargetsSharedMemory) {
   const std::vector<Emitted> all = emitAll(b, CudaTargetOptions{TensorCores::Wgmma});
   ASSERT_EQ(all.size(), 1u);
   EXPECT_NE(all[0].kernel.entry.find("_wgmma128x64_"), std::string::npos) << all[0].kernel.entry;
-  EXPECT_EQ(all[0].kernel.dims.sharedBytes, 2u * (128 + 64) * 64 * 2 + 1024 + 128 * 1024);
+  EXPECT_EQ(all[0].kernel.dims.sharedBytes, 4u * (128 + 64) * 64 * 2 + 1024 + 128 * 1024); // 230400 <= 227 KB
   // Over 227 KB even with 64-row tiles: a one-line error naming the limit.
   ProgramBuilder huge; // 2048 groups of 2: 8192 bytes per token
   huge.add("table", 200, "v4.norm_linear", {arg(DType::BF16, {200, 4096}), weight(DType::BF16, {8, 4096})},
            {arg(DType::BF16, {200, 8})},
            {intAttr("operandSegmentSizes", {1, 0, 1}), intAttr("group", {2}), floatAttr("eps", {1e-6})});
   EXPECT_NE(errorOf(huge, CudaTargetOptions{TensorCores::Wgmma})
-                .find("the per-row table (8192 bytes per token) needs 558080 bytes of shared memory, over 227 KB"),
+                .find("the per-row table (8192 bytes per token) needs 590848 bytes of shared memory, over 227 KB"),
             std::string::npos)
       << errorOf(huge, CudaTargetOptions{TensorCores::Wgmma});
 }
@@ -677,6 +713,10 @@ int main() {
       const float cpu = q::decodeE4M3(codes[i]) * q::decodeUe8m0(scale);
       if (!same(v4cuda::quantizeActivation(x[i], b), cpu) && mismatches++ < 10)
         std::printf("group at %zu: %a -> %a vs %a\n", g0, x[i], v4cuda::quantizeActivation(x[i], b), cpu);
+      // The code itself, which the native e4m3 wgmma tile multiplies (NaN: either sign).
+      const unsigned gpuCode = v4cuda::activationCode(x[i], b).__x;
+      if (gpuCode != codes[i] && !((gpuCode & 0x7F) == 0x7F && (codes[i] & 0x7F) == 0x7F) && mismatches++ < 10)
+        std::printf("group at %zu: %a -> code %u vs %u\n", g0, x[i], gpuCode, unsigned(codes[i]));
     }
   }
   std::printf("checked %ld values, %ld mismatches\n", checked, mismatches);

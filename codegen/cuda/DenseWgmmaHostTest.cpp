@@ -1,10 +1,14 @@
 // The Hopper wgmma GEMM tile (include/v4cuda/DenseWgmma.cuh, the drivers'
 // MMA = 2) run on the CPU through the host emulation's wgmma model
 // (testing/WgmmaEmulation.h: descriptors, 128-byte swizzle, accumulator
-// fragment, execution at wait_group) against the CPU reference kernels, for
-// v4.linear, v4.grouped_linear, v4.norm_linear, v4.linear_swiglu and
-// v4.linear_fp8; plus nvcc building the tile for sm_90a (ptxas validates the
-// wgmma forms) and refusing it for other archs.
+// fragment, execution at wait_group) and cp.async model
+// (testing/CpAsyncEmulation.h: copies performed at wait_group, poison, zero
+// fill, visibility to the async proxy only after fence + barrier) against
+// the CPU reference kernels, for v4.linear, v4.grouped_linear,
+// v4.norm_linear, v4.linear_swiglu and v4.linear_fp8, and for each mix of
+// cp.async and register-staged operands; plus nvcc building the tile for
+// sm_90a (ptxas validates the wgmma and cp.async forms) and refusing it for
+// other archs.
 //
 // Launched with the geometry DenseLinear.cuh documents (block 256, grid
 // ceil(NV / BN) x ceil(T / BM) x groups, gemmWgmmaTileBytes + the A table).
@@ -15,6 +19,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/cpu/QuantKernels.h"
@@ -42,11 +47,13 @@ template <int BM, int BN, class A, class F> void launchWgmma(int tokens, int vir
                 shared, body);
 }
 
+// 4 stages x (BM + BN) rows x 128 bytes + 1024 of alignment slack.
 TEST(DenseWgmmaTile, SharedBytesAreTheInterfaceValues) {
-  EXPECT_EQ((v4cuda::gemmWgmmaTileBytes<128, 128>()), 66560);
-  EXPECT_EQ((v4cuda::gemmWgmmaTileBytes<64, 128>()), 50176);
-  EXPECT_EQ((v4cuda::gemmWgmmaTileBytes<64, 64>()), 33792);
-  EXPECT_EQ((v4cuda::gemmWgmmaTileBytes<128, 64>()), 50176);
+  EXPECT_EQ(v4cuda::kWgmmaGemmStages, 4);
+  EXPECT_EQ((v4cuda::gemmWgmmaTileBytes<128, 128>()), 132096);
+  EXPECT_EQ((v4cuda::gemmWgmmaTileBytes<64, 128>()), 99328);
+  EXPECT_EQ((v4cuda::gemmWgmmaTileBytes<64, 64>()), 66560);
+  EXPECT_EQ((v4cuda::gemmWgmmaTileBytes<128, 64>()), 99328);
 }
 
 template <typename TY, int T, int K, int N, int BM, int BN> void runLinear(int present) {
@@ -71,7 +78,70 @@ TEST(DenseWgmmaTile, LinearMatchesReference) {
   runLinear<float, 150, 64, 130, 128, 64>(140); // two row tiles (the second partial), three column tiles
   runLinear<bf16, 130, 200, 130, 128, 128>(129);
   runLinear<bf16, 20, 45, 7, 64, 64>(20);       // K = 45: unaligned rows, element-wise chunks
-  runLinear<float, 70, 4096, 130, 64, 128>(70); // 64 K steps through both stages
+  runLinear<float, 70, 4096, 130, 64, 128>(70); // 64 K steps around the 4 stages
+}
+
+// Which operands stream through cp.async: stored bf16 rows, 16-byte aligned
+// (K % 8 == 0); everything that transforms or is unaligned goes through registers.
+TEST(DenseWgmmaTile, CpAsyncTakesExactlyTheStoredAlignedBf16Rows) {
+  using v4cuda::CpAsyncRowsOk;
+  EXPECT_TRUE((CpAsyncRowsOk<v4cuda::PlainRows<bf16, 64, 0>>::value));
+  EXPECT_TRUE((CpAsyncRowsOk<v4cuda::PlainRows<bf16, 3 * 64, 64>>::value)); // a group of grouped_linear
+  EXPECT_FALSE((CpAsyncRowsOk<v4cuda::PlainRows<bf16, 3 * 60, 60>>::value)); // groups 120 bytes apart
+  EXPECT_FALSE((CpAsyncRowsOk<v4cuda::PlainRows<bf16, 45, 0>>::value));
+  EXPECT_FALSE((CpAsyncRowsOk<v4cuda::PlainRows<float, 64, 0>>::value)); // fp32 -> bf16 rounding
+  EXPECT_TRUE((CpAsyncRowsOk<v4cuda::PlainWeights<bf16, 200>>::value));
+  EXPECT_FALSE((CpAsyncRowsOk<v4cuda::PlainWeights<bf16, 45>>::value));
+  EXPECT_TRUE((CpAsyncRowsOk<v4cuda::GateUpWeights<bf16, 64>>::value));
+  EXPECT_FALSE((CpAsyncRowsOk<v4cuda::NormedRows<bf16, bf16, 64, 32, true>>::value)); // rms scaling
+  EXPECT_FALSE((CpAsyncRowsOk<v4cuda::QuantRows<bf16, 256, 128>>::value));            // e4m3 rounding
+  EXPECT_FALSE((CpAsyncRowsOk<v4cuda::Fp8Weights<256, 128, 128>>::value));            // dequantization
+}
+
+// An operand policy forced through the register stage (kCpAsyncOk hidden),
+// to run the mixes no op has today (A by cp.async with B by registers, and
+// both by registers with aligned rows) on the same tile.
+template <class P> struct ThroughRegisters : P {
+  static constexpr bool kCpAsyncOk = false;
+};
+
+template <bool ASYNC_A, bool ASYNC_B, int T, int K, int N, int BM, int BN> void runLinearMix(int present) {
+  using Rows = v4cuda::PlainRows<bf16, K, 0>;
+  using Weights = v4cuda::PlainWeights<bf16, K>;
+  using A = std::conditional_t<ASYNC_A, Rows, ThroughRegisters<Rows>>;
+  using B = std::conditional_t<ASYNC_B, Weights, ThroughRegisters<Weights>>;
+  static_assert(v4cuda::CpAsyncRowsOk<A>::value == ASYNC_A && v4cuda::CpAsyncRowsOk<B>::value == ASYNC_B);
+  const std::vector<float> x = asStored<bf16>(randoms(T * K, 27)), w = asStored<bf16>(randoms(N * K, 28));
+  const std::vector<bf16> xS = stored<bf16>(x), wS = stored<bf16>(w);
+  std::vector<float> expected(present * N);
+  ref::linear(x.data(), present, K, w.data(), N, expected.data(), nullptr);
+  const std::vector<float> scale = termScale(x, present, K, w, N);
+  std::vector<bf16> out = nanFilled<bf16>(T * N);
+  launchWgmma<BM, BN, A>(T, N, 1, [&] {
+    v4cuda::gemmTileWgmma<BM, BN, K, N>(A{Rows{xS.data()}}, B{Weights{wS.data()}},
+                                        v4cuda::StoreRows<bf16, N, N>{out.data()}, blockIdx.y, blockIdx.x, present,
+                                        v4cuda::denseSharedMemory());
+  });
+  expectRows(out, expected, present, N,
+             std::string("wgmma linear (A ") + (ASYNC_A ? "cp.async" : "registers") + ", B " +
+                 (ASYNC_B ? "cp.async" : "registers") + ") T " + str(T) + " K " + str(K) + " N " + str(N) + " BM " +
+                 str(BM) + " BN " + str(BN),
+             1e-5f, &scale);
+}
+
+// Every mix over the tile shapes: one step, a ragged last step (K = 200:
+// 8 of 64), and many steps around the 4-stage ring; ragged N, present < BM.
+TEST(DenseWgmmaTile, EveryMixOfCpAsyncAndRegisterOperandsMatchesReference) {
+  runLinearMix<true, false, 20, 64, 7, 64, 64>(17);
+  runLinearMix<true, false, 150, 200, 130, 128, 64>(140);
+  runLinearMix<true, false, 70, 1024, 130, 64, 128>(70);
+  runLinearMix<true, false, 130, 4096, 45, 128, 128>(129);
+  runLinearMix<false, false, 20, 200, 45, 64, 128>(20);
+  runLinearMix<false, false, 130, 1024, 130, 128, 128>(100);
+  runLinearMix<false, true, 70, 200, 7, 128, 64>(66);
+  runLinearMix<false, true, 20, 4096, 130, 64, 64>(19);
+  runLinearMix<true, true, 130, 448, 130, 128, 128>(130); // 7 steps: every stage of the ring reused
+  runLinearMix<true, true, 20, 192, 64, 64, 64>(1);       // 3 steps: fewer than the stages, one present row
 }
 
 template <int T, int G, int KG, int R, int BM, int BN> void runGroupedLinear(int present) {
@@ -200,6 +270,9 @@ extern "C" __global__ void __launch_bounds__(256) wgmmaLinear128x128(const bf *x
 extern "C" __global__ void __launch_bounds__(256) wgmmaLinear64x128(const bf *x, const bf *w, float *y, const int32_t *dyn) {
   v4cuda::linearGemm<bf, bf, float, 200, 130, 64, 128, 2>(x, w, y, dyn);
 }
+extern "C" __global__ void __launch_bounds__(256) wgmmaNorm128x128(const bf *x, const bf *nw, const bf *w, bf *y, const int32_t *dyn) {
+  v4cuda::normLinearGemm<bf, bf, bf, bf, 4096, 4096, true, 1024, 128, 128, 2>(x, nw, w, y, 1e-6, blockIdx.x, dyn);
+}
 extern "C" __global__ void __launch_bounds__(256) wgmmaSwiglu64x64(const bf *h, const bf *g, const bf *u, bf *y, const int32_t *dyn) {
   v4cuda::linearSwigluGemm<bf, bf, bf, 1024, 512, 64, 64, 2>(h, g, u, y, 7.0f, dyn);
 }
@@ -258,7 +331,8 @@ TEST(DenseWgmmaTile, NvccBuildsTheWgmmaFormsForSm90a) {
                            "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16",
                            "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16", "wgmma.fence.sync.aligned",
                            "wgmma.commit_group.sync.aligned", "wgmma.wait_group.sync.aligned 0",
-                           "fence.proxy.async.shared::cta"})
+                           "fence.proxy.async.shared::cta", "cp.async.cg.shared.global", "cp.async.commit_group",
+                           "cp.async.wait_group 1"})
     EXPECT_NE(text.find(form), std::string::npos) << form << " is missing from the PTX";
   // The SASS, where the CUDA toolkit has cuobjdump.
   const fs::path cuobjdump = fs::path(nvcc).parent_path() / "cuobjdump";

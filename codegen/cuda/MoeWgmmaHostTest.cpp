@@ -232,6 +232,9 @@ TEST(MoeWgmmaEmitter, CompilesToWgmmaForSm90a) {
         << kernel.entry << ": no down wgmma";
     EXPECT_NE(body.find("fence.proxy.async.shared::cta"), std::string::npos) << kernel.entry;
     EXPECT_EQ(body.find("mma.sync"), std::string::npos) << kernel.entry << ": wmma in the wgmma kernel";
+    // bf16 experts stream h and the weights with cp.async; fp4 decodes through registers.
+    const bool fp4 = kernel.entry.find("moe_fp4") != std::string::npos;
+    EXPECT_EQ(body.find("cp.async.cg.shared.global") != std::string::npos, !fp4) << kernel.entry;
     // ptxas -v: "Function properties for <entry>\n    N bytes stack frame, 0 bytes spill stores, ..."
     const size_t properties = ptxas.find("Function properties for " + kernel.entry);
     ASSERT_NE(properties, std::string::npos) << ptxas;

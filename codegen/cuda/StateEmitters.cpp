@@ -626,14 +626,14 @@ EmittedKernel emitExperts(const StepView &view, bool fp4) {
     const int64_t pairs = T * k;
     const int64_t maxTiles = std::min((pairs + kMoeMmaRows - 1) / kMoeMmaRows + E, pairs);
     const int64_t blocks = 1 + maxTiles * (I / kMoeMmaSlice + (D + kMoeMmaCols - 1) / kMoeMmaCols);
-    // wgmma (sm_90a, MoeWgmma.cuh): 1024 bytes of alignment slack and two
-    // stages of swizzled operand tiles, 2 atoms of 64 K columns each (fp4
-    // experts: 1); wmma: the padded tiles and the f32 staging.
+    // wgmma (sm_90a, MoeWgmma.cuh moeWgmmaTileBytes): 1024 bytes of alignment
+    // slack and a ring of swizzled operand stages of 64 K columns, 4 with
+    // bf16 experts (cp.async), 2 with fp4; wmma: the padded tiles and the f32 staging.
     const bool wgmma = view.wgmma();
-    const int64_t atoms = fp4 ? 1 : 2;
+    const int64_t stages = fp4 ? 2 : 4;
     s.require(!wgmma || view.program.target == "sm_90a",
               "the wgmma MoE GEMM needs --target sm_90a, not " + view.program.target);
-    const int64_t tileBytes = wgmma ? 1024 + 2 * atoms * kMoeWgmmaAtomBytes
+    const int64_t tileBytes = wgmma ? 1024 + stages * kMoeWgmmaAtomBytes
                                     : (3 * kMoeMmaRows + 2 * kMoeMmaSlice) * (32 + 8) * 2 +
                                           kMoeMmaRows * (2 * kMoeMmaSlice + 4) * 4;
     const int64_t shared = tileBytes + kMoeMmaRows * ((D + 127) / 128) + 3 * kMoeMmaRows * 4; // + row tables

@@ -25,7 +25,13 @@ inline void throwIfError(v4rt_status status) {
 class ModelHandle {
 public:
   explicit ModelHandle(const std::string &path, unsigned threads = 0, bool verifyChecksums = true) {
-    v4rt_model_options options{threads, verifyChecksums ? 1u : 0u};
+    v4rt_model_options options{};
+    options.threads = threads;
+    options.verify_checksums = verifyChecksums ? 1u : 0u;
+    throwIfError(v4rt_model_open(path.c_str(), &options, &model_));
+  }
+  // All of v4rt_model_options (GPU artifacts: max_context, device KV pool).
+  ModelHandle(const std::string &path, const v4rt_model_options &options) {
     throwIfError(v4rt_model_open(path.c_str(), &options, &model_));
   }
   ~ModelHandle() { v4rt_model_close(model_); }
@@ -34,9 +40,15 @@ public:
 
   // Options as in v4rt_cache_options; sessions created afterwards use the cache.
   void attachCache(const std::string &directory, uint64_t diskBytes = 0, uint64_t hostBytes = 0,
-                   const std::string &tenantSalt = "", const std::string &swaCache = "full") {
-    v4rt_cache_options options{directory.c_str(), diskBytes, hostBytes, tenantSalt.c_str(),
-                               swaCache.c_str()};
+                   const std::string &tenantSalt = "", const std::string &swaCache = "full",
+                   uint64_t deviceBytes = 0) {
+    v4rt_cache_options options{};
+    options.directory = directory.c_str();
+    options.disk_bytes = diskBytes;
+    options.host_bytes = hostBytes;
+    options.tenant_salt = tenantSalt.c_str();
+    options.swa_cache = swaCache.c_str();
+    options.device_bytes = deviceBytes;
     throwIfError(v4rt_model_attach_cache(model_, &options));
   }
   v4rt_cache_stats cacheStats() const {
@@ -47,6 +59,8 @@ public:
 
   int64_t vocabSize() const { return v4rt_model_vocab_size(model_); }
   std::string identity() const { return v4rt_model_identity(model_); }
+  // "cpu", "sm_90a", ...: the backend the model runs on.
+  std::string target() const { return v4rt_model_target(model_); }
   // Session counts of the decode buckets, ascending (see decodeBatch).
   std::vector<int64_t> decodeBatchSizes() const {
     std::vector<int64_t> sizes(v4rt_model_decode_batch_sizes(model_, nullptr, 0));

@@ -62,6 +62,12 @@ std::unique_ptr<Artifact> Artifact::open(const std::string &path, const OpenOpti
   return artifact;
 }
 
+std::string readArtifactTarget(const std::string &path) {
+  OpenOptions options;
+  options.verifyChecksums = false;
+  return Artifact::open(path, options)->program().target;
+}
+
 Artifact::~Artifact() {
   if (mapping_)
     ::munmap(const_cast<uint8_t *>(mapping_), fileSize_);

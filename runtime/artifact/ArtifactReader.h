@@ -56,4 +56,9 @@ private:
   std::vector<std::unique_ptr<uint64_t[]>> dummyStorage_;
 };
 
+// The target `path` was compiled for ("cpu", "sm_90a", ...), read by opening
+// and verifying the artifact without hashing its weights: a caller picks the
+// backend with it, and that backend's load checks the weights.
+std::string readArtifactTarget(const std::string &path);
+
 } // namespace v4rt

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/Error.h"
+#include "runtime/PagePayload.h"
 #include "runtime/PrefixCache.h"
 #include "runtime/cuda/GraphCapture.h"
 #include "runtime/cuda/HostConvert.h"
@@ -46,6 +47,8 @@ CudaSession::CudaSession(const CudaModel &model, const CudaSessionOptions &optio
     v4c::check(prefixCache_->slots().size() == model.program().caches.size(),
                "the prefix cache was made for another artifact's cache schema");
     pageTokens_ = prefixCache_->pageTokens();
+  } else {
+    pageTokens_ = pageTokensFor(model.program().caches);
   }
   launches_.resize(model.buckets().size());
   const int64_t tokens = maxBucketTokens(model);
@@ -205,7 +208,7 @@ int64_t CudaSession::prefill(const int32_t *ids, int64_t count, float *logits, b
   const int64_t chunk = bucket.bucket->tokens;
   const int64_t V = model_.vocabSize();
   for (int64_t done = restored; done < count;) {
-    const int64_t n = std::min({chunk, count - done, tokensToNextSnapshot()});
+    const int64_t n = chunkToPageBoundary(std::min({chunk, count - done, tokensToNextSnapshot()}));
     stageInputs(bucket, ids + done, n);
     launchSteps(bucket, n);
     if (logits && !lastRowOnly)

@@ -18,10 +18,17 @@
 // again with the restored entries frozen: dyn[1]), and every complete page
 // the session passes is exported (device -> host) into the cache
 // (runtime/PagePayload.h; CudaSessionPages.cpp).
+//
+// fork / truncate (CudaSessionFork.cpp): the session keeps its ids and, at
+// the page boundaries its runs end on, a pinned host snapshot of its
+// fixed-size slots; both restore the nearest of those (or a cached prefix
+// page, or the empty state) at or below the target with device copies and
+// prefill the tokens between again.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +52,11 @@ struct CudaSessionOptions {
   bool syncEachStep = false;
   // Prefix reuse across sessions and processes (outlives the session); null: none.
   PrefixCache *prefixCache = nullptr;
+  // Page-boundary snapshots of the fixed-size slots kept for fork / truncate
+  // (the most recent ones; pinned host memory, ~27 MiB each at V4-Flash
+  // dims with bf16 caches). 0: none, those restore from the prefix cache or
+  // from position 0.
+  int keptSnapshots = 8;
 };
 
 // What the step observer sees after each launch (stepwise mode).
@@ -82,10 +94,23 @@ public:
   KvResident &kvResident() { return *slots_; }
   bool isResident() const { return slots_->isResident(); }
   // Tokens this session ran through the prefill bucket itself (not restored
-  // from the prefix cache); restored ones re-run for the window state count.
+  // from the prefix cache, not inherited from the session it was forked
+  // from); restored ones re-run for the window state count.
   int64_t prefillTokensComputed() const { return prefillTokensComputed_; }
   // Device time of the last decode step (CUDA events around the launches).
   float lastDecodeMilliseconds() const { return lastDecodeMs_; }
+
+  // A new session holding this one's first `position` tokens (0 <= position <= position()).
+  // Same model and options; it restores the nearest state at or below
+  // `position` (a kept page-boundary snapshot, a cached prefix page or the
+  // empty state: device copies of this session's rows, CudaSessionFork.cpp)
+  // and prefills the tokens after it again; at position() it copies all.
+  std::unique_ptr<CudaSession> fork(int64_t position) const;
+  // Drops every token from `position` on (0 <= position <= position()), the
+  // same restore in place.
+  void truncate(int64_t position);
+  // The ids fed so far (position() of them).
+  const std::vector<int32_t> &tokens() const { return tokens_; }
 
   // Stepwise mode (the compare tool): every launch is synchronised and
   // reported; graphs are not used while an observer is set.
@@ -127,6 +152,30 @@ private:
   void notePageProgress(const int32_t *ids, int64_t count);
   void exportPage(int64_t pageIndex);
 
+  // Fork and truncate (CudaSessionFork.cpp).
+  void checkPosition(int64_t position, const char *operation) const;
+  // Copies the fixed-size slots to a pinned host snapshot of this page
+  // boundary (async), keeping the options' keptSnapshots most recent ones.
+  void takeSnapshot();
+  uint64_t snapshotBytes() const;
+  // Makes this session hold `source`'s state at its current position.
+  void copyStateFrom(const CudaSession &source);
+  // Makes this session hold `source`'s first `position` tokens: restores the
+  // nearest boundary at or below it and prefills the rest. `source` may be
+  // this session.
+  void rewindFrom(const CudaSession &source, int64_t position);
+  // Sets this session to `source` at page boundary `boundary`, whose
+  // fixed-size state is `snapshot` (null: the empty state, boundary 0).
+  void restoreBoundary(const CudaSession &source, int64_t boundary, const PinnedBuffer *snapshot);
+  // Zeroes the Entries rows of tokens [fromTokens, toTokens).
+  void clearEntries(int64_t fromTokens, int64_t toTokens);
+  // Restarts the page export at page boundary `boundary`: no partial page,
+  // the last key that of the page ending there (the ids decide it).
+  void rekeyPages(int64_t boundary);
+  // Where a prefill chunk of `count` tokens from the current position ends:
+  // at the last page boundary it crosses, so the snapshot there is taken.
+  int64_t chunkToPageBoundary(int64_t count) const;
+
   const CudaModel &model_;
   CudaSessionOptions options_;
   std::unique_ptr<KvSlots> slots_;   // Program::caches order
@@ -147,11 +196,17 @@ private:
   std::function<void(const StepReport &)> observer_;
 
   PrefixCache *prefixCache_ = nullptr;
-  int64_t pageTokens_ = 0;
+  int64_t pageTokens_ = 0; // the prefix cache's page, or the schema's (pageTokensFor)
   int64_t prefillTokensComputed_ = 0;
   int64_t frozenTokens_ = 0;              // dyn[1]: entries below it are restored, not rewritten
   std::vector<int32_t> pageIds_;          // ids of the current incomplete page
   std::vector<kvcache::PageKey> lastKey_; // key of the last complete page (0 or 1 of them)
+
+  std::vector<int32_t> tokens_; // every id fed, position_ of them
+  // Page-boundary position -> the fixed-size slots there (pinned host, the
+  // slots' rows in Program::caches order); the most recent ones only, shared
+  // with forks (immutable once taken).
+  std::map<int64_t, std::shared_ptr<PinnedBuffer>> snapshots_;
 };
 
 } // namespace v4rt::cuda

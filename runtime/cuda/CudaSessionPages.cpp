@@ -34,7 +34,17 @@ int64_t CudaSession::tokensToNextSnapshot() const {
   return every - position_ % every;
 }
 
+int64_t CudaSession::chunkToPageBoundary(int64_t count) const {
+  const int64_t end = position_ + count, lastBoundary = end - end % pageTokens_;
+  return lastBoundary > position_ ? lastBoundary - position_ : count;
+}
+
 void CudaSession::notePageProgress(const int32_t *ids, int64_t count) {
+  tokens_.insert(tokens_.end(), ids, ids + count);
+  // A run that ends on a page boundary leaves the fixed-size state there for
+  // fork / truncate (prefill chunks end on the last boundary they cross).
+  if (position_ % pageTokens_ == 0)
+    takeSnapshot();
   if (!prefixCache_)
     return;
   const int64_t P = pageTokens_;
@@ -99,6 +109,7 @@ int64_t CudaSession::restorePrefix(const int32_t *ids, int64_t count) {
   if (cached.pages.empty())
     return 0;
   restorePages(ids, cached.keys, cached.pages);
+  takeSnapshot();
   return position_;
 }
 
@@ -174,6 +185,7 @@ void CudaSession::restorePages(const int32_t *ids, const std::vector<kvcache::Pa
   checkCuda(api, api.cuStreamSynchronize(stream), "cuStreamSynchronize",
             "restoring " + std::to_string(pages.size()) + " cached pages");
   prefillTokensComputed_ += boundary - start;
+  tokens_.assign(ids, ids + boundary);
   lastKey_.assign(1, keys[pages.size() - 1]);
   pageIds_.clear();
   prefixCache_->recordRestore(boundary, boundary - start);

@@ -294,6 +294,60 @@ TEST_F(EmulatedKvSlots, PinnedSlotsStayWhileAnotherWaits) {
   EXPECT_FALSE(b.isResident());
 }
 
+// copyRows (a fork's source): device to device while resident, from the
+// pinned host copy while preempted (live rows only), zeros when never
+// resident; zeroRows clears a truncated range.
+TEST_F(EmulatedKvSlots, CopyRowsFromResidentPreemptedAndFreshSlots) {
+  DeviceKvPool pool(sessionBytes() * 5 / 2); // two sessions fit, three do not
+  KvSlots source(api(), stream_->get(), slots_, kContext, pool, "source");
+  KvSlots fork(api(), stream_->get(), slots_, kContext, pool, "fork");
+  KvSlots other(api(), stream_->get(), slots_, kContext, pool, "other");
+  KvSlots fresh(api(), stream_->get(), slots_, kContext, pool, "fresh");
+  source.ensureResident();
+  std::vector<std::vector<uint8_t>> written;
+  for (size_t s = 0; s < source.size(); ++s) {
+    std::vector<uint8_t> bytes(source.rows(s) * source.rowBytes(s));
+    for (size_t i = 0; i < bytes.size(); ++i)
+      bytes[i] = static_cast<uint8_t>(1 + (i * 5 + s * 11) % 253);
+    write(source, s, bytes);
+    written.push_back(bytes);
+  }
+  source.setLiveTokens(21); // entries rows 0..4 live
+  const auto expectCopied = [&](size_t slot, int64_t rows) {
+    const std::vector<uint8_t> copied = read(fork, slot);
+    const size_t bytes = static_cast<size_t>(rows) * fork.rowBytes(slot);
+    EXPECT_TRUE(std::equal(copied.begin(), copied.begin() + bytes, written[slot].begin())) << "slot " << slot;
+    for (size_t i = bytes; i < copied.size(); ++i)
+      ASSERT_EQ(copied[i], 0) << "slot " << slot << " byte " << i;
+  };
+  fork.ensureResident();
+  source.copyRows(1, 8, fork.address(1));
+  source.copyRows(2, 3, fork.address(2));
+  stream_->synchronize();
+  expectCopied(1, 8);
+  expectCopied(2, 3);
+
+  fork.zeroRows(2, 1, 100); // clipped to the slot's rows
+  stream_->synchronize();
+  expectCopied(2, 1);
+
+  other.ensureResident(); // source (least recently used) goes to its host copy
+  ASSERT_FALSE(source.isResident());
+  ASSERT_TRUE(fork.isResident());
+  source.copyRows(0, 8, fork.address(0));
+  source.copyRows(2, 5, fork.address(2));
+  stream_->synchronize();
+  expectCopied(0, 8);
+  expectCopied(2, 5);
+  EXPECT_FALSE(source.isResident()); // read in place, not swapped in
+  EXPECT_THROW(source.copyRows(2, 6, fork.address(2)), v4c::Error); // beyond its live rows
+  EXPECT_THROW(source.copyRows(2, source.rows(2) + 1, fork.address(2)), v4c::Error);
+
+  fresh.copyRows(0, 8, fork.address(0)); // never resident: a fresh slot's zeros
+  stream_->synchronize();
+  expectCopied(0, 0);
+}
+
 // A budget larger than the device (80 GiB here): the real free memory decides.
 TEST_F(EmulatedKvSlots, ASessionLargerThanTheDeviceIsAnErrorNotACrash) {
   DeviceKvPool pool(1ull << 50);

@@ -44,6 +44,42 @@ uint64_t KvSlots::liveBytes() const {
   return total;
 }
 
+void KvSlots::copyRows(size_t slot, int64_t rows, CUdeviceptr target) const {
+  v4c::check(rows >= 0 && rows <= rows_.at(slot), name_ + ": copying " + std::to_string(rows) + " rows of cache slot \"" +
+                                                      slots_[slot].name + "\", which has " +
+                                                      std::to_string(rows_[slot]));
+  const uint64_t bytes = static_cast<uint64_t>(rows) * rowBytes_[slot];
+  if (bytes == 0)
+    return;
+  const std::string what = name_ + ": copying cache slot \"" + slots_[slot].name + "\"";
+  if (resident_) {
+    checkCuda(api_, api_.cuMemcpyDtoDAsync(target, device_[slot].get(), bytes, stream_), "cuMemcpyDtoDAsync", what);
+    return;
+  }
+  if (!hasHostCopy_) {
+    checkCuda(api_, api_.cuMemsetD8Async(target, 0, bytes, stream_), "cuMemsetD8Async", what);
+    return;
+  }
+  v4c::check(bytes <= copiedBytes_[slot], what + ": " + std::to_string(rows) +
+                                              " rows asked, more than the live rows of the preempted session");
+  uint64_t offset = 0;
+  for (size_t s = 0; s < slot; ++s)
+    offset += copiedBytes_[s];
+  checkCuda(api_, api_.cuMemcpyHtoDAsync(target, hostCopy_.data() + offset, bytes, stream_), "cuMemcpyHtoDAsync",
+            what + " from its host copy");
+}
+
+void KvSlots::zeroRows(size_t slot, int64_t firstRow, int64_t endRow) const {
+  firstRow = std::max<int64_t>(0, firstRow);
+  endRow = std::min(endRow, rows_.at(slot));
+  if (endRow <= firstRow || rowBytes_[slot] == 0)
+    return;
+  checkCuda(api_,
+            api_.cuMemsetD8Async(address(slot) + static_cast<uint64_t>(firstRow) * rowBytes_[slot], 0,
+                                 static_cast<uint64_t>(endRow - firstRow) * rowBytes_[slot], stream_),
+            "cuMemsetD8Async", name_ + ": clearing cache slot \"" + slots_[slot].name + "\"");
+}
+
 uint64_t KvSlots::swapIn() {
   v4c::check(!resident_, name_ + ": swapped in twice");
   size_t freeBytes = 0, totalBytes = 0;

@@ -45,6 +45,14 @@ public:
   void setLiveTokens(int64_t tokens) { liveTokens_ = tokens; }
   // Bytes a swap moves now.
   uint64_t liveBytes() const;
+  // Copies the first `rows` rows of slot `slot` to device memory at `target`
+  // (async on the stream; a fork's source): device to device while resident,
+  // else from the pinned host copy of a preempted session (its live rows
+  // only), else (never resident) zeros, a fresh slot's rows.
+  void copyRows(size_t slot, int64_t rows, CUdeviceptr target) const;
+  // Zeroes rows [firstRow, endRow) of slot `slot` (async; resident only):
+  // rows a truncated session dropped read as a fresh session's again.
+  void zeroRows(size_t slot, int64_t firstRow, int64_t endRow) const;
   DeviceKvPool &pool() const { return pool_; }
 
   uint64_t residentBytes() const override { return totalBytes_; }

@@ -17,7 +17,7 @@ cxx=${CXX:-g++}
 cuda_include=${V4_CUDA_INCLUDE:-/usr/local/cuda/include}
 testing=$root/codegen/cuda/testing
 emulation=$testing/HostEmulation.h
-emulation_sources="$testing/HostEmulation.cpp $testing/Fibers.cpp $testing/WgmmaEmulation.cpp"
+emulation_sources="$testing/HostEmulation.cpp $testing/Fibers.cpp $testing/WgmmaEmulation.cpp $testing/CpAsyncEmulation.cpp"
 [ -f "$src/kernels.cu" ] && [ -f "$src/kernels.cubin" ] ||
   { echo "build_host_module: $src lacks kernels.cu / kernels.cubin (compile with --keep-cuda-source)" >&2; exit 1; }
 [ -f "$emulation" ] || { echo "build_host_module: $emulation is missing" >&2; exit 1; }
@@ -25,7 +25,7 @@ mkdir -p "$modules"
 hash=$(sha256sum "$src/kernels.cubin" | cut -d' ' -f1)
 out=$modules/$hash.so
 up_to_date=true
-for input in "$src/kernels.cu" "$emulation" $emulation_sources "$testing/Fibers.h" "$testing/WgmmaEmulation.h" "$here/HostModuleEntries.h"; do
+for input in "$src/kernels.cu" "$emulation" $emulation_sources "$testing/Fibers.h" "$testing/WgmmaEmulation.h" "$testing/CpAsyncEmulation.h" "$here/HostModuleEntries.h"; do
   [ -f "$out" ] && [ "$out" -nt "$input" ] || up_to_date=false
 done
 if $up_to_date; then

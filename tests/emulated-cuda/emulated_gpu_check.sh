@@ -4,8 +4,9 @@
 #   DRIVER_DIR: the folder holding the emulated libcuda.so.1
 #   verify CASE PRECISION TOLERANCE: v4run verify vs the case's golden logits
 #   compare CASE PROMPT_IDS DECODE [PRECISION TOLERANCE [TENSOR_CORES]]: every launch vs the
-#     CPU artifact (fp32; default: an fp32 GPU artifact within 1e-4; TENSOR_CORES wgmma
-#     compiles with --tensor-cores wgmma, its GEMMs on the emulated warpgroup MMA)
+#     CPU artifact (fp32, or fp8 for an fp8 GPU artifact: the same quantized steps; default:
+#     an fp32 GPU artifact within 1e-4; TENSOR_CORES wgmma compiles with --tensor-cores
+#     wgmma, its GEMMs on the emulated warpgroup MMA, fp8 linears on its e4m3 form)
 #   consistency CASE PRECISION PROMPT_LEN: prefill vs chunked vs decode, graph vs launches
 #   interleave CASE: 4 sessions through a device KV pool of 2 (preempted, swapped back) vs each alone
 #   prefix-reuse CASE: --cache-dir reuse under full / periodic / zero, tiers, pool errors
@@ -70,9 +71,11 @@ verify)
   ;;
 compare)
   gpu=$(gpu_artifact "$1" "${4:-fp32}" 1 "${6:-wmma}")
-  cpu=$work/$1-cpu-fp32.v4a
-  "$v4c" compile $(case_source "$1") --target cpu --decode-batch 1 -o "$cpu" > "$cpu.log" 2>&1 ||
-    { cat "$cpu.log" >&2; exit 1; }
+  cpu_precision=fp32 # the cpu backend runs fp32 and fp8; bf16 GPU artifacts compare with fp32
+  [ "${4:-fp32}" = fp8 ] && cpu_precision=fp8
+  cpu=$work/$1-cpu-$cpu_precision.v4a
+  "$v4c" compile $(case_source "$1") --target cpu --precision $cpu_precision --decode-batch 1 -o "$cpu" \
+    > "$cpu.log" 2>&1 || { cat "$cpu.log" >&2; exit 1; }
   "$v4run" info "$gpu" | grep '^options' # which tensor cores the GEMMs use
   "$v4run" compare "$gpu" "$cpu" --prompt-ids "$2" --decode "$3" --tolerance "${5:-1e-4}"
   ;;

@@ -82,11 +82,15 @@ compare)
   # 1e-4 over 20 tokens + 3 decoded; a bf16 GPU artifact (e.g. bf16+wgmma)
   # against the same fp32 CPU twin, per launch, over a prompt short enough
   # that bf16 rounding flips no indexer top-k choice (on tiny-mixed 20 tokens
-  # do: rel 0.3-0.5 on v4.indexer_topk, GEMMs ~2e-2).
+  # do: rel 0.3-0.5 on v4.indexer_topk, GEMMs ~2e-2). An fp8 GPU artifact
+  # (e.g. fp8+wgmma: native e4m3 wgmma) against the fp8 CPU twin (the same
+  # quantized steps; its bf16 activations re-quantized give up to ~0.17).
   name=$1 precision=${2:-fp32} tolerance=${3:-1e-4}
   prompt=${4:-3,17,98,5,250,77,1,200,12,9,130,41,8,222,64,128,7,19,33,2} decode=${5:-3}
   gpu=$(artifact "$name" "$target" "$precision")
-  cpu=$(artifact "$name" cpu fp32)
+  cpu_precision=fp32 # the cpu backend runs fp32 and fp8
+  [ "${precision%+*}" = fp8 ] && cpu_precision=fp8
+  cpu=$(artifact "$name" cpu $cpu_precision)
   [ "$prepare" = 1 ] && exit 0
   "$v4run" info "$gpu" | grep '^options' # which tensor cores the GEMMs use
   "$v4run" compare "$gpu" "$cpu" --prompt-ids "$prompt" --decode "$decode" --tolerance "$tolerance"

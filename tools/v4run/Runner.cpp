@@ -70,11 +70,7 @@ void Runner::attachPrefixCache(const v4rt::PrefixCacheOptions &, uint64_t) {
   throw v4c::Error("prefix reuse through the runner is not available on " + describe());
 }
 
-std::string artifactTarget(const std::string &path) {
-  v4rt::OpenOptions open;
-  open.verifyChecksums = false; // the backend that runs it checks them
-  return v4rt::Artifact::open(path, open)->program().target;
-}
+std::string artifactTarget(const std::string &path) { return v4rt::readArtifactTarget(path); }
 
 bool isDeviceTarget(const std::string &target) { return target != "cpu"; }
 

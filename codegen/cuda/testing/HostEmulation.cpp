@@ -108,6 +108,7 @@ void suspend(Launch &launch, Fiber &fiber) {
 }
 
 void resolveBlock(Launch &launch) {
+  cpasync::detail::blockBarrier(); // completed copies become visible to the block
   launch.vote = {launch.block.trueCount, static_cast<int>(launch.block.arrived)};
   launch.block.arrived = 0;
   launch.block.trueCount = 0;
@@ -361,16 +362,21 @@ void detail::launchBlocks(dim3 grid, dim3 block, size_t dynamicSharedBytes, cons
 
   const size_t filled = std::min(kDynamicSharedCapacity, dynamicSharedBytes + kGuardBytes);
   const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
-  std::string guardViolation, wgmmaError;
-  for (uint64_t b = 0; b < blocks && !launch.firstError && guardViolation.empty() && wgmmaError.empty(); ++b) {
+  std::string guardViolation, wgmmaError, cpAsyncError;
+  for (uint64_t b = 0; b < blocks && !launch.firstError && guardViolation.empty() && wgmmaError.empty() &&
+                       cpAsyncError.empty();
+       ++b) {
     for (const DynamicShared &array : dynamicSharedArrays())
       std::memset(array.base, kFill, std::min(filled, array.capacity));
     blockIdx = uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
                      static_cast<unsigned>(b / (uint64_t(grid.x) * grid.y))};
     wgmma::detail::beginBlock(static_cast<unsigned>(threads));
+    cpasync::detail::beginBlock(static_cast<unsigned>(threads));
     runBlock(launch, stacks);
-    if (!launch.firstError)
+    if (!launch.firstError) {
       wgmmaError = wgmma::detail::endBlock();
+      cpAsyncError = cpasync::detail::endBlock();
+    }
     for (const DynamicShared &array : dynamicSharedArrays())
       for (size_t i = dynamicSharedBytes; i < std::min(filled, array.capacity); ++i)
         if (array.base[i] != kFill) {
@@ -383,6 +389,7 @@ void detail::launchBlocks(dim3 grid, dim3 block, size_t dynamicSharedBytes, cons
     std::rethrow_exception(launch.firstError);
   v4c::check(guardViolation.empty(), guardViolation);
   v4c::check(wgmmaError.empty(), wgmmaError);
+  v4c::check(cpAsyncError.empty(), cpAsyncError);
 }
 
 } // namespace v4emu

@@ -56,9 +56,14 @@
 //   never index fragment elements (which is layout-dependent on the GPU).
 // - Hopper wgmma (Wgmma.cuh's primitives): WgmmaEmulation.h (descriptors,
 //   the 128-byte swizzle, the m64nNk16 accumulator fragment, deferred
-//   execution at wait_group, warpgroup-uniform calls; not the async proxy's
-//   ordering: fence.proxy.async is a no-op). Dynamic shared memory starts at
-//   shared address wgmma::kDynamicSharedWindow (384, not 1024-aligned).
+//   execution at wait_group, warpgroup-uniform calls). Dynamic shared memory
+//   starts at shared address wgmma::kDynamicSharedWindow (384, not
+//   1024-aligned).
+// - sm_80 cp.async (CpAsync.cuh's primitives): CpAsyncEmulation.h (per-thread
+//   groups performed at wait_group, poisoned destinations, zero-fill, and
+//   which threads / proxies may see a copied chunk: a wgmma that reads one
+//   before the barrier or without fence.proxy.async fails). fence.proxy.async
+//   matters only for cp.async-written chunks (plain stores need none here).
 // - alignment: __ldg & co. of a misaligned vector type, and wmma tiles off
 //   256-bit alignment or with a stride not a multiple of 16 bytes, fail the
 //   launch (the GPU faults); plain misaligned vector dereferences are caught
@@ -77,7 +82,7 @@
 //   each warp primitive (full-mask code; masks only filter ballots), and
 //   every live thread of a block each __syncthreads;
 // - concurrent blocks (a kernel that waits for another block spins forever),
-//   cooperative groups, clusters, async copies (cp.async, TMA), textures,
+//   cooperative groups, clusters, bulk async copies (TMA), textures,
 //   timing, and register / shared memory limits;
 // - fragment element access (fragment::x) with the GPU's lane layout.
 #pragma once
@@ -99,8 +104,9 @@
 #include <vector_types.h>
 
 // Kernel headers that need the emulation's own model of an instruction
-// (Wgmma.cuh) test this.
+// (Wgmma.cuh, CpAsync.cuh) test this.
 #define V4EMU_HOST_EMULATION 1
+#include "codegen/cuda/testing/CpAsyncEmulation.h"
 #include "codegen/cuda/testing/WgmmaEmulation.h"
 
 // `__shared__` variables live in static storage: one block runs at a time.

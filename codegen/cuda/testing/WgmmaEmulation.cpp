@@ -50,18 +50,19 @@ struct CallRecord {
   uint64_t a = 0, b = 0;
   bool accumulate = false;
   std::source_location where;
+  Operands operands = Operands::Bf16;
 };
 
 bool sameCall(const CallRecord &x, const CallRecord &y) {
   return x.kind == y.kind && x.n == y.n && x.pending == y.pending && x.a == y.a && x.b == y.b &&
-         x.accumulate == y.accumulate && x.where.line() == y.where.line() &&
+         x.accumulate == y.accumulate && x.operands == y.operands && x.where.line() == y.where.line() &&
          std::string_view(x.where.file_name()) == y.where.file_name();
 }
 
 std::string describe(const CallRecord &call) {
   std::string text = callName(call.kind);
   if (call.kind == Call::Mma)
-    text += " n" + std::to_string(call.n) + " (descA " + hex(call.a) + ", descB " + hex(call.b) +
+    text += std::string(call.operands == Operands::E4m3 ? " e4m3" : "") + " n" + std::to_string(call.n) + " (descA " + hex(call.a) + ", descB " + hex(call.b) +
             (call.accumulate ? ", accumulate)" : ", overwrite)");
   if (call.kind == Call::Wait)
     text += " " + std::to_string(call.pending);
@@ -77,6 +78,7 @@ struct Mma {
   int group; // -1 until committed
   std::source_location where;
   float input[kMaxN / 2]; // the accumulators it adds to (a chained mma: its predecessor's result)
+  Operands operands;
 };
 
 struct ThreadState {
@@ -165,12 +167,33 @@ Descriptor decode(uint64_t desc, int rows, const char *operand, const std::sourc
   return d;
 }
 
-// Element (row, k) of a K-major bf16 operand, through the 128-byte swizzle.
-float element(const Descriptor &d, int row, int k) {
-  const uint32_t address = d.start + uint32_t(row / 8) * d.sbo + uint32_t(row % 8) * 128 + 2 * uint32_t(k);
+// The 16-byte chunks one mma_async reads (32 bytes of each of `rows` rows,
+// swizzled) must not hold a cp.async the async proxy cannot see yet
+// (CpAsyncEmulation.h): checked at issue, when the GPU may start reading.
+void checkAsyncOperand(const Descriptor &d, int rows, const std::source_location &where) {
+  for (int row = 0; row < rows; ++row)
+    for (uint32_t half = 0; half < 32; half += 16) {
+      const uint32_t address = d.start + uint32_t(row / 8) * d.sbo + uint32_t(row % 8) * 128 + half;
+      cpasync::detail::checkAsyncRead(address ^ (((address >> 7) & 7) << 4), "wgmma.mma_async", where);
+    }
+}
+
+// K of one mma_async: 32 bytes of each operand row.
+int mmaK(Operands operands) { return operands == Operands::E4m3 ? 32 : 16; }
+
+// Element (row, k) of a K-major bf16 or e4m3 operand, through the 128-byte swizzle.
+float element(const Descriptor &d, Operands operands, int row, int k) {
+  const uint32_t bytes = operands == Operands::E4m3 ? 1 : 2;
+  const uint32_t address = d.start + uint32_t(row / 8) * d.sbo + uint32_t(row % 8) * 128 + bytes * uint32_t(k);
   const uint32_t swizzled = address ^ (((address >> 7) & 7) << 4);
+  const unsigned char *at = gBlock.array + (swizzled - kDynamicSharedWindow);
+  if (operands == Operands::E4m3) {
+    __nv_fp8_e4m3 code;
+    std::memcpy(&code, at, 1);
+    return static_cast<float>(code);
+  }
   __nv_bfloat16 value;
-  std::memcpy(&value, gBlock.array + (swizzled - kDynamicSharedWindow), sizeof value);
+  std::memcpy(&value, at, sizeof value);
   return __bfloat162float(value);
 }
 
@@ -195,18 +218,18 @@ void execute(ThreadState &state, const std::source_location &waitSite) {
              " were written before this wait retired it (undefined on the GPU)");
   const Descriptor da = decode(op.a, 64, "A", op.where), db = decode(op.b, op.n, "B", op.where);
   const int t = static_cast<int>(linearThread() % kWarpgroup);
-  const int row0 = 16 * (t / 32) + (t % 32) / 4;
-  float a[2][16];
+  const int row0 = 16 * (t / 32) + (t % 32) / 4, kDepth = mmaK(op.operands);
+  float a[2][32];
   for (int half = 0; half < 2; ++half)
-    for (int k = 0; k < 16; ++k)
-      a[half][k] = element(da, row0 + 8 * half, k);
+    for (int k = 0; k < kDepth; ++k)
+      a[half][k] = element(da, op.operands, row0 + 8 * half, k);
   float result[kMaxN / 2];
   for (int i = 0; i < count; ++i) {
     const int col = 8 * (i / 4) + 2 * (t % 4) + (i % 2);
     const float *ar = a[(i % 4) / 2];
     float sum = op.accumulate ? op.input[i] : 0.0f;
-    for (int k = 0; k < 16; ++k)
-      sum += ar[k] * element(db, col, k);
+    for (int k = 0; k < kDepth; ++k)
+      sum += ar[k] * element(db, op.operands, col, k);
     result[i] = sum;
   }
   // A later pending mma on the same accumulators adds to this result; else
@@ -266,17 +289,26 @@ void waitGroup(int pending, const std::source_location &where) {
 }
 
 void mmaAsync(float *acc, int n, uint64_t descA, uint64_t descB, bool accumulate, const std::source_location &where) {
-  ThreadState &state = record(CallRecord{Call::Mma, n, 0, descA, descB, accumulate, where});
+  mmaAsync(acc, n, Operands::Bf16, descA, descB, accumulate, where);
+}
+
+void mmaAsync(float *acc, int n, Operands operands, uint64_t descA, uint64_t descB, bool accumulate,
+              const std::source_location &where) {
+  ThreadState &state = record(CallRecord{Call::Mma, n, 0, descA, descB, accumulate, where, operands});
   if (n < 8 || n > kMaxN || n % 8 != 0)
-    fail(where, "wgmma.mma_async", "n = " + std::to_string(n) + " (m64nNk16 takes N = 8..256 in steps of 8)");
+    fail(where, "wgmma.mma_async",
+         "n = " + std::to_string(n) + " (m64nNk" + std::to_string(mmaK(operands)) + " takes N = 8..256 in steps of 8)");
   if (!state.fenced)
     fail(where, "wgmma.mma_async",
          "no wgmma.fence since this thread's last wgmma.wait_group (or its start): the accumulators may be "
          "accessed out of order");
   if (!gBlock.array)
     fail(where, "wgmma.mma_async", "no descriptor of this block was built from a shared pointer (wgmmaDescriptor)");
-  decode(descA, 64, "A", where);
-  decode(descB, n, "B", where);
+  const Descriptor da = decode(descA, 64, "A", where), db = decode(descB, n, "B", where);
+  if (linearThread() % kWarpgroup == 0) { // once per warpgroup: its operands are visible to the async proxy
+    checkAsyncOperand(da, 64, where);
+    checkAsyncOperand(db, n, where);
+  }
   const int count = n / 2;
   bool chained = false;
   for (const Mma &other : state.pending) {
@@ -288,7 +320,7 @@ void mmaAsync(float *acc, int n, uint64_t descA, uint64_t descB, bool accumulate
                " with another shape or start");
     }
   }
-  Mma op{acc, n, descA, descB, accumulate, -1, where, {}};
+  Mma op{acc, n, descA, descB, accumulate, -1, where, {}, operands};
   if (chained) {
     if (!poisoned(acc, count))
       fail(where, "wgmma.mma_async",

@@ -1,8 +1,8 @@
 // The host emulation of Hopper's warpgroup MMA (wgmma), what Wgmma.cuh calls
 // when HostEmulation.h is included: the PTX ISA's model of
-// wgmma.mma_async.m64nNk16.f32.bf16.bf16 with shared memory matrix
-// descriptors, followed exactly enough that a layout or ordering bug in a
-// kernel fails here as it would on the GPU.
+// wgmma.mma_async.m64nNk16.f32.bf16.bf16 (and m64nNk32.f32.e4m3.e4m3) with
+// shared memory matrix descriptors, followed exactly enough that a layout or
+// ordering bug in a kernel fails here as it would on the GPU.
 //
 // - Shared addresses: dynamic shared memory (V4EMU_DYNAMIC_SHARED arrays)
 //   sits at shared address kDynamicSharedWindow (384, deliberately NOT a
@@ -30,10 +30,14 @@
 //   it before the first mma and after register accesses to accumulators).
 // - Arithmetic: each accumulator d = (accumulate ? c : 0), then
 //   d += a_k * b_k for k = 0..15 ascending in fp32 (bf16 products are exact).
+//   e4m3 operands (m64nNk32.f32.e4m3.e4m3): one byte per element, k = 0..31
+//   (32 bytes of a swizzled row, as bf16's k16), products exact in fp32 too.
 //   The hardware's internal order and precision differ: compare with
 //   tolerances, as for wmma.
-// NOT emulated: fence.proxy.async (generic-proxy stores are always visible
-// here), the asynchronous timing itself, register pressure.
+// - Operands written by cp.async must be visible to the async proxy when the
+//   mma is issued (checked once per warpgroup: CpAsyncEmulation.h).
+// NOT emulated: fence.proxy.async after plain stores (generic-proxy stores
+// are always visible here), the asynchronous timing itself, register pressure.
 #pragma once
 
 #include <cstddef>
@@ -55,8 +59,15 @@ void *alignShared(void *p, uint32_t alignment, const std::source_location &where
 void fence(const std::source_location &where);
 void commitGroup(const std::source_location &where);
 void waitGroup(int pending, const std::source_location &where);
+// The operand type of an mma_async: bf16 (m64nNk16) or e4m3 codes (m64nNk32,
+// one byte per element, decoded as cuda_fp8.h's __nv_fp8_e4m3; 0x7F/0xFF NaN).
+enum class Operands : unsigned char { Bf16, E4m3 };
+
 // D[64 x n] (+)= A[64 x 16] * B[16 x n]; acc: this thread's n / 2 floats.
 void mmaAsync(float *acc, int n, uint64_t descA, uint64_t descB, bool accumulate, const std::source_location &where);
+// The same for `operands` (E4m3: A[64 x 32] * B[32 x n], the k32 form).
+void mmaAsync(float *acc, int n, Operands operands, uint64_t descA, uint64_t descB, bool accumulate,
+              const std::source_location &where);
 
 namespace detail {
 // Called by the launch loop (HostEmulation.cpp) around every block.

@@ -7,27 +7,29 @@
 #include <v4cuda/Common.cuh>
 #include <v4cuda/DummyFill.cuh>
 
-// Dense, mHC, router, quantized linears (h6).
+// Dense, mHC, router, quantized linears.
 #include <v4cuda/Dense.cuh>
 #include <v4cuda/DenseLinear.cuh>
 #include <v4cuda/DenseMath.cuh>
 #include <v4cuda/DenseMma.cuh>
 #include <v4cuda/DenseWgmma.cuh>
+#include <v4cuda/DenseWgmmaFp8.cuh>
 #include <v4cuda/HyperConnection.cuh>
 #include <v4cuda/Quant.cuh>
 #include <v4cuda/Router.cuh>
 
-// Hopper wgmma primitives (sm_90a; h2).
+// Hopper wgmma (sm_90a) and cp.async (sm_80+) primitives.
+#include <v4cuda/CpAsync.cuh>
 #include <v4cuda/Wgmma.cuh>
 
-// Caches, compressor, indexer, attention, MoE (h7).
+// Caches, compressor, indexer, attention, MoE.
 #include <v4cuda/Attention.cuh>
 #include <v4cuda/Cache.cuh>
 #include <v4cuda/Compressor.cuh>
 #include <v4cuda/Indexer.cuh>
 #include <v4cuda/Moe.cuh>
 
-// Single-token decode over long contexts: split indexer and attention (h6).
+// Single-token decode over long contexts: split indexer and attention.
 #include <v4cuda/AttentionDecode.cuh>
 #include <v4cuda/IndexerDecode.cuh>
 #include <v4cuda/MoeMma.cuh>

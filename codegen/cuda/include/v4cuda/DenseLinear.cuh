@@ -17,7 +17,9 @@
 //      row t (linear_swiglu turns each (gate, up) pair into one output).
 // kMmaOk on A and B: the operand is (as the unfused bf16 program has it)
 // exactly a bf16 value, so the tensor-core tiles (DenseMma.cuh: wmma,
-// DenseWgmma.cuh: Hopper wgmma) may run it.
+// DenseWgmma.cuh: Hopper wgmma) may run it. kCpAsyncOk: the operand is the
+// stored bf16 row itself (16-byte aligned; sourceRow(row) is its first
+// element), so the wgmma tile copies it with cp.async, not through registers.
 #pragma once
 
 #include <type_traits>
@@ -25,6 +27,7 @@
 #include <v4cuda/DenseMath.cuh>
 #include <v4cuda/DenseMma.cuh>
 #include <v4cuda/DenseWgmma.cuh>
+#include <v4cuda/DenseWgmmaFp8.cuh>
 
 namespace v4cuda {
 
@@ -34,9 +37,11 @@ namespace v4cuda {
 template <typename TX, int LDX, int OFFSET_STEP> struct PlainRows {
   static constexpr bool kAligned = rowsAligned16<TX>(LDX, OFFSET_STEP);
   static constexpr bool kMmaOk = std::is_same<TX, __nv_bfloat16>::value;
+  static constexpr bool kCpAsyncOk = kMmaOk && kAligned;
   static constexpr int kTableBytesPerRow = 0;
   const TX *x; // already offset to this group's first column
   __device__ void prologue(int, int, unsigned char *, int) {}
+  __device__ const TX *sourceRow(int t) const { return x + static_cast<int64_t>(t) * LDX; }
   __device__ float at(int t, int k) const { return toFloat(x[static_cast<int64_t>(t) * LDX + k]); }
   template <int V> __device__ void run(int t, int k, float (&out)[V]) const {
     loadFloats<V, kAligned>(x + static_cast<int64_t>(t) * LDX + k, out);
@@ -101,7 +106,9 @@ template <typename TW, int K> struct PlainWeights {
   static constexpr bool kAligned = rowsAligned16<TW>(K, 0);
   static constexpr int kVector = kAligned && K % kElemsPer16<TW> == 0 ? kElemsPer16<TW> : 1;
   static constexpr bool kMmaOk = std::is_same<TW, __nv_bfloat16>::value;
+  static constexpr bool kCpAsyncOk = kMmaOk && kAligned;
   const TW *w;
+  __device__ const TW *sourceRow(int n) const { return w + static_cast<int64_t>(n) * K; }
   __device__ float at(int n, int k) const { return toFloat(w[static_cast<int64_t>(n) * K + k]); }
   template <int V> __device__ void run(int n, int k, float (&out)[V]) const {
     loadFloats<V, kAligned>(w + static_cast<int64_t>(n) * K + k, out);
@@ -113,9 +120,11 @@ template <typename TW, int K> struct GateUpWeights {
   static constexpr bool kAligned = rowsAligned16<TW>(K, 0);
   static constexpr int kVector = kAligned && K % kElemsPer16<TW> == 0 ? kElemsPer16<TW> : 1;
   static constexpr bool kMmaOk = std::is_same<TW, __nv_bfloat16>::value;
+  static constexpr bool kCpAsyncOk = kMmaOk && kAligned;
   const TW *gate;
   const TW *up;
   __device__ const TW *row(int n) const { return ((n & 1) ? up : gate) + static_cast<int64_t>(n >> 1) * K; }
+  __device__ const TW *sourceRow(int n) const { return row(n); }
   __device__ float at(int n, int k) const { return toFloat(row(n)[k]); }
   template <int V> __device__ void run(int n, int k, float (&out)[V]) const { loadFloats<V, kAligned>(row(n) + k, out); }
 };
@@ -342,8 +351,9 @@ __device__ __forceinline__ void gemmTile(A a, const B &b, const E &e, int rowTil
 //         sharedBytes = (MMA == 2 ? gemmWgmmaTileBytes : MMA == 1 ? gemmMmaTileBytes : gemmTileBytes)<BM, BN>()
 //         + BM * A::kTableBytesPerRow.
 // MMA (the drivers' last template argument): 0 = FFMA tile (gemmTile),
-// 1 = wmma tile (gemmTileMma), 2 = wgmma tile (gemmTileWgmma, sm_90a only);
-// `false` / `true` read as 0 / 1.
+// 1 = wmma tile (gemmTileMma), 2 = wgmma tile (gemmTileWgmma, sm_90a only;
+// e4m3 operands in 128-wide groups: gemmTileWgmmaFp8 and its
+// gemmWgmmaFp8TileBytes, DenseWgmmaFp8.cuh); `false` / `true` read as 0 / 1.
 // `tile` is the block's column-block index (blockIdx.x, or blockIdx.x minus
 // the start of a norm_linear weight's range).
 
@@ -356,7 +366,9 @@ __device__ __forceinline__ void matmulGemv(const A &a, const B &b, const E &e, i
 template <int K, int NV, int BM, int BN, int MMA, class A, class B, class E>
 __device__ __forceinline__ void matmulGemm(const A &a, const B &b, const E &e, int tile, const int32_t *dyn) {
   static_assert(MMA >= 0 && MMA <= 2, "MMA: 0 FFMA, 1 wmma, 2 wgmma");
-  if constexpr (MMA == 2)
+  if constexpr (MMA == 2 && kWgmmaFp8Native<A, B>)
+    gemmTileWgmmaFp8<BM, BN, K, NV>(a, b, e, blockIdx.y, tile, presentTokens(dyn), denseSharedMemory());
+  else if constexpr (MMA == 2)
     gemmTileWgmma<BM, BN, K, NV>(a, b, e, blockIdx.y, tile, presentTokens(dyn), denseSharedMemory());
   else if constexpr (MMA == 1)
     gemmTileMma<BM, BN, K, NV>(a, b, e, blockIdx.y, tile, presentTokens(dyn), denseSharedMemory());

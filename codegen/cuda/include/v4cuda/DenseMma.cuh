@@ -59,49 +59,51 @@ template <int K, class P> __device__ __forceinline__ uint4 loadChunk(const P &p,
   return packBf16x8(v);
 }
 
-// The operand tiles of one BK-deep step, staged in registers: THREADS
-// threads hold the 8-wide chunks of A (BM rows) and of B (BN rows), so the
-// global loads of step k + 1 are in flight while the MMAs of step k run
-// (register double buffering; no cp.async, which the host emulation cannot
-// run). Consecutive threads take consecutive chunks of a row (coalesced
-// reads). store(As, Bs, offset) puts chunk c of row r at byte offset(r, c)
-// of its tile: padded rows for wmma (below), the 128-byte swizzle for wgmma
-// (DenseWgmma.cuh).
-template <int BM, int BN, int K, int NV, int BK, int THREADS> struct OperandStage {
+// The BK-deep chunks of ROWS rows of one operand, staged in registers:
+// THREADS threads hold the 8-wide chunks (zeros past `limit` rows and past
+// K), so the global loads of step k + 1 are in flight while the MMAs of step
+// k run. Consecutive threads take consecutive chunks of a row (coalesced
+// reads). store(tile, offset) puts chunk c of row r at byte offset(r, c):
+// padded rows for wmma (below), the 128-byte swizzle for wgmma
+// (DenseWgmma.cuh, for the operands it cannot copy with cp.async).
+template <int ROWS, int K, int BK, int THREADS> struct RegisterRows {
   static constexpr int kRowChunks = BK / 8;
-  static constexpr int kChunksA = (BM * kRowChunks + THREADS - 1) / THREADS;
-  static constexpr int kChunksB = (BN * kRowChunks + THREADS - 1) / THREADS;
-  uint4 a[kChunksA], b[kChunksB];
+  static constexpr int kChunks = (ROWS * kRowChunks + THREADS - 1) / THREADS;
+  uint4 chunks[kChunks];
+
+  template <class P> __device__ __forceinline__ void load(const P &p, int row0, int limit, int k0) {
+#pragma unroll
+    for (int i = 0; i < kChunks; ++i) {
+      const int chunk = threadIdx.x + i * THREADS, r = chunk / kRowChunks;
+      if (chunk < ROWS * kRowChunks)
+        chunks[i] = loadChunk<K>(p, row0 + r, row0 + r < limit, k0 + (chunk % kRowChunks) * 8);
+    }
+  }
+  template <class Offset> __device__ __forceinline__ void store(unsigned char *tile, const Offset &offset) const {
+#pragma unroll
+    for (int i = 0; i < kChunks; ++i) {
+      const int chunk = threadIdx.x + i * THREADS;
+      if (chunk < ROWS * kRowChunks)
+        *reinterpret_cast<uint4 *>(tile + offset(chunk / kRowChunks, chunk % kRowChunks)) = chunks[i];
+    }
+  }
+};
+
+// Both operands of one step in registers: A's BM rows (present of them
+// real), B's BN virtual rows (NV real).
+template <int BM, int BN, int K, int NV, int BK, int THREADS> struct OperandStage {
+  RegisterRows<BM, K, BK, THREADS> a;
+  RegisterRows<BN, K, BK, THREADS> b;
 
   template <class A, class B>
   __device__ __forceinline__ void load(const A &pa, const B &pb, int row0, int col0, int present, int k0) {
-#pragma unroll
-    for (int i = 0; i < kChunksA; ++i) {
-      const int chunk = threadIdx.x + i * THREADS, r = chunk / kRowChunks;
-      if (chunk < BM * kRowChunks)
-        a[i] = loadChunk<K>(pa, row0 + r, row0 + r < present, k0 + (chunk % kRowChunks) * 8);
-    }
-#pragma unroll
-    for (int i = 0; i < kChunksB; ++i) {
-      const int chunk = threadIdx.x + i * THREADS, c = chunk / kRowChunks;
-      if (chunk < BN * kRowChunks)
-        b[i] = loadChunk<K>(pb, col0 + c, col0 + c < NV, k0 + (chunk % kRowChunks) * 8);
-    }
+    a.load(pa, row0, present, k0);
+    b.load(pb, col0, NV, k0);
   }
   template <class Offset>
   __device__ __forceinline__ void store(unsigned char *As, unsigned char *Bs, const Offset &offset) const {
-#pragma unroll
-    for (int i = 0; i < kChunksA; ++i) {
-      const int chunk = threadIdx.x + i * THREADS;
-      if (chunk < BM * kRowChunks)
-        *reinterpret_cast<uint4 *>(As + offset(chunk / kRowChunks, chunk % kRowChunks)) = a[i];
-    }
-#pragma unroll
-    for (int i = 0; i < kChunksB; ++i) {
-      const int chunk = threadIdx.x + i * THREADS;
-      if (chunk < BN * kRowChunks)
-        *reinterpret_cast<uint4 *>(Bs + offset(chunk / kRowChunks, chunk % kRowChunks)) = b[i];
-    }
+    a.store(As, offset);
+    b.store(Bs, offset);
   }
 };
 

@@ -10,23 +10,27 @@
 //   down item:    [64, 128] over K = I; warpgroup g the output columns
 //                 [64g, 64g + 64) (m64n64k16), once per bf16 term of the
 //                 SwiGLU output (3 terms with bf16 experts, 1 with fp4).
-// Operands go through registers with MoeMma.cuh's chunk loaders (the same
-// exactly-bf16 values: the products are exact in fp32, and the result
-// differs from ref::moe / ref::moeFp4 and from moeGroupedMma only in the
-// order of the fp32 additions) into 128-byte-swizzled K-major tiles of 64 K
-// columns ("atoms"), moeWgmmaAtoms per pipeline step (bf16 experts 2, fp4
-// 1), in 2 stages: the global loads of step k + 1 are issued before step k's
-// wgmmas and stored into the other stage once every warpgroup has retired
-// step k - 1 (wait_group 1 + barrier), then fence.proxy.async + barrier
-// before the async proxy reads them. The f32 accumulators go through the
-// staging tile (aliasing the stages once every wgmma has retired) into the
-// same epilogues as the wmma variant.
+// Operands: stored bf16 rows (the gathered h rows of a bf16 program, bf16
+// expert weights) are copied global -> shared by cp.async (CpAsync.cuh)
+// straight into 128-byte-swizzled K-major tiles of 64 K columns, zero-filled
+// past the tile's rows and past K; the rest (fp4 experts, fake-quantized or
+// f32 h, the down GEMM's bf16 terms of the f32 SwiGLU output) through
+// registers with MoeMma.cuh's chunk loaders (the same exactly-bf16 values:
+// the products are exact in fp32, and the result differs from ref::moe /
+// ref::moeFp4 and from moeGroupedMma only in the order of the fp32
+// additions). A ring of moeWgmmaStages stages of one 64-wide step each
+// (bf16 experts 4: two steps copied ahead, one step of wgmma in flight
+// across the barrier; fp4 experts 2: the register operands of the next
+// step stored while this one's wgmmas run, drained each step), one barrier
+// per step (moeWgmmaK, DenseWgmma.cuh's scheme). The f32 accumulators go
+// through the staging tile (aliasing the stages once every wgmma has
+// retired) into the same epilogues as the wmma variant.
 //
-// Resources (ptxas for V4-Flash, MoeWgmmaEmitter.CompilesToWgmmaForSm90a
-// prints them): bf16 experts ~240 registers, 167 KB of shared memory (1024
-// alignment slack + 2 stages x 2 atoms x 40 KB + row tables); fp4 experts
-// ~220 registers, 86 KB; no spills. So ONE block (8 warps) per SM: every
-// barrier stalls the SM's whole pipeline.
+// Resources (ptxas for V4-Flash, CUDA 13, MoeWgmmaEmitter.CompilesToWgmmaForSm90a
+// prints them): bf16 experts 131 registers (~240 with every operand through
+// registers), 167 KB of shared memory (1024 alignment slack + 4 stages x 40
+// KB + row tables); fp4 experts 216 registers, 86 KB (2 stages); no spills.
+// So ONE block (8 warps) per SM: every barrier stalls the SM's whole pipeline.
 //
 // Expected share of the bf16 tensor peak (H100 SXM: 989 dense TFLOP/s at
 // boost; 798 is issue 6's figure), for V4-Flash prefill of 4096 tokens
@@ -38,11 +42,11 @@
 //     (exactness), so the issued MMA work is (2/3 + 3 * 1/3) / 0.75 = 2.2x the
 //     useful FLOPs: <= ~45% of peak even with the tensor cores never idle.
 //     fp4 experts (one e4m3 term): (2/3 + 1/3) / 0.75 = 1.33x: <= ~75%.
-//   - latency: a bf16 gate/up step (128 K columns) is 2 M MACs, ~1000 tensor
-//     clocks per SM, against one global load round trip (~600-900 clocks
-//     from L2/HBM) + ~20 16-byte chunks stored per thread + 2 barriers: the
+//   - latency: a bf16 gate/up step (64 K columns) is 1 M MACs, ~500 tensor
+//     clocks per SM; its operands are copied two steps (~1000 clocks) ahead
+//     by cp.async, 10 16-byte copies per thread and one barrier a step: the
 //     tensor pipe should stay mostly busy; a bf16 down step (64 x 128
-//     output, 3 terms) is 3 M MACs.
+//     output, 3 terms) is 1.5 M MACs, its A terms still split in registers.
 //   - fp4 decode: each weight element is decoded (e2m1 bits x ue8m0 scale,
 //     ~8 instructions with its load, pack and store) by the 8 warps that
 //     also feed the MMAs: per 64-wide step a gate/up item decodes 16K
@@ -66,18 +70,21 @@
 // loaders and epilogues) tells a main-loop bug from a shared one.
 #pragma once
 
+#include <type_traits>
+
+#include <v4cuda/CpAsync.cuh>
 #include <v4cuda/MoeMma.cuh>
 #include <v4cuda/Wgmma.cuh>
 
 namespace v4cuda {
 
 constexpr int kMoeWgmmaRowBytes = kWgmmaRowBytes; // one 128-byte swizzle row: 64 bf16 of K
-constexpr int kMoeWgmmaStages = 2;
-// K columns per pipeline step: kAtoms swizzle atoms of 64 (bf16 experts: 2,
-// so each step's mmas outlast the global load latency of the next step;
-// fp4 experts: 1, their decode needs the registers).
-__host__ __device__ constexpr int moeWgmmaAtoms(bool fp4) { return fp4 ? 1 : 2; }
-// One atom of a stage: the gate/up tiles (A: 64 rows, B: 2 * slice rows) or
+// Stages of the operand ring, one atom (64 K columns) each: bf16 experts 4
+// (cp.async copies two steps ahead while one step of wgmma stays in flight
+// across the barrier), fp4 experts 2 (every operand through registers: the
+// decode needs them; one step loaded ahead, the wgmmas drained each step).
+__host__ __device__ constexpr int moeWgmmaStages(bool fp4) { return fp4 ? 2 : 4; }
+// One stage (an atom): the gate/up tiles (A: 64 rows, B: 2 * slice rows) or
 // the down tiles (3 A terms of 64 rows, B: kMoeMmaCols rows), 128 bytes a row.
 constexpr int kMoeWgmmaAtomBytes =
     ((kMoeMmaRows + 2 * kMoeMmaSlice) > (3 * kMoeMmaRows + kMoeMmaCols) ? (kMoeMmaRows + 2 * kMoeMmaSlice)
@@ -86,64 +93,74 @@ constexpr int kMoeWgmmaAtomBytes =
 // kWgmmaTileAlign bytes of alignment slack, then the stages (the f32
 // staging tile of the epilogues reuses them).
 __host__ __device__ constexpr int moeWgmmaTileBytes(bool fp4) {
-  return kWgmmaTileAlign + kMoeWgmmaStages * moeWgmmaAtoms(fp4) * kMoeWgmmaAtomBytes;
+  return kWgmmaTileAlign + moeWgmmaStages(fp4) * kMoeWgmmaAtomBytes;
 }
-static_assert(kMoeMmaRows * kMoeMmaStageLD * 4 <= kMoeWgmmaStages * kMoeWgmmaAtomBytes,
+static_assert(kMoeMmaRows * kMoeMmaStageLD * 4 <= moeWgmmaStages(true) * kMoeWgmmaAtomBytes,
               "the f32 staging tile must fit in the operand stages");
 static_assert(kMoeMmaThreads == 256 && kMoeMmaRows == 64, "two warpgroups over one m64 tile");
 __host__ __device__ constexpr int moeWgmmaSharedBytes(int D, bool fp4) {
   return moeWgmmaTileBytes(fp4) + moeRowTableBytes(D);
 }
 
-// The K loop of one work item, in steps of 64 * kAtoms over [0, K): stage
-// step % 2 holds per atom the A tiles (kTermsA of 64 rows) and the B tile
-// (NB rows); warpgroup g multiplies every A term by B rows
-// [g * NB / 2, (g + 1) * NB / 2) into acc. load(k0) fills the thread's
-// registers with the step at k0, store(stage) writes them into a stage's
-// swizzled tiles.
-template <int kAtoms, int kTermsA, int NB, typename Load, typename Store>
-__device__ __forceinline__ void moeWgmmaK(int K, unsigned char *tiles, float (&acc)[NB / 4], Load &&load,
-                                          Store &&store) {
+// The K loop of one work item, in steps of 64 over [0, K), on a ring of
+// kStages stages: stage step % kStages holds the A tiles (kTermsA of 64 rows)
+// and the B tile (NB rows); warpgroup g multiplies every A term by B rows
+// [g * NB / 2, (g + 1) * NB / 2) into acc. prefetch(k0) loads the register
+// operands of the step at k0; fill(stage, k0) stores them into the stage's
+// swizzled tiles and issues the cp.async copies of the others. Step s
+// (DenseWgmma.cuh's scheme, with kInFlight wgmma steps left running):
+//   cp.async.wait_group kAhead - 1, fence.proxy.async, __syncthreads
+//   wgmma on stage s, commit; fill step s + kAhead (its stage's wgmmas have
+//   retired in both warpgroups before the barrier); prefetch step
+//   s + kAhead + 1; wgmma.wait_group kInFlight.
+template <int kStages, int kTermsA, int NB, typename Prefetch, typename Fill>
+__device__ __forceinline__ void moeWgmmaK(int K, unsigned char *tiles, float (&acc)[NB / 4], Prefetch &&prefetch,
+                                          Fill &&fill) {
   constexpr int N = NB / 2, kBOffset = kTermsA * kMoeMmaRows * kMoeWgmmaRowBytes;
-  constexpr int kStageBytes = kAtoms * kMoeWgmmaAtomBytes, kStepK = kAtoms * kWgmmaTileK;
+  constexpr int kInFlight = kStages >= 3 ? 1 : 0, kAhead = kStages - 1 - kInFlight;
+  static_assert(kStages >= 2 && kAhead >= 1 && kAhead <= 8, "a ring of 2..9 stages");
   static_assert((kTermsA * kMoeMmaRows + NB) * kMoeWgmmaRowBytes <= kMoeWgmmaAtomBytes, "atom overflow");
   const int group = threadIdx.x / 128;
 #pragma unroll
   for (int i = 0; i < N / 2; ++i)
     acc[i] = 0.0f;
   wgmmaFenceAccumulators(acc);
-  const int steps = (K + kStepK - 1) / kStepK;
-  load(0);
-  store(tiles);
-  fenceProxyAsync(); // generic-proxy stores -> the async proxy's reads
-  __syncthreads();
+  const int steps = (K + kWgmmaTileK - 1) / kWgmmaTileK;
+  const auto stage = [&](int step) { return tiles + (step % kStages) * kMoeWgmmaAtomBytes; };
+#pragma unroll
+  for (int step = 0; step < kAhead; ++step) {
+    if (step < steps) {
+      prefetch(step * kWgmmaTileK);
+      fill(stage(step), step * kWgmmaTileK);
+    }
+    cpAsyncCommitGroup(); // one group per step, empty or not: wait_group counts steps
+  }
+  if (kAhead < steps)
+    prefetch(kAhead * kWgmmaTileK);
   for (int step = 0; step < steps; ++step) {
-    const unsigned char *current = tiles + (step % kMoeWgmmaStages) * kStageBytes;
-    const bool more = step + 1 < steps;
-    if (more) // the next step's global loads, in flight during this step's MMAs
-      load((step + 1) * kStepK);
+    cpAsyncWaitGroup<kAhead - 1>(); // this thread's copies of the step have landed
+    fenceProxyAsync();              // its copies and stores, visible to the async proxy after the barrier
+    __syncthreads();
+    const unsigned char *current = stage(step);
     wgmmaFence();
 #pragma unroll
-    for (int atom = 0; atom < kAtoms; ++atom)
+    for (int kk = 0; kk < kWgmmaTileK / 16; ++kk) { // k16 slices: 32 bytes along the swizzled rows
+      const uint64_t descB = wgmmaDescriptor(current + kk * 32 + kBOffset + group * N * kMoeWgmmaRowBytes);
 #pragma unroll
-      for (int kk = 0; kk < kWgmmaTileK / 16; ++kk) { // k16 slices: 32 bytes along the swizzled rows
-        const unsigned char *at = current + atom * kMoeWgmmaAtomBytes + kk * 32;
-        const uint64_t descB = wgmmaDescriptor(at + kBOffset + group * N * kMoeWgmmaRowBytes);
-#pragma unroll
-        for (int term = 0; term < kTermsA; ++term)
-          wgmmaM64<N>(acc, wgmmaDescriptor(at + term * kMoeMmaRows * kMoeWgmmaRowBytes), descB, true);
-      }
-    wgmmaCommitGroup();
-    if (more) {
-      wgmmaWaitGroup<1>(acc); // this warpgroup's step - 1 has retired...
-      __syncthreads();        // ...and the other's: the other stage is free
-      store(tiles + ((step + 1) % kMoeWgmmaStages) * kStageBytes);
-      fenceProxyAsync();
-      __syncthreads();
+      for (int term = 0; term < kTermsA; ++term)
+        wgmmaM64<N>(acc, wgmmaDescriptor(current + kk * 32 + term * kMoeMmaRows * kMoeWgmmaRowBytes), descB, true);
     }
+    wgmmaCommitGroup();
+    if (step + kAhead < steps)
+      fill(stage(step + kAhead), (step + kAhead) * kWgmmaTileK);
+    cpAsyncCommitGroup();
+    if (step + kAhead + 1 < steps)
+      prefetch((step + kAhead + 1) * kWgmmaTileK); // in flight during the wgmmas
+    wgmmaWaitGroup<kInFlight>(acc);
   }
   wgmmaWaitGroup<0>(acc);
-  __syncthreads(); // no wgmma reads the stages any more (the staging tile aliases them)
+  cpAsyncWaitGroup<0>(); // only empty groups are left
+  __syncthreads();       // no wgmma reads the stages any more (the staging tile aliases them)
 }
 
 // A warpgroup's m64nN accumulators into the staging tile at columns col0.
@@ -157,28 +174,45 @@ __device__ __forceinline__ void moeStageAccumulators(const float (&acc)[N / 2], 
   }
 }
 
-// 16-byte chunk i of this thread in one pipeline step of a tile: kAtoms * 8
-// chunks per tile row (consecutive threads read consecutive chunks of a row:
-// coalesced), chunk c = threadIdx.x + i * kMoeMmaThreads is row c / (8 kAtoms),
-// K columns k .. k + 7 of the step, k = (c % (8 kAtoms)) * 8.
-template <int kAtoms> struct MoeWgmmaChunk {
-  static constexpr int kPerRow = 8 * kAtoms;
+// 16-byte chunk i of this thread in one 64-wide step of a tile: chunk
+// c = threadIdx.x + i * kMoeMmaThreads is row c / 8, K columns k .. k + 7,
+// k = (c % 8) * 8 (consecutive threads read consecutive chunks of a row:
+// coalesced).
+struct MoeWgmmaChunk {
   int row, k;
   __device__ __forceinline__ explicit MoeWgmmaChunk(int i)
-      : row((threadIdx.x + i * kMoeMmaThreads) / kPerRow), k((threadIdx.x + i * kMoeMmaThreads) % kPerRow * 8) {}
-  // Into a stage whose atoms hold the tile from row `firstRow` (a multiple of 8) on.
+      : row((threadIdx.x + i * kMoeMmaThreads) / 8), k((threadIdx.x + i * kMoeMmaThreads) % 8 * 8) {}
+  // Byte offset in a stage whose tiles hold the rows from `firstRow` (a multiple of 8) on.
+  __device__ __forceinline__ int offset(int firstRow) const { return wgmmaSwizzledOffset(firstRow + row, k / 8); }
   __device__ __forceinline__ void store(unsigned char *stage, int firstRow, uint4 value) const {
-    *reinterpret_cast<uint4 *>(stage + (k / kWgmmaTileK) * kMoeWgmmaAtomBytes +
-                               wgmmaSwizzledOffset(firstRow + row, k % kWgmmaTileK / 8)) = value;
+    *reinterpret_cast<uint4 *>(stage + offset(firstRow)) = value;
+  }
+  // cp.async of `valid ? 16 : 0` bytes (zeros past the tile's rows / K); `src`
+  // must be a readable 16-byte aligned address either way.
+  __device__ __forceinline__ void copy(unsigned char *stage, int firstRow, const __nv_bfloat16 *src, bool valid) const {
+    cpAsync16(stage + offset(firstRow), src, valid ? kCpAsyncBytes : 0);
   }
 };
 
+// The operands the ring copies with cp.async: h rows and expert rows stored
+// as bf16 (the register path's moeBf16Chunk reads them as they are, 16-byte
+// aligned: D % 32 == 0, I % 128 == 0). fp4 experts, fake-quantized or f32 h
+// and the down GEMM's SwiGLU terms go through registers (so does everything
+// under -DV4CUDA_WGMMA_NO_CP_ASYNC, DenseWgmma.cuh's diagnostic switch).
+#if defined(V4CUDA_WGMMA_NO_CP_ASYNC)
+template <bool FP4, typename HT> constexpr bool kMoeCpAsyncH = false;
+template <typename Rows> constexpr bool kMoeCpAsyncRows = false;
+#else
+template <bool FP4, typename HT> constexpr bool kMoeCpAsyncH = !FP4 && std::is_same_v<HT, __nv_bfloat16>;
+template <typename Rows> constexpr bool kMoeCpAsyncRows = std::is_same_v<Rows, state::DenseExpertRows<__nv_bfloat16>>;
+#endif
+
 // The GEMMs of a work item on wgmma (the MoeWmmaTiles contract: f32 products
 // in stage(shared), row-major with kMoeMmaStageLD, visible to the block on
-// return), kAtoms swizzle atoms of K per pipeline step.
-template <int kAtoms> struct MoeWgmmaTiles {
-  static constexpr int kTileBytes = kWgmmaTileAlign + kMoeWgmmaStages * kAtoms * kMoeWgmmaAtomBytes;
-  using Chunk = MoeWgmmaChunk<kAtoms>;
+// return), on a ring of kStages stages of 64 K columns.
+template <int kStages> struct MoeWgmmaTiles {
+  static constexpr int kTileBytes = kWgmmaTileAlign + kStages * kMoeWgmmaAtomBytes;
+  using Chunk = MoeWgmmaChunk;
   // The stages start at the first 1024-byte boundary of the shared window.
   static __device__ __forceinline__ unsigned char *tiles(unsigned char *shared) { return wgmmaAlignTile(shared); }
   static __device__ __forceinline__ float *stage(unsigned char *shared) {
@@ -190,31 +224,53 @@ template <int kAtoms> struct MoeWgmmaTiles {
   static __device__ __forceinline__ void gateUp(const HT *h, const Rows &gateUp, const MoeShape &shape, int i0,
                                                 const MoeTile &tile, unsigned char *shared) {
     constexpr int NB = 2 * kMoeMmaSlice;
-    constexpr int kChunksA = kMoeMmaRows * Chunk::kPerRow / kMoeMmaThreads;
-    constexpr int kChunksB = NB * Chunk::kPerRow / kMoeMmaThreads;
-    uint4 stagedA[kChunksA], stagedB[kChunksB];
+    constexpr int kChunksA = kMoeMmaRows * 8 / kMoeMmaThreads, kChunksB = NB * 8 / kMoeMmaThreads;
+    constexpr bool kAsyncA = kMoeCpAsyncH<FP4, HT>, kAsyncB = kMoeCpAsyncRows<Rows>;
+    uint4 stagedA[kAsyncA ? 1 : kChunksA], stagedB[kAsyncB ? 1 : kChunksB];
     float acc[NB / 4];
-    moeWgmmaK<kAtoms, 1, NB>(
+    moeWgmmaK<kStages, 1, NB>(
         shape.D, tiles(shared), acc,
         [&](int k0) {
+          if constexpr (!kAsyncA) {
+#pragma unroll
+            for (int i = 0; i < kChunksA; ++i) {
+              const Chunk c(i);
+              stagedA[i] = moeGateUpChunkA<FP4>(h, shape.D, tile, c.row, k0 + c.k);
+            }
+          }
+          if constexpr (!kAsyncB) {
+#pragma unroll
+            for (int i = 0; i < kChunksB; ++i) {
+              const Chunk c(i);
+              stagedB[i] = moeGateUpChunkB(gateUp, tile, shape, i0, c.row, k0 + c.k);
+            }
+          }
+        },
+        [&](unsigned char *stageTiles, int k0) { // A rows [0, 64), then B
 #pragma unroll
           for (int i = 0; i < kChunksA; ++i) {
             const Chunk c(i);
-            stagedA[i] = moeGateUpChunkA<FP4>(h, shape.D, tile, c.row, k0 + c.k);
+            if constexpr (kAsyncA) {
+              const bool valid = c.row < tile.count && k0 + c.k < shape.D;
+              c.copy(stageTiles, 0,
+                     h + static_cast<long long>(tile.rowToken[valid ? c.row : 0]) * shape.D + (valid ? k0 + c.k : 0),
+                     valid);
+            } else {
+              c.store(stageTiles, 0, stagedA[i]);
+            }
           }
 #pragma unroll
           for (int i = 0; i < kChunksB; ++i) {
             const Chunk c(i);
-            stagedB[i] = moeGateUpChunkB(gateUp, tile, shape, i0, c.row, k0 + c.k);
+            if constexpr (kAsyncB) {
+              const long long gateRow = static_cast<long long>(tile.expert) * 2 * shape.I + i0;
+              const long long row = c.row < kMoeMmaSlice ? gateRow + c.row : gateRow + shape.I + (c.row - kMoeMmaSlice);
+              const bool valid = k0 + c.k < shape.D;
+              c.copy(stageTiles, kMoeMmaRows, gateUp.w + row * gateUp.cols + (valid ? k0 + c.k : 0), valid);
+            } else {
+              c.store(stageTiles, kMoeMmaRows, stagedB[i]);
+            }
           }
-        },
-        [&](unsigned char *stageTiles) { // A rows [0, 64), then B
-#pragma unroll
-          for (int i = 0; i < kChunksA; ++i)
-            Chunk(i).store(stageTiles, 0, stagedA[i]);
-#pragma unroll
-          for (int i = 0; i < kChunksB; ++i)
-            Chunk(i).store(stageTiles, kMoeMmaRows, stagedB[i]);
         });
     moeStageAccumulators<NB / 2>(acc, stage(shared), (threadIdx.x / 128) * (NB / 2));
     __syncthreads();
@@ -225,11 +281,11 @@ template <int kAtoms> struct MoeWgmmaTiles {
   static __device__ __forceinline__ void down(const float *act, const Rows &down, const MoeShape &shape, int d0,
                                               const MoeTile &tile, unsigned char *shared) {
     constexpr int kTerms = kMoeDownTerms<FP4>, NB = kMoeMmaCols;
-    constexpr int kChunksA = kMoeMmaRows * Chunk::kPerRow / kMoeMmaThreads;
-    constexpr int kChunksB = NB * Chunk::kPerRow / kMoeMmaThreads;
-    uint4 stagedA[kChunksA][kTerms], stagedB[kChunksB];
+    constexpr int kChunksA = kMoeMmaRows * 8 / kMoeMmaThreads, kChunksB = NB * 8 / kMoeMmaThreads;
+    constexpr bool kAsyncB = kMoeCpAsyncRows<Rows>;
+    uint4 stagedA[kChunksA][kTerms], stagedB[kAsyncB ? 1 : kChunksB];
     float acc[NB / 4];
-    moeWgmmaK<kAtoms, kTerms, NB>(
+    moeWgmmaK<kStages, kTerms, NB>(
         shape.I, tiles(shared), acc,
         [&](int k0) {
 #pragma unroll
@@ -237,21 +293,32 @@ template <int kAtoms> struct MoeWgmmaTiles {
             const Chunk c(i);
             moeDownChunksA<FP4>(act, shape.I, tile, c.row, k0 + c.k, stagedA[i]);
           }
+          if constexpr (!kAsyncB) {
 #pragma unroll
-          for (int i = 0; i < kChunksB; ++i) {
-            const Chunk c(i);
-            stagedB[i] = moeDownChunkB(down, tile, shape, d0 + c.row, k0 + c.k);
+            for (int i = 0; i < kChunksB; ++i) {
+              const Chunk c(i);
+              stagedB[i] = moeDownChunkB(down, tile, shape, d0 + c.row, k0 + c.k);
+            }
           }
         },
-        [&](unsigned char *stageTiles) { // A term t in rows [64t, 64t + 64), then B
+        [&](unsigned char *stageTiles, int k0) { // A term t in rows [64t, 64t + 64), then B
 #pragma unroll
           for (int i = 0; i < kChunksA; ++i)
 #pragma unroll
             for (int term = 0; term < kTerms; ++term)
               Chunk(i).store(stageTiles, term * kMoeMmaRows, stagedA[i][term]);
 #pragma unroll
-          for (int i = 0; i < kChunksB; ++i)
-            Chunk(i).store(stageTiles, kTerms * kMoeMmaRows, stagedB[i]);
+          for (int i = 0; i < kChunksB; ++i) {
+            const Chunk c(i);
+            if constexpr (kAsyncB) {
+              const int d = d0 + c.row;
+              const bool valid = d < shape.D && k0 + c.k < shape.I;
+              const long long row = static_cast<long long>(tile.expert) * shape.D + (d < shape.D ? d : 0);
+              c.copy(stageTiles, kTerms * kMoeMmaRows, down.w + row * down.cols + (valid ? k0 + c.k : 0), valid);
+            } else {
+              c.store(stageTiles, kTerms * kMoeMmaRows, stagedB[i]);
+            }
+          }
         });
     moeStageAccumulators<NB / 2>(acc, stage(shared), (threadIdx.x / 128) * (NB / 2));
     __syncthreads();
@@ -264,8 +331,8 @@ template <bool FP4, typename HT, typename WeightT, typename GateUpRows, typename
 __device__ void moeGroupedWgmma(const HT *h, const WeightT *weights, const int32_t *experts, const GateUpRows &gateUp,
                                 const DownRows &down, OutT *out, MoeShape shape, int maxTiles, MoeMmaScratch s,
                                 const int32_t *dyn) {
-  moeGroupedRun<FP4, MoeWgmmaTiles<moeWgmmaAtoms(FP4)>>(h, weights, experts, gateUp, down, out, shape, maxTiles, s,
-                                                        dyn);
+  moeGroupedRun<FP4, MoeWgmmaTiles<moeWgmmaStages(FP4)>>(h, weights, experts, gateUp, down, out, shape, maxTiles, s,
+                                                         dyn);
 }
 
 } // namespace v4cuda

@@ -2,7 +2,9 @@
 // [BR, BC] block, activations quantized at run time to e4m3 per 1 x BC group
 // with a ue8m0 scale, products and sums in fp32. This is ref::linearFp8
 // exactly: both operands are dequantized (power-of-two scales make that exact)
-// and multiplied in fp32, on the matmul core of DenseLinear.cuh.
+// and multiplied in fp32, on the matmul core of DenseLinear.cuh; or, on the
+// wgmma path with 128-wide groups, the codes multiplied by e4m3 wgmma and each
+// group's sum scaled (DenseWgmmaFp8.cuh), equal up to the order of additions.
 #pragma once
 
 #include <cstring>
@@ -55,10 +57,16 @@ __host__ __device__ __forceinline__ uint32_t chooseUe8m0(float amax) {
 // quant::encodeE4M3 then the decode table.
 __host__ __device__ __forceinline__ float e4m3RoundTrip(float x) { return static_cast<float>(__nv_fp8_e4m3(x)); }
 
-// One activation element of a group with ue8m0 byte b: e4m3(x / s) * s
-// (x / s == x * 2^(127 - b) exactly, and 2^(127 - b) is the byte 254 - b).
+// The e4m3 code of one activation element of a group with ue8m0 byte b:
+// e4m3(x / s) (x / s == x * 2^(127 - b) exactly, and 2^(127 - b) is the byte
+// 254 - b). The native e4m3 wgmma tile multiplies these codes.
+__host__ __device__ __forceinline__ __nv_fp8_e4m3 activationCode(float x, uint32_t b) {
+  return __nv_fp8_e4m3(x * ue8m0Value(254u - b));
+}
+
+// The element quantized: e4m3(x / s) * s.
 __host__ __device__ __forceinline__ float quantizeActivation(float x, uint32_t b) {
-  return e4m3RoundTrip(x * ue8m0Value(254u - b)) * ue8m0Value(b);
+  return static_cast<float>(activationCode(x, b)) * ue8m0Value(b);
 }
 
 // Activations quantized per (row, group of GROUP channels); the table holds
@@ -101,6 +109,24 @@ template <typename TX, int K, int GROUP> struct QuantRows {
     for (int i = 0; i < V; ++i)
       out[i] = quantized(out[i], t, k + i);
   }
+
+  // The native e4m3 tile (DenseWgmmaFp8.cuh): codes and group scales apart.
+  static constexpr int kE4m3Group = GROUP;
+  __device__ unsigned char codeAt(int t, int k) const {
+    return activationCode(toFloat(x[static_cast<int64_t>(t) * K + k]), scales[(t - row0) * kGroups + k / GROUP]).__x;
+  }
+  // Codes of k .. k + 15 (one group: GROUP % 16 == 0, k % 16 == 0), packed.
+  __device__ uint4 codes16(int t, int k) const {
+    float v[16];
+    loadFloats<16, kAligned>(x + static_cast<int64_t>(t) * K + k, v);
+    const uint32_t b = scales[(t - row0) * kGroups + k / GROUP];
+    __align__(16) __nv_fp8_e4m3 codes[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i)
+      codes[i] = activationCode(v[i], b);
+    return *reinterpret_cast<const uint4 *>(codes);
+  }
+  __device__ float groupScale(int t, int g) const { return ue8m0Value(scales[(t - row0) * kGroups + g]); }
 };
 
 // e4m3 codes [N, K] with scales [ceil(N/BR), ceil(K/BC)] (row-major bytes).
@@ -118,6 +144,28 @@ template <int K, int BR, int BC> struct Fp8Weights {
   __device__ float at(int n, int k) const {
     return static_cast<float>(codes[static_cast<int64_t>(n) * K + k]) * scale(n, k);
   }
+  // The native e4m3 tile (DenseWgmmaFp8.cuh): the codes as stored, block scales apart.
+  static constexpr int kE4m3Group = BC, kE4m3BlockRows = BR;
+  // Rows 16-byte aligned: that tile copies the codes with cp.async from sourceCodes(n).
+  static constexpr bool kCpAsyncCodesOk = kAligned;
+  __device__ const __nv_fp8_e4m3 *sourceCodes(int n) const { return codes + static_cast<int64_t>(n) * K; }
+  __device__ unsigned char codeAt(int n, int k) const { return codes[static_cast<int64_t>(n) * K + k].__x; }
+  // Codes k .. k + 15 of row n (k % 16 == 0), packed: one 16-byte load when
+  // the rows are 16-byte aligned.
+  __device__ uint4 codes16(int n, int k) const {
+    const __nv_fp8_e4m3 *row = codes + static_cast<int64_t>(n) * K + k;
+    if constexpr (kAligned) {
+      return __ldg(reinterpret_cast<const uint4 *>(row));
+    } else {
+      __align__(16) unsigned char packed[16];
+#pragma unroll
+      for (int i = 0; i < 16; ++i)
+        packed[i] = row[i].__x;
+      return *reinterpret_cast<const uint4 *>(packed);
+    }
+  }
+  __device__ float blockScale(int n, int g) const { return ue8m0Value(__ldg(scales + (n / BR) * kScaleCols + g)); }
+
   template <int V> __device__ void run(int n, int k, float (&out)[V]) const {
     if constexpr (kChunked<V>) {
       const float s = scale(n, k);

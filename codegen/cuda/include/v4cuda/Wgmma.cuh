@@ -1,7 +1,7 @@
 // Hopper (sm_90a) warpgroup MMA primitives: wgmma.mma_async m64nNk16 with
-// bf16 operands from shared memory (matrix descriptors, K-major, 128-byte
-// swizzle) into fp32 accumulator registers, and the fences and group waits
-// around it. Device code only for sm_90a (__CUDA_ARCH_FEAT_SM90_ALL); any
+// bf16 operands (and m64nNk32 with e4m3 operands, at the end) from shared
+// memory (matrix descriptors, K-major, 128-byte swizzle) into fp32
+// accumulator registers, and the fences and group waits around it. Device code only for sm_90a (__CUDA_ARCH_FEAT_SM90_ALL); any
 // other device arch fails to compile the primitives it instantiates. Under
 // the host emulation (testing/HostEmulation.h, which defines
 // V4EMU_HOST_EMULATION) they run testing/WgmmaEmulation.h's model.
@@ -238,9 +238,13 @@ template <int N, int M> __device__ __forceinline__ void wgmmaWaitGroup(float (&a
 }
 
 // fence.proxy.async.shared::cta: makes this thread's generic-proxy shared
-// stores visible to the async proxy (the mma_asyncs); then a barrier.
-template <int Unused = 0> __device__ __forceinline__ void fenceProxyAsync() {
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(V4EMU_HOST_EMULATION)
+// stores (plain stores, completed cp.async copies) visible to the async
+// proxy (the mma_asyncs); then a barrier. The emulation checks it for
+// cp.async-written bytes (CpAsyncEmulation.h).
+template <int Unused = 0> __device__ __forceinline__ void fenceProxyAsync(V4_WGMMA_SITE_ONLY) {
+#if defined(V4EMU_HOST_EMULATION)
+  v4emu::cpasync::fenceProxyAsync(where);
+#elif defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #elif defined(__CUDA_ARCH__) && !defined(V4EMU_HOST_EMULATION)
   V4_WGMMA_NEEDS_SM90A(Unused);
@@ -258,6 +262,114 @@ __device__ __forceinline__ void wgmmaM64(float (&acc)[N / 2], uint64_t descA, ui
   v4emu::wgmma::mmaAsync(acc, N, descA, descB, accumulate, where);
 #elif defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   wgmmaM64Device<N>(acc, descA, descB, accumulate ? 1 : 0);
+#elif defined(__CUDA_ARCH__)
+  V4_WGMMA_NEEDS_SM90A(N);
+#endif
+}
+
+} // namespace v4cuda
+
+// ---- e4m3 (fp8) operands: wgmma.mma_async m64nNk32.f32.e4m3.e4m3 ----------
+// Same descriptors, swizzle and accumulator fragment as the bf16 form (facts
+// 1, 2, 4, 5, 6 above); an element is one byte, so a 128-byte swizzled row
+// holds 128 k, element (r, k) sits at start + (r / 8) * SBO + (r % 8) * 128 + k,
+// and the k32 slices of a row are 32 bytes apart (as bf16's k16 slices).
+// The fp8 forms take no transpose arguments (K-major only) and accumulate
+// in fp32, with the H100's reduced-precision accumulation inside one mma
+// chain: callers promote a fresh fragment every 128 k (DenseWgmmaFp8.cuh).
+namespace v4cuda {
+
+constexpr int kWgmmaTileKE4m3 = 128; // e4m3 elements of a tile row
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(V4EMU_HOST_EMULATION)
+template <int N> __device__ __forceinline__ void wgmmaM64E4m3Device(float (&)[N / 2], uint64_t, uint64_t, int) {
+  static_assert(kWgmmaUnsupported<N>, "wgmmaM64E4m3: N must be 32, 64, 128 or 256 (add its form to Wgmma.cuh)");
+}
+// Generated (one form per N): D (+)= A * B, scale-d from the predicate,
+// scale-a = scale-b = 1.
+template <> __device__ __forceinline__ void wgmmaM64E4m3Device<32>(float (&d)[16], uint64_t a, uint64_t b, int scaleD) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
+               "}, %16, %17, p, 1, 1;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+               : "l"(a), "l"(b), "r"(scaleD));
+}
+template <> __device__ __forceinline__ void wgmmaM64E4m3Device<64>(float (&d)[32], uint64_t a, uint64_t b, int scaleD) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+               "}, %32, %33, p, 1, 1;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                 "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                 "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+               : "l"(a), "l"(b), "r"(scaleD));
+}
+template <> __device__ __forceinline__ void wgmmaM64E4m3Device<128>(float (&d)[64], uint64_t a, uint64_t b, int scaleD) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+               "}, %64, %65, p, 1, 1;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                 "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                 "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                 "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                 "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                 "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                 "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+               : "l"(a), "l"(b), "r"(scaleD));
+}
+template <> __device__ __forceinline__ void wgmmaM64E4m3Device<256>(float (&d)[128], uint64_t a, uint64_t b, int scaleD) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n256k32.f32.e4m3.e4m3 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+               "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+               "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+               "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+               "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+               "}, %128, %129, p, 1, 1;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                 "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                 "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                 "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                 "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                 "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                 "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+                 "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+                 "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+                 "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+                 "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+                 "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+                 "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+                 "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+                 "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+               : "l"(a), "l"(b), "r"(scaleD));
+}
+#endif
+
+// D[64 x N] (+)= A[64 x 32] * B[32 x N]: e4m3 x e4m3 -> f32 accumulators,
+// both operands K-major in shared memory (e4m3 codes, descriptors as
+// wgmmaDescriptor makes them). accumulate = false: D = A * B. Every thread
+// of the warpgroup calls it with the same descriptors.
+template <int N>
+__device__ __forceinline__ void wgmmaM64E4m3(float (&acc)[N / 2], uint64_t descA, uint64_t descB,
+                                             bool accumulate V4_WGMMA_SITE) {
+  static_assert(N % 8 == 0 && N >= 8 && N <= 256, "m64nNk32: N = 8..256 in steps of 8");
+#if defined(V4EMU_HOST_EMULATION)
+  v4emu::wgmma::mmaAsync(acc, N, v4emu::wgmma::Operands::E4m3, descA, descB, accumulate, where);
+#elif defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  wgmmaM64E4m3Device<N>(acc, descA, descB, accumulate ? 1 : 0);
 #elif defined(__CUDA_ARCH__)
   V4_WGMMA_NEEDS_SM90A(N);
 #endif

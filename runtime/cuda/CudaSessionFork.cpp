@@ -1,0 +1,215 @@
+// CudaSession's fork and truncate: the GPU counterpart of runtime/Session.cpp's.
+//
+// Both restore the nearest state at or below the target position and prefill
+// the tokens between it and the target again:
+//   - a page boundary the session kept a snapshot of: the Entries rows below
+//     it (append-only, so the boundary's rows are the source's rows) plus the
+//     snapshot's fixed-size slots (window rings, compressor states);
+//   - a later page boundary the prefix cache holds, when that leaves fewer
+//     tokens to run (restorePages, as a fresh session's prompt);
+//   - the empty state at 0.
+// On the CPU, forks share the Entries rows copy-on-write in page-sized
+// chunks. Here a session's slots are one contiguous device buffer each
+// (KvSlots, moved whole by preemption), so the fork gets its own and the rows
+// are copied device to device on the model's stream: the same bytes, no
+// recomputation, one copy per slot.
+//
+// Snapshots live in pinned host memory, not device memory: they survive
+// preemption, need no share of the DeviceKvPool budget and are shared by a
+// session and its forks without copies (immutable once taken).
+#include <algorithm>
+#include <string>
+
+#include "common/Error.h"
+#include "runtime/PagePayload.h"
+#include "runtime/PrefixCache.h"
+#include "runtime/cuda/CudaSession.h"
+
+namespace v4rt::cuda {
+namespace {
+
+bool isEntries(const CacheSlot &slot) { return slot.kind == CacheKind::Entries; }
+
+} // namespace
+
+void CudaSession::checkPosition(int64_t position, const char *operation) const {
+  if (position < 0 || position > position_)
+    throw v4c::Error(std::string(operation) + " position " + std::to_string(position) +
+                     " is out of range: the session holds " + std::to_string(position_) + " tokens (use 0.." +
+                     std::to_string(position_) + ")");
+}
+
+std::unique_ptr<CudaSession> CudaSession::fork(int64_t position) const {
+  checkPosition(position, "fork");
+  auto child = std::make_unique<CudaSession>(model_, options_);
+  if (position == position_)
+    child->copyStateFrom(*this);
+  else
+    child->rewindFrom(*this, position);
+  return child;
+}
+
+void CudaSession::truncate(int64_t position) {
+  checkPosition(position, "truncate");
+  if (position != position_)
+    rewindFrom(*this, position);
+}
+
+uint64_t CudaSession::snapshotBytes() const {
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  uint64_t bytes = 0;
+  for (size_t s = 0; s < slots.size(); ++s)
+    if (!isEntries(slots[s]))
+      bytes += static_cast<uint64_t>(slots_->rows(s)) * slots_->rowBytes(s);
+  return bytes;
+}
+
+void CudaSession::takeSnapshot() {
+  // The most recent ones only (CudaSessionOptions::keptSnapshots, 8 as on
+  // the CPU): each holds every fixed-size slot.
+  const size_t kept = static_cast<size_t>(std::max(0, options_.keptSnapshots));
+  if (kept == 0 || snapshots_.count(position_))
+    return; // none kept; or the same ids up to here, the same state
+  std::shared_ptr<PinnedBuffer> snapshot;
+  while (snapshots_.size() >= kept) {
+    // The oldest goes; its memory is reused unless a fork still holds it
+    // (the copy into it queues behind any earlier use on the stream).
+    auto oldest = snapshots_.begin();
+    if (!snapshot && oldest->second.use_count() == 1)
+      snapshot = std::move(oldest->second);
+    snapshots_.erase(oldest);
+  }
+  const DriverApi &api = model_.api();
+  if (!snapshot) {
+    try {
+      snapshot = std::make_shared<PinnedBuffer>(api, snapshotBytes(), "window snapshot of a CUDA session");
+    } catch (const v4c::Error &) {
+      return; // no pinned memory for it: forks restore from an earlier boundary instead
+    }
+  }
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  uint64_t offset = 0;
+  for (size_t s = 0; s < slots.size(); ++s) {
+    if (isEntries(slots[s]))
+      continue;
+    const uint64_t bytes = static_cast<uint64_t>(slots_->rows(s)) * slots_->rowBytes(s);
+    if (bytes)
+      checkCuda(api, api.cuMemcpyDtoHAsync(snapshot->data() + offset, slots_->address(s), bytes, model_.stream()),
+                "cuMemcpyDtoHAsync", "snapshot of cache slot " + slots[s].name + " at " + std::to_string(position_));
+    offset += bytes;
+  }
+  snapshots_[position_] = std::move(snapshot);
+}
+
+void CudaSession::copyStateFrom(const CudaSession &source) {
+  // Resident first: that may preempt `source`, whose rows then come from its host copy.
+  ensureResident();
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  for (size_t s = 0; s < slots.size(); ++s)
+    source.slots_->copyRows(s, isEntries(slots[s]) ? source.position_ / slots[s].rate : slots_->rows(s),
+                            slots_->address(s));
+  checkCuda(model_.api(), model_.api().cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
+            "forking a CUDA session at " + std::to_string(source.position_));
+  position_ = source.position_;
+  slots_->setLiveTokens(position_);
+  tokens_ = source.tokens_;
+  snapshots_ = source.snapshots_;
+  // The same partial page: the pages this one completes are the source's would-be pages.
+  pageIds_ = source.pageIds_;
+  lastKey_ = source.lastKey_;
+}
+
+void CudaSession::rewindFrom(const CudaSession &source, int64_t position) {
+  const DriverApi &api = model_.api();
+  // Nothing queued may still use a snapshot this drops (a decode's copy into one).
+  checkCuda(api, api.cuStreamSynchronize(model_.stream()), "cuStreamSynchronize", "before a fork or truncate");
+  // Copied first: `source` may be this session, whose ids are about to shrink.
+  const std::vector<int32_t> ids(source.tokens_.begin(), source.tokens_.begin() + position);
+  const int64_t P = pageTokens_, previousPosition = position_;
+  int64_t boundary = 0;
+  std::shared_ptr<PinnedBuffer> snapshot;
+  auto after = source.snapshots_.upper_bound(position);
+  if (after != source.snapshots_.begin()) {
+    --after;
+    boundary = after->first;
+    snapshot = after->second;
+  }
+  // The prefix cache may hold a later boundary of these very ids.
+  std::vector<kvcache::PagePtr> pages;
+  std::vector<kvcache::PageKey> keys;
+  if (prefixCache_ && position / P > boundary / P) {
+    keys = prefixCache_->prefixKeys(ids.data(), position / P);
+    pages = prefixCache_->fetch(keys);
+  }
+  // The pages win when they leave fewer tokens to run than the snapshot.
+  if (!pages.empty() && windowRebuildStart(pages, model_.program().caches, P) > boundary) {
+    const auto inherited = source.snapshots_;
+    restorePages(ids.data(), keys, pages); // Entries rows of the pages, fixed slots rebuilt
+    clearEntries(position_, previousPosition);
+    snapshots_ = inherited;
+    snapshots_.erase(snapshots_.upper_bound(position_), snapshots_.end());
+    takeSnapshot();
+  } else {
+    restoreBoundary(source, boundary, snapshot.get());
+    clearEntries(boundary, previousPosition);
+  }
+  if (position > position_)
+    prefill(ids.data() + position_, position - position_, nullptr);
+  checkCuda(api, api.cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
+            "restoring a CUDA session to " + std::to_string(position));
+}
+
+void CudaSession::restoreBoundary(const CudaSession &source, int64_t boundary, const PinnedBuffer *snapshot) {
+  // Resident first: that may preempt `source`, whose rows then come from its host copy.
+  ensureResident();
+  const DriverApi &api = model_.api();
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  uint64_t offset = 0;
+  for (size_t s = 0; s < slots.size(); ++s) {
+    if (isEntries(slots[s])) {
+      // Append-only: the rows below the boundary are the boundary's rows.
+      if (&source != this)
+        source.slots_->copyRows(s, boundary / slots[s].rate, slots_->address(s));
+      continue;
+    }
+    const uint64_t bytes = static_cast<uint64_t>(slots_->rows(s)) * slots_->rowBytes(s);
+    if (bytes == 0)
+      continue;
+    if (snapshot)
+      checkCuda(api, api.cuMemcpyHtoDAsync(slots_->address(s), snapshot->data() + offset, bytes, model_.stream()),
+                "cuMemcpyHtoDAsync", "restoring the snapshot at " + std::to_string(boundary) + " of cache slot " +
+                                         slots[s].name);
+    else
+      slots_->zeroRows(s, 0, slots_->rows(s)); // a fresh session's state
+    offset += bytes;
+  }
+  position_ = boundary;
+  slots_->setLiveTokens(position_);
+  if (&source == this)
+    tokens_.resize(static_cast<size_t>(boundary));
+  else
+    tokens_.assign(source.tokens_.begin(), source.tokens_.begin() + boundary);
+  if (&source != this)
+    snapshots_ = source.snapshots_;
+  snapshots_.erase(snapshots_.upper_bound(boundary), snapshots_.end());
+  frozenTokens_ = 0;
+  rekeyPages(boundary);
+}
+
+void CudaSession::clearEntries(int64_t fromTokens, int64_t toTokens) {
+  const std::vector<CacheSlot> &slots = model_.program().caches;
+  for (size_t s = 0; s < slots.size(); ++s)
+    if (isEntries(slots[s]))
+      slots_->zeroRows(s, fromTokens / slots[s].rate, (toTokens + slots[s].rate - 1) / slots[s].rate);
+}
+
+void CudaSession::rekeyPages(int64_t boundary) {
+  // A boundary is a page end: the next page starts empty, chained to the key
+  // of the page before it (the ids decide it, whichever session computed them).
+  pageIds_.clear();
+  lastKey_.clear();
+  if (prefixCache_ && boundary > 0)
+    lastKey_.assign(1, prefixCache_->prefixKeys(tokens_.data(), boundary / pageTokens_).back());
+}
+
+} // namespace v4rt::cuda
