@@ -2,11 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <map>
-#include <random>
-
-#include <unistd.h>
+#include <cstdlib> // mkdtemp
 
 #include "common/Error.h"
 #include "runtime/Session.h"
@@ -15,32 +11,8 @@ namespace v4rt::test {
 
 namespace fs = std::filesystem;
 
-namespace {
-// Artifacts this process compiled, deleted when it exits.
-struct CompiledArtifacts : std::map<std::string, std::string> {
-  ~CompiledArtifacts() {
-    std::error_code ignored;
-    for (const auto &entry : *this)
-      fs::remove(entry.second, ignored);
-  }
-};
-} // namespace
-
 std::string compiledArtifact(const std::string &caseName, const std::string &extraOptions) {
-  static CompiledArtifacts compiled;
-  const std::string key = caseName + " " + extraOptions;
-  auto found = compiled.find(key);
-  if (found != compiled.end())
-    return found->second;
-  fs::create_directories(TEST_SCRATCH_DIR);
-  // One file per process: ctest may run several test processes at once.
-  const std::string path = std::string(TEST_SCRATCH_DIR) + "/" + caseName + "-" +
-                           std::to_string(::getpid()) + "-" + std::to_string(compiled.size()) + ".v4a";
-  const std::string command = std::string(V4C_BINARY) + " compile " + CONFORMANCE_DIR + "/" +
-                              caseName + " --target cpu " + extraOptions + " -o " + path + " > /dev/null";
-  v4c::check(std::system(command.c_str()) == 0, "test setup failed: " + command);
-  compiled[key] = path;
-  return path;
+  return compiledConformanceCase(caseName, "--target cpu " + extraOptions);
 }
 
 TempDir::TempDir() {
@@ -52,15 +24,6 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ignored;
   fs::remove_all(path_, ignored);
-}
-
-std::vector<int32_t> pseudoRandomIds(int64_t count, int64_t vocab, uint32_t seed) {
-  std::mt19937 generator(seed);
-  std::uniform_int_distribution<int32_t> pick(2, static_cast<int32_t>(vocab - 1));
-  std::vector<int32_t> ids(static_cast<size_t>(count));
-  for (int32_t &id : ids)
-    id = pick(generator);
-  return ids;
 }
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include "runtime/Model.h"
 #include "runtime/PrefixCache.h"
+#include "runtime/TestArtifacts.h" // compiledConformanceCase, pseudoRandomIds
 
 namespace v4rt::test {
 
@@ -29,9 +30,6 @@ public:
 private:
   std::filesystem::path path_;
 };
-
-// `count` deterministic pseudo-random ids in [2, vocab).
-std::vector<int32_t> pseudoRandomIds(int64_t count, int64_t vocab, uint32_t seed);
 
 struct Generation {
   std::vector<float> lastPromptLogits; // vocab floats

@@ -6,6 +6,7 @@
 #include "common/Error.h"
 #include "runtime/PagePayload.h"
 #include "runtime/PrefixCache.h"
+#include "runtime/RestorePlan.h"
 
 namespace v4rt {
 
@@ -205,31 +206,16 @@ void Session::truncate(int64_t position) {
 void Session::rewindFrom(const Session &source, int64_t position) {
   // Copied first: `source` may be this session, whose ids are about to shrink.
   const std::vector<int32_t> ids(source.tokens_.begin(), source.tokens_.begin() + position);
-  const int64_t P = pageTokens_;
-  int64_t boundary = 0;
-  std::shared_ptr<const StateSnapshot> snapshot;
-  auto after = source.snapshots_.upper_bound(position);
-  if (after != source.snapshots_.begin()) {
-    --after;
-    boundary = after->first;
-    snapshot = after->second;
-  }
-  // The prefix cache may hold a later boundary of these very ids.
-  std::vector<kvcache::PagePtr> pages;
-  std::vector<kvcache::PageKey> keys;
-  if (prefixCache_ && position / P > boundary / P) {
-    keys = prefixCache_->prefixKeys(ids.data(), position / P);
-    pages = prefixCache_->fetch(keys);
-  }
-  // The pages win when they leave fewer tokens to run than the snapshot.
-  if (!pages.empty() && rebuildStart(pages) > boundary) {
-    restorePages(ids.data(), keys, pages);
+  const auto plan =
+      planRestore(source.snapshots_, ids.data(), position, prefixCache_, model_.program().caches, pageTokens_);
+  if (plan.usesPages()) {
+    restorePages(ids.data(), plan.keys, plan.pages);
     if (&source != this)
       snapshots_ = source.snapshots_;
     snapshots_.erase(snapshots_.upper_bound(position_), snapshots_.end());
     takeSnapshot();
   } else {
-    restoreBoundary(source, boundary, snapshot.get());
+    restoreBoundary(source, plan.boundary, plan.snapshot.get());
   }
   if (position > position_)
     prefill(ids.data() + position_, position - position_, nullptr, PrefillLogits::AllRows);

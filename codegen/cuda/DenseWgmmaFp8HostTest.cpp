@@ -170,12 +170,13 @@ TEST(DenseWgmmaFp8Tile, PipelineRunsAndTailsOverManyGroups) {
   runLinearFp8<float, float, 130, 904, 130, 128, 128, 128>(129, 8); // 8 groups (ragged), halves, B in registers
 }
 
-// A NaN activation makes its row NaN (a NaN code), as in the reference; the
-// other rows are untouched.
-TEST(DenseWgmmaFp8Tile, NanActivationPoisonsItsRowOnly) {
-  constexpr int T = 20, K = 256, N = 45;
-  Fp8Problem p = makeProblem<bf16>(T, K, N, 128, T, 9);
-  p.x[3 * K + 200] = std::nanf("");
+// Runs the 64 x 64 tile (one block, all T rows present) on a problem that
+// `poison` edits, and checks that exactly the outputs `poisoned(t, n)`
+// names are NaN, in the reference as in the tile, and the rest match.
+template <int T, int K, int N, class Poison, class Poisoned>
+void expectNanConfined(uint32_t seed, Poison poison, Poisoned poisoned, const char *what) {
+  Fp8Problem p = makeProblem<bf16>(T, K, N, 128, T, seed);
+  poison(p);
   ref::linearFp8(p.x.data(), T, K, p.codes.data(), p.scales.data(), N, {128, kGroup}, p.expected.data(), nullptr);
   const std::vector<bf16> xS = stored<bf16>(p.x);
   std::vector<float> out = nanFilled<float>(size_t(T) * N);
@@ -189,13 +190,21 @@ TEST(DenseWgmmaFp8Tile, NanActivationPoisonsItsRowOnly) {
   for (int t = 0; t < T; ++t)
     for (int n = 0; n < N; ++n) {
       const float actual = out[t * N + n], expected = p.expected[t * N + n];
-      if (t == 3) {
-        ASSERT_TRUE(std::isnan(expected)) << "the reference's row 3";
-        EXPECT_TRUE(std::isnan(actual)) << "column " << n;
+      if (poisoned(t, n)) {
+        ASSERT_TRUE(std::isnan(expected)) << "the reference's " << what;
+        EXPECT_TRUE(std::isnan(actual)) << "row " << t << " column " << n;
       } else {
         EXPECT_NEAR(actual, expected, kRelative * std::max(1.0f, p.terms[t * N + n])) << "row " << t << " column " << n;
       }
     }
+}
+
+// A NaN activation makes its row NaN (a NaN code), as in the reference; the
+// other rows are untouched.
+TEST(DenseWgmmaFp8Tile, NanActivationPoisonsItsRowOnly) {
+  constexpr int K = 256;
+  expectNanConfined<20, K, 45>(
+      9, [](Fp8Problem &p) { p.x[3 * K + 200] = std::nanf(""); }, [](int t, int) { return t == 3; }, "row 3");
 }
 
 // A NaN weight code (0x7F) makes its column NaN, and only its column: with
@@ -203,30 +212,10 @@ TEST(DenseWgmmaFp8Tile, NanActivationPoisonsItsRowOnly) {
 // bytes past K of row 6 are row 7's first codes in memory, which the
 // copies must zero-fill (A's zero codes times a NaN code would be NaN).
 TEST(DenseWgmmaFp8Tile, NanWeightPoisonsItsColumnOnly) {
-  constexpr int T = 20, K = 400, N = 45;
+  constexpr int K = 400;
   static_assert(v4cuda::CpAsyncCodesOk<Weights<K, 128>>::value, "the cp.async path");
-  Fp8Problem p = makeProblem<bf16>(T, K, N, 128, T, 11);
-  p.codes[size_t(7) * K] = 0x7F;
-  ref::linearFp8(p.x.data(), T, K, p.codes.data(), p.scales.data(), N, {128, kGroup}, p.expected.data(), nullptr);
-  const std::vector<bf16> xS = stored<bf16>(p.x);
-  std::vector<float> out = nanFilled<float>(size_t(T) * N);
-  const int32_t dyn[1] = {T};
-  const auto *w8 = reinterpret_cast<const __nv_fp8_e4m3 *>(p.codes.data());
-  v4emu::launch(dim3(1, 1, 1), dim3(v4cuda::kWgmmaFp8Threads),
-                v4cuda::gemmWgmmaFp8TileBytes<64, 64>() + 64 * Rows<bf16, K>::kTableBytesPerRow, [&] {
-                  v4cuda::linearFp8Gemm<bf16, float, K, N, 128, kGroup, 64, 64, 2>(xS.data(), w8, p.scales.data(),
-                                                                                   out.data(), dyn);
-                });
-  for (int t = 0; t < T; ++t)
-    for (int n = 0; n < N; ++n) {
-      const float actual = out[t * N + n], expected = p.expected[t * N + n];
-      if (n == 7) {
-        ASSERT_TRUE(std::isnan(expected)) << "the reference's column 7";
-        EXPECT_TRUE(std::isnan(actual)) << "row " << t;
-      } else {
-        EXPECT_NEAR(actual, expected, kRelative * std::max(1.0f, p.terms[t * N + n])) << "row " << t << " column " << n;
-      }
-    }
+  expectNanConfined<20, K, 45>(
+      11, [](Fp8Problem &p) { p.codes[size_t(7) * K] = 0x7F; }, [](int, int n) { return n == 7; }, "column 7");
 }
 
 // The emitter's entry for --tensor-cores wgmma: the native tile's shape tag,

@@ -56,20 +56,35 @@ TEST(DenseWgmmaTile, SharedBytesAreTheInterfaceValues) {
   EXPECT_EQ((v4cuda::gemmWgmmaTileBytes<128, 64>()), 99328);
 }
 
+// A bf16 linear problem: random bf16-valued x [T x K] and w [N x K], their
+// stored copies, and the reference output and term scale of `present` rows.
+struct Bf16LinearCase {
+  std::vector<float> x, w;
+  std::vector<bf16> xS, wS;
+  std::vector<float> expected, scale;
+};
+Bf16LinearCase bf16LinearCase(int T, int K, int N, int present, uint32_t seed) {
+  Bf16LinearCase c;
+  c.x = asStored<bf16>(randoms(T * K, seed));
+  c.w = asStored<bf16>(randoms(N * K, seed + 1));
+  c.xS = stored<bf16>(c.x);
+  c.wS = stored<bf16>(c.w);
+  c.expected.resize(present * N);
+  ref::linear(c.x.data(), present, K, c.w.data(), N, c.expected.data(), nullptr);
+  c.scale = termScale(c.x, present, K, c.w, N);
+  return c;
+}
+
 template <typename TY, int T, int K, int N, int BM, int BN> void runLinear(int present) {
-  const std::vector<float> x = asStored<bf16>(randoms(T * K, 7)), w = asStored<bf16>(randoms(N * K, 8));
-  const std::vector<bf16> xS = stored<bf16>(x), wS = stored<bf16>(w);
-  std::vector<float> expected(present * N);
-  ref::linear(x.data(), present, K, w.data(), N, expected.data(), nullptr);
-  const std::vector<float> scale = termScale(x, present, K, w, N);
+  const Bf16LinearCase c = bf16LinearCase(T, K, N, present, 7);
   std::vector<TY> out = nanFilled<TY>(T * N);
   const int32_t dyn[1] = {present};
   launchWgmma<BM, BN, v4cuda::PlainRows<bf16, K, 0>>(T, N, 1, [&] {
-    v4cuda::linearGemm<bf16, bf16, TY, K, N, BM, BN, 2>(xS.data(), wS.data(), out.data(), dyn);
+    v4cuda::linearGemm<bf16, bf16, TY, K, N, BM, BN, 2>(c.xS.data(), c.wS.data(), out.data(), dyn);
   });
-  expectRows(out, expected, present, N,
+  expectRows(out, c.expected, present, N,
              "wgmma linear T " + str(T) + " K " + str(K) + " N " + str(N) + " BM " + str(BM) + " BN " + str(BN), 1e-5f,
-             &scale);
+             &c.scale);
 }
 
 TEST(DenseWgmmaTile, LinearMatchesReference) {
@@ -111,22 +126,18 @@ template <bool ASYNC_A, bool ASYNC_B, int T, int K, int N, int BM, int BN> void 
   using A = std::conditional_t<ASYNC_A, Rows, ThroughRegisters<Rows>>;
   using B = std::conditional_t<ASYNC_B, Weights, ThroughRegisters<Weights>>;
   static_assert(v4cuda::CpAsyncRowsOk<A>::value == ASYNC_A && v4cuda::CpAsyncRowsOk<B>::value == ASYNC_B);
-  const std::vector<float> x = asStored<bf16>(randoms(T * K, 27)), w = asStored<bf16>(randoms(N * K, 28));
-  const std::vector<bf16> xS = stored<bf16>(x), wS = stored<bf16>(w);
-  std::vector<float> expected(present * N);
-  ref::linear(x.data(), present, K, w.data(), N, expected.data(), nullptr);
-  const std::vector<float> scale = termScale(x, present, K, w, N);
+  const Bf16LinearCase c = bf16LinearCase(T, K, N, present, 27);
   std::vector<bf16> out = nanFilled<bf16>(T * N);
   launchWgmma<BM, BN, A>(T, N, 1, [&] {
-    v4cuda::gemmTileWgmma<BM, BN, K, N>(A{Rows{xS.data()}}, B{Weights{wS.data()}},
+    v4cuda::gemmTileWgmma<BM, BN, K, N>(A{Rows{c.xS.data()}}, B{Weights{c.wS.data()}},
                                         v4cuda::StoreRows<bf16, N, N>{out.data()}, blockIdx.y, blockIdx.x, present,
                                         v4cuda::denseSharedMemory());
   });
-  expectRows(out, expected, present, N,
+  expectRows(out, c.expected, present, N,
              std::string("wgmma linear (A ") + (ASYNC_A ? "cp.async" : "registers") + ", B " +
                  (ASYNC_B ? "cp.async" : "registers") + ") T " + str(T) + " K " + str(K) + " N " + str(N) + " BM " +
                  str(BM) + " BN " + str(BN),
-             1e-5f, &scale);
+             1e-5f, &c.scale);
 }
 
 // Every mix over the tile shapes: one step, a ragged last step (K = 200:

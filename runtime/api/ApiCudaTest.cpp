@@ -23,7 +23,7 @@ namespace {
 using apitest::argmax;
 using apitest::logitRow;
 using apitest::maxRowRelativeError;
-using apitest::promptIds;
+using apitest::pseudoRandomIds;
 using apitest::takeMessage;
 
 constexpr int64_t kVocab = 512;
@@ -80,7 +80,7 @@ TEST_F(CApiCuda, PrefillAndGreedyDecodeMatchTheCpuArtifact) {
   auto gpuModel = openGpu();
   auto cpuModel = openCpu();
   SessionHandle gpu(*gpuModel), cpu(*cpuModel);
-  const std::vector<int32_t> prompt = promptIds(21, kVocab, 7);
+  const std::vector<int32_t> prompt = pseudoRandomIds(21, kVocab, 7);
   const std::vector<float> gpuRows = gpu.prefill(prompt), cpuRows = cpu.prefill(prompt);
   EXPECT_LE(maxRowRelativeError(gpuRows, cpuRows, kVocab), kGpuVsCpu);
   EXPECT_EQ(gpu.position(), 21);
@@ -109,7 +109,7 @@ TEST_F(CApiCuda, DecodeBatchOfThreeEqualsThreeSingleDecodes) {
   std::vector<std::unique_ptr<SessionHandle>> batched, alone;
   std::vector<int32_t> next;
   for (int i = 0; i < 3; ++i) {
-    const std::vector<int32_t> prompt = promptIds(5 + 4 * i, kVocab, 11 + i);
+    const std::vector<int32_t> prompt = pseudoRandomIds(5 + 4 * i, kVocab, 11 + i);
     batched.push_back(std::make_unique<SessionHandle>(*model));
     alone.push_back(std::make_unique<SessionHandle>(*model));
     const std::vector<float> last = batched.back()->prefillLast(prompt);
@@ -140,7 +140,7 @@ TEST_F(CApiCuda, DecodeBatchOfThreeEqualsThreeSingleDecodes) {
 // the device tier and the pinned host tier the first one filled.
 TEST_F(CApiCuda, AttachedCacheSavesPrefillThroughDeviceAndHostTiers) {
   auto model = openGpu();
-  const std::vector<int32_t> prompt = promptIds(2 * kPageTokens + 8, kVocab, 5);
+  const std::vector<int32_t> prompt = pseudoRandomIds(2 * kPageTokens + 8, kVocab, 5);
   // One page's payload bytes, from a host-only cache.
   uint64_t pageBytes = 0;
   {
@@ -183,7 +183,7 @@ TEST_F(CApiCuda, AttachedCacheSavesPrefillThroughDeviceAndHostTiers) {
 // prefix without prefilling it again and continues as the parent would.
 TEST_F(CApiCuda, ForkAndTruncateContinueLikeTheParent) {
   auto model = openGpu();
-  const std::vector<int32_t> prompt = promptIds(24, kVocab, 3);
+  const std::vector<int32_t> prompt = pseudoRandomIds(24, kVocab, 3);
   SessionHandle parent(*model);
   const std::vector<float> rows = parent.prefill(prompt);
   // At the current position: nothing prefilled again.
@@ -223,7 +223,7 @@ TEST_F(CApiCuda, ForkAndTruncateContinueLikeTheParent) {
 // the device's context current, and each gets what it gets alone.
 TEST_F(CApiCuda, SessionsOfOneModelOnTwoThreads) {
   auto model = openGpu();
-  const std::vector<int32_t> prompts[2] = {promptIds(9, kVocab, 21), promptIds(6, kVocab, 22)};
+  const std::vector<int32_t> prompts[2] = {pseudoRandomIds(9, kVocab, 21), pseudoRandomIds(6, kVocab, 22)};
   std::vector<float> alone[2];
   for (int i = 0; i < 2; ++i) {
     SessionHandle session(*model);

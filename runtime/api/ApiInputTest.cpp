@@ -12,7 +12,7 @@ namespace {
 using apitest::takeMessage;
 
 const std::string &cpuArtifact() {
-  static const std::string path = apitest::compiledCase("tiny-mixed", "--target cpu --decode-batch 1,4");
+  static const std::string path = apitest::compiledConformanceCase("tiny-mixed", "--target cpu --decode-batch 1,4");
   return path;
 }
 

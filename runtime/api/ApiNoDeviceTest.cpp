@@ -11,7 +11,7 @@ namespace v4rt {
 namespace {
 
 TEST(CApiNoDevice, GpuArtifactGetsTheNoDeviceStatus) {
-  const std::string gpu = apitest::compiledCase("tiny-mixed", "--target sm_90a --decode-batch 1");
+  const std::string gpu = apitest::compiledConformanceCase("tiny-mixed", "--target sm_90a --decode-batch 1");
   v4rt_model *model = nullptr;
   const std::string message = apitest::takeMessage(v4rt_model_open(gpu.c_str(), nullptr, &model));
   if (message.empty()) {

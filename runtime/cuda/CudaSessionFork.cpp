@@ -23,6 +23,7 @@
 #include "common/Error.h"
 #include "runtime/PagePayload.h"
 #include "runtime/PrefixCache.h"
+#include "runtime/RestorePlan.h"
 #include "runtime/cuda/CudaSession.h"
 
 namespace v4rt::cuda {
@@ -125,33 +126,19 @@ void CudaSession::rewindFrom(const CudaSession &source, int64_t position) {
   checkCuda(api, api.cuStreamSynchronize(model_.stream()), "cuStreamSynchronize", "before a fork or truncate");
   // Copied first: `source` may be this session, whose ids are about to shrink.
   const std::vector<int32_t> ids(source.tokens_.begin(), source.tokens_.begin() + position);
-  const int64_t P = pageTokens_, previousPosition = position_;
-  int64_t boundary = 0;
-  std::shared_ptr<PinnedBuffer> snapshot;
-  auto after = source.snapshots_.upper_bound(position);
-  if (after != source.snapshots_.begin()) {
-    --after;
-    boundary = after->first;
-    snapshot = after->second;
-  }
-  // The prefix cache may hold a later boundary of these very ids.
-  std::vector<kvcache::PagePtr> pages;
-  std::vector<kvcache::PageKey> keys;
-  if (prefixCache_ && position / P > boundary / P) {
-    keys = prefixCache_->prefixKeys(ids.data(), position / P);
-    pages = prefixCache_->fetch(keys);
-  }
-  // The pages win when they leave fewer tokens to run than the snapshot.
-  if (!pages.empty() && windowRebuildStart(pages, model_.program().caches, P) > boundary) {
+  const int64_t previousPosition = position_;
+  const auto plan =
+      planRestore(source.snapshots_, ids.data(), position, prefixCache_, model_.program().caches, pageTokens_);
+  if (plan.usesPages()) {
     const auto inherited = source.snapshots_;
-    restorePages(ids.data(), keys, pages); // Entries rows of the pages, fixed slots rebuilt
+    restorePages(ids.data(), plan.keys, plan.pages); // Entries rows of the pages, fixed slots rebuilt
     clearEntries(position_, previousPosition);
     snapshots_ = inherited;
     snapshots_.erase(snapshots_.upper_bound(position_), snapshots_.end());
     takeSnapshot();
   } else {
-    restoreBoundary(source, boundary, snapshot.get());
-    clearEntries(boundary, previousPosition);
+    restoreBoundary(source, plan.boundary, plan.snapshot.get());
+    clearEntries(plan.boundary, previousPosition);
   }
   if (position > position_)
     prefill(ids.data() + position_, position - position_, nullptr);

@@ -221,6 +221,19 @@ protected:
               "cuMemcpyHtoDAsync");
     stream_->synchronize();
   }
+  // Fills every slot with nonzero bytes (a pattern per slot and `salt`, so
+  // never a fresh slot's zeros); returns them per slot.
+  std::vector<std::vector<uint8_t>> writePattern(const KvSlots &slots, size_t salt) {
+    std::vector<std::vector<uint8_t>> written;
+    for (size_t s = 0; s < slots.size(); ++s) {
+      std::vector<uint8_t> bytes(slots.rows(s) * slots.rowBytes(s));
+      for (size_t i = 0; i < bytes.size(); ++i)
+        bytes[i] = static_cast<uint8_t>(1 + (i * 7 + s * 13 + salt) % 251);
+      write(slots, s, bytes);
+      written.push_back(bytes);
+    }
+    return written;
+  }
 
   static constexpr int64_t kContext = 64;
   const CudaDevice *device_ = nullptr;
@@ -242,14 +255,7 @@ TEST_F(EmulatedKvSlots, PreemptedSlotsComeBackWithTheirLiveRows) {
     for (uint8_t byte : read(a, s))
       ASSERT_EQ(byte, 0);
   // Session a is at token 21: entries rows 0..4 are live, the rest is not.
-  std::vector<std::vector<uint8_t>> written;
-  for (size_t s = 0; s < a.size(); ++s) {
-    std::vector<uint8_t> bytes(a.rows(s) * a.rowBytes(s));
-    for (size_t i = 0; i < bytes.size(); ++i)
-      bytes[i] = static_cast<uint8_t>(1 + (i * 7 + s * 13) % 251);
-    write(a, s, bytes);
-    written.push_back(bytes);
-  }
+  const std::vector<std::vector<uint8_t>> written = writePattern(a, 0);
   a.setLiveTokens(21);
   const uint64_t live = 8 * 16 * 2 + 8 * 4 * 4 + 5 * 8 * 4;
   EXPECT_EQ(a.liveBytes(), live);
@@ -304,14 +310,7 @@ TEST_F(EmulatedKvSlots, CopyRowsFromResidentPreemptedAndFreshSlots) {
   KvSlots other(api(), stream_->get(), slots_, kContext, pool, "other");
   KvSlots fresh(api(), stream_->get(), slots_, kContext, pool, "fresh");
   source.ensureResident();
-  std::vector<std::vector<uint8_t>> written;
-  for (size_t s = 0; s < source.size(); ++s) {
-    std::vector<uint8_t> bytes(source.rows(s) * source.rowBytes(s));
-    for (size_t i = 0; i < bytes.size(); ++i)
-      bytes[i] = static_cast<uint8_t>(1 + (i * 5 + s * 11) % 253);
-    write(source, s, bytes);
-    written.push_back(bytes);
-  }
+  const std::vector<std::vector<uint8_t>> written = writePattern(source, 3);
   source.setLiveTokens(21); // entries rows 0..4 live
   const auto expectCopied = [&](size_t slot, int64_t rows) {
     const std::vector<uint8_t> copied = read(fork, slot);

@@ -3,6 +3,7 @@
 // group, and a per-chunk record of the block's dynamic shared memory that
 // says who may see each copied chunk yet.
 #include "codegen/cuda/testing/HostEmulation.h"
+#include "codegen/cuda/testing/EmulationFailure.h"
 
 #include <algorithm>
 #include <cstring>
@@ -17,9 +18,7 @@ namespace {
 constexpr unsigned char kPoison = 0xFF; // NaN as f32 / bf16 / f16, as the launch's fill
 constexpr size_t kChunk = 16;
 
-std::string site(const std::source_location &where) {
-  return std::string(where.file_name()) + ":" + std::to_string(where.line()) + " (in " + where.function_name() + ")";
-}
+std::string site(const std::source_location &where) { return describeSite(where); }
 
 // The life of the last cp.async into a 16-byte chunk of dynamic shared memory.
 enum class ChunkState : unsigned char {
@@ -62,9 +61,7 @@ struct BlockState {
 BlockState gBlock;
 
 [[noreturn]] void fail(const std::source_location &where, const char *what, const std::string &message) {
-  throw v4c::Error("v4emu: " + std::string(what) + " at " + site(where) + " (block (" + std::to_string(blockIdx.x) +
-                   "," + std::to_string(blockIdx.y) + "," + std::to_string(blockIdx.z) + "), thread " +
-                   std::to_string(linearThread()) + "): " + message);
+  failAtSite(where, what, message);
 }
 
 ThreadState &thread() {

@@ -4,6 +4,7 @@
 // every e4m3 code decoded as runtime/cpu/Quantization decodes it, NaN
 // propagation, and the uniformity check telling the forms apart.
 #include "codegen/cuda/testing/HostEmulation.h"
+#include "codegen/cuda/testing/WgmmaTestSupport.h"
 
 #include <v4cuda/DenseMath.cuh>
 #include <v4cuda/Wgmma.cuh>
@@ -22,6 +23,7 @@
 namespace {
 
 using v4cuda::wgmmaDescriptor;
+using v4emu::testing::kWgmmaPairBytes;
 namespace quant = v4rt::quant;
 
 // Small integers and halves, exact in e4m3: every product and sum below is
@@ -56,29 +58,24 @@ float dot(int row, int col, int k0, int k1) {
   return sum;
 }
 
-template <int N> constexpr size_t kTileBytes = 1024 + (64 + N) * 128;
+// One m64nNk32 on the tiles' first k32 slice, accumulate = false.
+template <int N> void singleMma(float (&acc)[N / 2], unsigned char *as, unsigned char *bs) {
+  v4cuda::wgmmaM64E4m3<N>(acc, wgmmaDescriptor(as), wgmmaDescriptor(bs), false);
+}
 
 // One warpgroup: D = A * B over k slices [first, first + slices) of the
 // row (each k32 slice 32 bytes on), accumulate chained; every element of
 // every thread against the layout.
 template <int N> void expectE4m3Product(int firstSlice, int slices) {
-  std::vector<float> out(128 * (N / 2), std::nanf(""));
-  v4emu::launch(dim3(1), dim3(128), kTileBytes<N>, [&] {
-    unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
-    storeCodes(as, 64, aCode);
-    storeCodes(bs, N, bCode);
-    v4cuda::fenceProxyAsync();
-    __syncthreads();
-    float acc[N / 2];
-    for (float &v : acc)
-      v = 1000.0f; // the first mma (accumulate = false) ignores it
-    v4cuda::wgmmaFence();
-    for (int s = firstSlice; s < firstSlice + slices; ++s)
-      v4cuda::wgmmaM64E4m3<N>(acc, wgmmaDescriptor(as + 32 * s), wgmmaDescriptor(bs + 32 * s), s > firstSlice);
-    v4cuda::wgmmaCommitGroup();
-    v4cuda::wgmmaWaitGroup<0>(acc);
-    std::copy(acc, acc + N / 2, out.begin() + threadIdx.x * (N / 2));
-  });
+  const std::vector<float> out = v4emu::testing::runWarpgroupMmas<N>(
+      [](unsigned char *as, unsigned char *bs) {
+        storeCodes(as, 64, aCode);
+        storeCodes(bs, N, bCode);
+      },
+      [&](float(&acc)[N / 2], unsigned char *as, unsigned char *bs) {
+        for (int s = firstSlice; s < firstSlice + slices; ++s) // the first ignores acc's 1000s
+          v4cuda::wgmmaM64E4m3<N>(acc, wgmmaDescriptor(as + 32 * s), wgmmaDescriptor(bs + 32 * s), s > firstSlice);
+      });
   int bad = 0;
   for (int t = 0; t < 128; ++t)
     for (int i = 0; i < N / 2; ++i) {
@@ -117,19 +114,12 @@ TEST(WgmmaE4m3Emulation, EveryCodeDecodesAsTheCpuSpec) {
     return c == 0x7F || c == 0xFF ? 0 : static_cast<unsigned char>(c); // NaN codes: below
   };
   const unsigned char one = quant::encodeE4M3(1.0f);
-  std::vector<float> out(128 * (N / 2), std::nanf(""));
-  v4emu::launch(dim3(1), dim3(128), kTileBytes<N>, [&] {
-    unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
-    storeCodes(as, 64, code);
-    storeCodes(bs, N, [&](int n, int k) -> unsigned char { return k == n % 32 ? one : 0; });
-    __syncthreads();
-    float acc[N / 2];
-    v4cuda::wgmmaFence();
-    v4cuda::wgmmaM64E4m3<N>(acc, wgmmaDescriptor(as), wgmmaDescriptor(bs), false);
-    v4cuda::wgmmaCommitGroup();
-    v4cuda::wgmmaWaitGroup<0>(acc);
-    std::copy(acc, acc + N / 2, out.begin() + threadIdx.x * (N / 2));
-  });
+  const std::vector<float> out = v4emu::testing::runWarpgroupMmas<N>(
+      [&](unsigned char *as, unsigned char *bs) {
+        storeCodes(as, 64, code);
+        storeCodes(bs, N, [&](int n, int k) -> unsigned char { return k == n % 32 ? one : 0; });
+      },
+      singleMma<N>);
   std::vector<bool> seen(256, false);
   for (int t = 0; t < 128; ++t)
     for (int i = 0; i < N / 2; ++i) {
@@ -148,21 +138,14 @@ TEST(WgmmaE4m3Emulation, EveryCodeDecodesAsTheCpuSpec) {
 // A NaN code (0x7F, 0xFF) poisons its row's dot products; the others stay exact.
 TEST(WgmmaE4m3Emulation, NanCodesPropagate) {
   constexpr int N = 32;
-  std::vector<float> out(128 * (N / 2));
-  v4emu::launch(dim3(1), dim3(128), kTileBytes<N>, [&] {
-    unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
-    storeCodes(as, 64, [](int m, int k) -> unsigned char {
-      return m == 5 && k == 9 ? 0x7F : m == 40 && k == 0 ? 0xFF : aCode(m, k);
-    });
-    storeCodes(bs, N, bCode);
-    __syncthreads();
-    float acc[N / 2];
-    v4cuda::wgmmaFence();
-    v4cuda::wgmmaM64E4m3<N>(acc, wgmmaDescriptor(as), wgmmaDescriptor(bs), false);
-    v4cuda::wgmmaCommitGroup();
-    v4cuda::wgmmaWaitGroup<0>(acc);
-    std::copy(acc, acc + N / 2, out.begin() + threadIdx.x * (N / 2));
-  });
+  const std::vector<float> out = v4emu::testing::runWarpgroupMmas<N>(
+      [](unsigned char *as, unsigned char *bs) {
+        storeCodes(as, 64, [](int m, int k) -> unsigned char {
+          return m == 5 && k == 9 ? 0x7F : m == 40 && k == 0 ? 0xFF : aCode(m, k);
+        });
+        storeCodes(bs, N, bCode);
+      },
+      singleMma<N>);
   for (int t = 0; t < 128; ++t)
     for (int i = 0; i < N / 2; ++i) {
       const int row = fragmentRow(t, i), col = fragmentCol(t, i);
@@ -178,7 +161,7 @@ TEST(WgmmaE4m3Emulation, NanCodesPropagate) {
 TEST(WgmmaE4m3Emulation, MixedFormsAreNotUniform) {
   std::string error;
   try {
-    v4emu::launch(dim3(1), dim3(128), kTileBytes<64>, [] {
+    v4emu::launch(dim3(1), dim3(128), kWgmmaPairBytes<64>, [] {
       unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
       float acc[32] = {};
       v4cuda::wgmmaFence();

@@ -2,6 +2,7 @@
 // queues of issued mma_async operations, executed when a wait_group retires
 // them, and a per-warpgroup log of calls that every thread must follow.
 #include "codegen/cuda/testing/HostEmulation.h"
+#include "codegen/cuda/testing/EmulationFailure.h"
 
 #include <algorithm>
 #include <string>
@@ -33,9 +34,7 @@ const char *callName(Call call) {
   return "?";
 }
 
-std::string site(const std::source_location &where) {
-  return std::string(where.file_name()) + ":" + std::to_string(where.line()) + " (in " + where.function_name() + ")";
-}
+std::string site(const std::source_location &where) { return describeSite(where); }
 
 std::string hex(uint64_t value) {
   char text[24];
@@ -98,9 +97,7 @@ struct BlockState {
 BlockState gBlock;
 
 [[noreturn]] void fail(const std::source_location &where, const char *what, const std::string &message) {
-  throw v4c::Error("v4emu: " + std::string(what) + " at " + site(where) + " (block (" + std::to_string(blockIdx.x) +
-                   "," + std::to_string(blockIdx.y) + "," + std::to_string(blockIdx.z) + "), thread " +
-                   std::to_string(linearThread()) + "): " + message);
+  failAtSite(where, what, message);
 }
 
 ThreadState &thread() {

@@ -3,6 +3,7 @@
 // advance along a swizzled row, execution deferred to wait_group, and the
 // errors a misuse raises (each would be wrong results or a fault on the GPU).
 #include "codegen/cuda/testing/HostEmulation.h"
+#include "codegen/cuda/testing/WgmmaTestSupport.h"
 
 #include <v4cuda/DenseMath.cuh>
 #include <v4cuda/Wgmma.cuh>
@@ -20,6 +21,7 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 using v4cuda::wgmmaDescriptor;
+using v4emu::testing::kWgmmaPairBytes;
 
 // Small integers: every product and sum is exact in fp32, so the checks are
 // exact whatever the summation order.
@@ -58,27 +60,18 @@ template <class FA> float dot(FA a, int row, int col, int k0, int k1) {
   return sum;
 }
 
-template <int N> constexpr size_t kTileBytes = 1024 + (64 + N) * 128;
 
 // One warpgroup, one m64nNk16 on the tile's first k16 slice; every thread's
 // every accumulator element against the fragment layout.
 template <int N> void expectFragmentLayout() {
-  std::vector<float> out(128 * (N / 2), std::nanf(""));
-  v4emu::launch(dim3(1), dim3(128), kTileBytes<N>, [&] {
-    unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
-    storeTile(as, 64, aValue);
-    storeTile(bs, N, bValue);
-    v4cuda::fenceProxyAsync();
-    __syncthreads();
-    float acc[N / 2];
-    for (float &v : acc)
-      v = 1000.0f; // accumulate = false ignores it
-    v4cuda::wgmmaFence();
-    v4cuda::wgmmaM64<N>(acc, wgmmaDescriptor(as), wgmmaDescriptor(bs), false);
-    v4cuda::wgmmaCommitGroup();
-    v4cuda::wgmmaWaitGroup<0>(acc);
-    std::copy(acc, acc + N / 2, out.begin() + threadIdx.x * (N / 2));
-  });
+  const std::vector<float> out = v4emu::testing::runWarpgroupMmas<N>(
+      [](unsigned char *as, unsigned char *bs) {
+        storeTile(as, 64, aValue);
+        storeTile(bs, N, bValue);
+      },
+      [](float(&acc)[N / 2], unsigned char *as, unsigned char *bs) {
+        v4cuda::wgmmaM64<N>(acc, wgmmaDescriptor(as), wgmmaDescriptor(bs), false);
+      });
   int bad = 0;
   for (int t = 0; t < 128; ++t)
     for (int i = 0; i < N / 2; ++i) {
@@ -102,7 +95,7 @@ TEST(WgmmaEmulation, AccumulatorFragmentFollowsThePtxLayoutN256) { expectFragmen
 TEST(WgmmaEmulation, KAdvanceWalksTheSwizzledRow) {
   constexpr int N = 64;
   std::vector<float> out(128 * (N / 2)), firstSlices(128 * (N / 2));
-  v4emu::launch(dim3(1), dim3(128), kTileBytes<N>, [&] {
+  v4emu::launch(dim3(1), dim3(128), kWgmmaPairBytes<N>, [&] {
     unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
     storeTile(as, 64, aValue);
     storeTile(bs, N, bValue);
@@ -134,7 +127,7 @@ TEST(WgmmaEmulation, KAdvanceWalksTheSwizzledRow) {
 TEST(WgmmaEmulation, ExecutionIsDeferredToTheWaitThatRetiresIt) {
   constexpr int N = 64;
   std::vector<float> out(128 * (N / 2)), retired(128 * (N / 2));
-  v4emu::launch(dim3(1), dim3(128), kTileBytes<N>, [&] {
+  v4emu::launch(dim3(1), dim3(128), kWgmmaPairBytes<N>, [&] {
     unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
     storeTile(as, 64, aValue);
     storeTile(bs, N, bValue);
@@ -173,7 +166,7 @@ std::string launchError(unsigned threads, size_t sharedBytes, const std::functio
 
 // A warpgroup's m64n64k16 with `misuse` run between its issue and its wait.
 std::string errorOfMisuse(const std::function<void(float (&)[32])> &misuse) {
-  return launchError(128, kTileBytes<64>, [&] {
+  return launchError(128, kWgmmaPairBytes<64>, [&] {
     unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
     storeTile(as, 64, aValue);
     storeTile(bs, 64, bValue);
@@ -203,7 +196,7 @@ TEST(WgmmaEmulation, CallsMustBeWarpgroupUniform) {
       v4cuda::wgmmaCommitGroup();
   });
   EXPECT_NE(skipped.find("must be warpgroup-uniform"), std::string::npos) << skipped;
-  const std::string descriptors = launchError(128, kTileBytes<64>, [] {
+  const std::string descriptors = launchError(128, kWgmmaPairBytes<64>, [] {
     unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
     float acc[32] = {};
     v4cuda::wgmmaFence();
@@ -212,13 +205,13 @@ TEST(WgmmaEmulation, CallsMustBeWarpgroupUniform) {
     v4cuda::wgmmaWaitGroup<0>();
   });
   EXPECT_NE(descriptors.find("must be warpgroup-uniform"), std::string::npos) << descriptors;
-  const std::string incomplete = launchError(96, kTileBytes<64>, [] { v4cuda::wgmmaFence(); });
+  const std::string incomplete = launchError(96, kWgmmaPairBytes<64>, [] { v4cuda::wgmmaFence(); });
   EXPECT_NE(incomplete.find("is incomplete"), std::string::npos) << incomplete;
 }
 
 TEST(WgmmaEmulation, MisusedDescriptorsAndOrderingFailTheLaunch) {
   // No fence before the mma.
-  const std::string unfenced = launchError(128, kTileBytes<64>, [] {
+  const std::string unfenced = launchError(128, kWgmmaPairBytes<64>, [] {
     unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
     float acc[32] = {};
     v4cuda::wgmmaM64<64>(acc, wgmmaDescriptor(as), wgmmaDescriptor(bs), false);
@@ -226,7 +219,7 @@ TEST(WgmmaEmulation, MisusedDescriptorsAndOrderingFailTheLaunch) {
   EXPECT_NE(unfenced.find("no wgmma.fence"), std::string::npos) << unfenced;
   // The tile not rounded up to 1024: dynamic shared memory starts 384 bytes
   // into a swizzle period, so the swizzle would not match the stores.
-  const std::string unaligned = launchError(128, kTileBytes<64>, [] {
+  const std::string unaligned = launchError(128, kWgmmaPairBytes<64>, [] {
     unsigned char *as = v4cuda::denseSharedMemory(), *bs = as + 64 * 128;
     float acc[32] = {};
     v4cuda::wgmmaFence();
@@ -234,7 +227,7 @@ TEST(WgmmaEmulation, MisusedDescriptorsAndOrderingFailTheLaunch) {
   });
   EXPECT_NE(unaligned.find("of its 1024-byte swizzle period"), std::string::npos) << unaligned;
   // A k offset that leaves the 128-byte row.
-  const std::string pastRow = launchError(128, kTileBytes<64>, [] {
+  const std::string pastRow = launchError(128, kWgmmaPairBytes<64>, [] {
     unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
     float acc[32] = {};
     v4cuda::wgmmaFence();
@@ -250,7 +243,7 @@ TEST(WgmmaEmulation, MisusedDescriptorsAndOrderingFailTheLaunch) {
   });
   EXPECT_NE(outside.find("outside the launch's dynamic shared memory"), std::string::npos) << outside;
   // Another swizzle mode (64B: 2 in bits 62-63).
-  const std::string swizzle = launchError(128, kTileBytes<64>, [] {
+  const std::string swizzle = launchError(128, kWgmmaPairBytes<64>, [] {
     unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
     float acc[32] = {};
     v4cuda::wgmmaFence();
@@ -259,7 +252,7 @@ TEST(WgmmaEmulation, MisusedDescriptorsAndOrderingFailTheLaunch) {
   });
   EXPECT_NE(swizzle.find("swizzle mode 2"), std::string::npos) << swizzle;
   // Issued and committed, never waited for.
-  const std::string unretired = launchError(128, kTileBytes<64>, [] {
+  const std::string unretired = launchError(128, kWgmmaPairBytes<64>, [] {
     unsigned char *as = v4cuda::wgmmaAlignTile(v4cuda::denseSharedMemory()), *bs = as + 64 * 128;
     float acc[32] = {};
     v4cuda::wgmmaFence();
@@ -268,7 +261,7 @@ TEST(WgmmaEmulation, MisusedDescriptorsAndOrderingFailTheLaunch) {
   });
   EXPECT_NE(unretired.find("was never retired"), std::string::npos) << unretired;
   // An operand outside dynamic shared memory.
-  const std::string local = launchError(128, kTileBytes<64>, [] {
+  const std::string local = launchError(128, kWgmmaPairBytes<64>, [] {
     static unsigned char notShared[2048];
     (void)wgmmaDescriptor(notShared);
   });

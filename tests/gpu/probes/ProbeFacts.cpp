@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "runtime/cpu/Quantization.h"
 
@@ -288,6 +289,21 @@ std::string firstByteMismatch(const std::vector<uint8_t> &got, const std::vector
   return bad == 0 ? "" : name(first, expected[first], got[first]) + " (" + std::to_string(bad) + " bytes differ)";
 }
 
+// A run whose outputs are compared byte by byte; `name` describes the first
+// differing byte (its index, the expected and the got byte).
+ProbeRun byteRun(std::string label, std::vector<uint8_t> expected,
+                 std::function<std::vector<uint8_t>(Runner &)> run,
+                 std::function<std::string(size_t, uint8_t, uint8_t)> name) {
+  ProbeRun probe;
+  probe.label = std::move(label);
+  probe.run = std::move(run);
+  probe.explain = [expected, name = std::move(name)](const std::vector<uint8_t> &got) {
+    return firstByteMismatch(got, expected, name);
+  };
+  probe.expected = std::move(expected);
+  return probe;
+}
+
 std::string hexByte(uint8_t b) {
   char text[8];
   std::snprintf(text, sizeof text, "0x%02x", b);
@@ -302,23 +318,20 @@ Fact cpAsyncZeroFillFact() {
     for (int i = 0; i < zeroFillSourceBytes(from); ++i)
       expected[t * 16 + i] = src[from * 16 + i];
   }
-  ProbeRun run;
-  run.label = "thread t copies t % 17 bytes; thread t - 1 reads them after wait_group 0 + barrier";
-  run.expected = expected;
-  run.run = [src](Runner &r) { return r.cpAsyncZeroFill(src); };
-  run.explain = [expected](const std::vector<uint8_t> &got) {
-    return firstByteMismatch(got, expected, [](size_t at, uint8_t want, uint8_t have) {
-      const int t = static_cast<int>(at / 16), from = (t + 1) % kCpAsyncThreads, i = static_cast<int>(at % 16);
-      std::string text = "thread " + std::to_string(from) + "'s chunk byte " + std::to_string(i) + " (src bytes " +
-                         std::to_string(zeroFillSourceBytes(from)) + ", read by thread " + std::to_string(t) +
-                         "): expected " + hexByte(want) + ", got " + hexByte(have);
-      if (have == kPoisonByte)
-        text += " = the pre-fill: the copy never wrote it (no zero-fill, or not visible after wait_group + barrier)";
-      else if (want == 0)
-        text += ": written past src-size (zero-fill not honoured)";
-      return text;
-    });
+  const auto nameByte = [](size_t at, uint8_t want, uint8_t have) {
+    const int t = static_cast<int>(at / 16), from = (t + 1) % kCpAsyncThreads, i = static_cast<int>(at % 16);
+    std::string text = "thread " + std::to_string(from) + "'s chunk byte " + std::to_string(i) + " (src bytes " +
+                       std::to_string(zeroFillSourceBytes(from)) + ", read by thread " + std::to_string(t) +
+                       "): expected " + hexByte(want) + ", got " + hexByte(have);
+    if (have == kPoisonByte)
+      text += " = the pre-fill: the copy never wrote it (no zero-fill, or not visible after wait_group + barrier)";
+    else if (want == 0)
+      text += ": written past src-size (zero-fill not honoured)";
+    return text;
   };
+  const ProbeRun run =
+      byteRun("thread t copies t % 17 bytes; thread t - 1 reads them after wait_group 0 + barrier", expected,
+              [src](Runner &r) { return r.cpAsyncZeroFill(src); }, nameByte);
   return {"C1", "cp.async.zero-fill",
           "CpAsync.cuh facts 1, 3: cp.async 16 with src-size s copies s bytes and zero-fills the rest; visible to "
           "other threads after wait_group + barrier",
@@ -327,18 +340,14 @@ Fact cpAsyncZeroFillFact() {
 
 Fact cpAsyncGroupsFact() {
   const std::vector<uint8_t> src = patternBytes(3 * kCpAsyncThreads * 16, 11);
-  ProbeRun run;
-  run.label = "empty group + 3 one-copy groups; wait_group 2, 1, 0 each retire one";
-  run.expected = src;
-  run.run = [src](Runner &r) { return r.cpAsyncGroups(src); };
-  run.explain = [src](const std::vector<uint8_t> &got) {
-    return firstByteMismatch(got, src, [](size_t at, uint8_t want, uint8_t have) {
-      const int group = static_cast<int>(at / (kCpAsyncThreads * 16)), t = static_cast<int>(at / 16 % kCpAsyncThreads);
-      return "group " + std::to_string(group) + " (read after wait_group " + std::to_string(2 - group) +
-             "), thread " + std::to_string(t) + " byte " + std::to_string(at % 16) + ": expected " + hexByte(want) +
-             ", got " + hexByte(have) + " (the group was not complete)";
-    });
+  const auto nameByte = [](size_t at, uint8_t want, uint8_t have) {
+    const int group = static_cast<int>(at / (kCpAsyncThreads * 16)), t = static_cast<int>(at / 16 % kCpAsyncThreads);
+    return "group " + std::to_string(group) + " (read after wait_group " + std::to_string(2 - group) +
+           "), thread " + std::to_string(t) + " byte " + std::to_string(at % 16) + ": expected " + hexByte(want) +
+           ", got " + hexByte(have) + " (the group was not complete)";
   };
+  const ProbeRun run = byteRun("empty group + 3 one-copy groups; wait_group 2, 1, 0 each retire one", src,
+                               [src](Runner &r) { return r.cpAsyncGroups(src); }, nameByte);
   return {"C2", "cp.async.wait_group",
           "CpAsync.cuh fact 2: commit_group closes a group (an empty one completes at once); wait_group N leaves at "
           "most the N newest pending",

@@ -145,6 +145,23 @@ __device__ __forceinline__ void storeWgmmaTile(const float (&acc)[WN / 2], float
   }
 }
 
+// A wgmma tile's K loop prologue (gemmTileWgmma, gemmTileWgmmaFp8): steps
+// 0..AHEAD-1 prefetched and filled into their stages, one cp.async group per
+// step, then step AHEAD's register operands prefetched.
+template <int AHEAD, int STEPS, class Prefetch, class Fill>
+__device__ __forceinline__ void wgmmaFillAhead(const Prefetch &prefetch, const Fill &fill) {
+#pragma unroll
+  for (int step = 0; step < AHEAD; ++step) {
+    if (step < STEPS) {
+      prefetch(step);
+      fill(step);
+    }
+    cpAsyncCommitGroup(); // one group per step, empty or not: wait_group counts steps
+  }
+  if (AHEAD < STEPS)
+    prefetch(AHEAD);
+}
+
 // blockDim.x == kWgmmaGemmThreads (the emitters' kMatmulThreads).
 template <int BM, int BN, int K, int NV, class A, class B, class E>
 __device__ __forceinline__ void gemmTileWgmma(A a, const B &b, const E &e, int rowTile, int colTile, int present,
@@ -177,16 +194,7 @@ __device__ __forceinline__ void gemmTileWgmma(A a, const B &b, const E &e, int r
     fillA.fill(a, As + (step % kStages) * kStageA, row0, present, step * kWgmmaTileK);
     fillB.fill(b, Bs + (step % kStages) * kStageB, col0, NV, step * kWgmmaTileK);
   };
-#pragma unroll
-  for (int step = 0; step < kAhead; ++step) {
-    if (step < kSteps) {
-      prefetch(step);
-      fill(step);
-    }
-    cpAsyncCommitGroup(); // one group per step, empty or not: wait_group counts steps
-  }
-  if (kAhead < kSteps)
-    prefetch(kAhead);
+  wgmmaFillAhead<kAhead, kSteps>(prefetch, fill);
 
   float acc[WN / 2];
 #pragma unroll

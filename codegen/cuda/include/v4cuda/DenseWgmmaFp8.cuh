@@ -253,16 +253,7 @@ __device__ __forceinline__ void gemmTileWgmmaFp8(A a, const B &b, const E &e, in
     fillA.fill(a, As + (step % kStages) * kStageA, row0, present, step * kWgmmaFp8Group);
     fillB.fill(b, Bs + (step % kStages) * kStageB, col0, NV, step * kWgmmaFp8Group);
   };
-#pragma unroll
-  for (int step = 0; step < kAhead; ++step) {
-    if (step < kSteps) {
-      prefetch(step);
-      fill(step);
-    }
-    cpAsyncCommitGroup(); // one group per step, empty or not: wait_group counts steps
-  }
-  if (kAhead < kSteps)
-    prefetch(kAhead);
+  wgmmaFillAhead<kAhead, kSteps>(prefetch, fill);
 
   constexpr int kSplits = kWgmmaFp8Splits<BM, BN>, PN = WN / kSplits; // the N of one unit's mmas
   float acc[WN / 2], partEven[PN / 2], partOdd[PN / 2];
