@@ -5,12 +5,22 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "common/Error.h"
 #include "runtime/PrefixCache.h"
 
 namespace v4rt {
+
+// A fork or truncate position must be one the session holds: 0..held.
+inline void checkRewindPosition(int64_t position, int64_t held, const char *operation) {
+  if (position < 0 || position > held)
+    throw v4c::Error(std::string(operation) + " position " + std::to_string(position) +
+                     " is out of range: the session holds " + std::to_string(held) + " tokens (use 0.." +
+                     std::to_string(held) + ")");
+}
 
 template <typename SnapshotPtr>
 struct RestorePlan {

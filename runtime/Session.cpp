@@ -172,15 +172,8 @@ void Session::takeSnapshot() {
     snapshots_.erase(snapshots_.begin());
 }
 
-void Session::checkPosition(int64_t position, const char *operation) const {
-  if (position < 0 || position > position_)
-    throw v4c::Error(std::string(operation) + " position " + std::to_string(position) +
-                     " is out of range: the session holds " + std::to_string(position_) +
-                     " tokens (use 0.." + std::to_string(position_) + ")");
-}
-
 std::unique_ptr<Session> Session::fork(int64_t position) const {
-  checkPosition(position, "fork");
+  checkRewindPosition(position, position_, "fork");
   auto child = std::make_unique<Session>(model_, prefixCache_);
   if (position < position_) {
     child->rewindFrom(*this, position);
@@ -198,7 +191,7 @@ std::unique_ptr<Session> Session::fork(int64_t position) const {
 }
 
 void Session::truncate(int64_t position) {
-  checkPosition(position, "truncate");
+  checkRewindPosition(position, position_, "truncate");
   if (position != position_)
     rewindFrom(*this, position);
 }

@@ -78,7 +78,6 @@ private:
 
   void run(const BoundBucket &bucket, const int32_t *ids, int64_t count, float *logits);
   void checkIds(const int32_t *ids, int64_t count) const;
-  void checkPosition(int64_t position, const char *operation) const;
   // Restores the longest cached prefix of complete pages shorter than the
   // prompt; returns the tokens restored (the new position).
   int64_t restorePrefix(const int32_t *ids, int64_t count);

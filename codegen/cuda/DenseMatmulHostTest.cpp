@@ -218,11 +218,9 @@ void runLinearFp8(int present) {
   x[5] = 0.0f; // a group with a zero keeps its other values
   const std::vector<float> w = randoms(N * K, 19, 0.5f);
   const std::vector<S> xS = stored<S>(x);
-  const v4rt::quant::BlockShape block{BR, BC};
-  std::vector<uint8_t> codes(N * K), scales(v4rt::quant::scaleCount(N, K, block));
-  v4rt::quant::quantizeBlocks(w.data(), N, K, block, v4rt::quant::Format::E4M3, codes.data(), scales.data());
-  std::vector<float> expected(present * N);
-  ref::linearFp8(x.data(), present, K, codes.data(), scales.data(), N, block, expected.data(), nullptr);
+  const Fp8LinearCase fp8 = fp8LinearCase(x, present, K, w, N, {BR, BC});
+  const std::vector<uint8_t> &codes = fp8.codes, &scales = fp8.scales;
+  const std::vector<float> &expected = fp8.expected;
   const std::vector<float> scale = termScale(x, present, K, w, N);
   const int64_t scaleRows = (N + BR - 1) / BR, scaleCols = (K + BC - 1) / BC;
   const EmittedKernel k = emit("v4.linear_fp8", T,

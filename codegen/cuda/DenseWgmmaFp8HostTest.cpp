@@ -96,11 +96,8 @@ template <typename TX> Fp8Problem makeProblem(int T, int K, int N, int BR, int p
       w[size_t(n) * K + k] *= spread(n / BR + 3, k / kGroup, 12);
   p.x = asStored<TX>(x);
   const quant::BlockShape block{BR, kGroup};
-  p.codes.resize(size_t(N) * K);
-  p.scales.resize(quant::scaleCount(N, K, block));
-  quant::quantizeBlocks(w.data(), N, K, block, quant::Format::E4M3, p.codes.data(), p.scales.data());
-  p.expected.resize(size_t(present) * N);
-  ref::linearFp8(p.x.data(), present, K, p.codes.data(), p.scales.data(), N, block, p.expected.data(), nullptr);
+  Fp8LinearCase c = fp8LinearCase(p.x, present, K, w, N, block);
+  p.codes = std::move(c.codes), p.scales = std::move(c.scales), p.expected = std::move(c.expected);
   std::vector<float> xq(p.x.begin(), p.x.begin() + size_t(present) * K), wq(size_t(N) * K);
   ref::fakeQuantizeActivations(xq.data(), present, K, kGroup);
   quant::dequantizeBlocks(p.codes.data(), p.scales.data(), N, K, block, quant::Format::E4M3, wq.data());

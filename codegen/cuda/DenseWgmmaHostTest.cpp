@@ -225,11 +225,9 @@ TEST(DenseWgmmaTile, LinearSwigluMatchesReference) {
 template <int T, int K, int N, int BR, int BC, int BM, int BN> void runLinearFp8(int present) {
   const std::vector<float> x = asStored<bf16>(randoms(T * K, 18, 4.0f)), w = randoms(N * K, 19, 0.5f);
   const std::vector<bf16> xS = stored<bf16>(x);
-  const v4rt::quant::BlockShape block{BR, BC};
-  std::vector<uint8_t> codes(N * K), scales(v4rt::quant::scaleCount(N, K, block));
-  v4rt::quant::quantizeBlocks(w.data(), N, K, block, v4rt::quant::Format::E4M3, codes.data(), scales.data());
-  std::vector<float> expected(present * N);
-  ref::linearFp8(x.data(), present, K, codes.data(), scales.data(), N, block, expected.data(), nullptr);
+  const Fp8LinearCase fp8 = fp8LinearCase(x, present, K, w, N, {BR, BC});
+  const std::vector<uint8_t> &codes = fp8.codes, &scales = fp8.scales;
+  const std::vector<float> &expected = fp8.expected;
   const std::vector<float> scale = termScale(x, present, K, w, N);
   std::vector<bf16> out = nanFilled<bf16>(T * N);
   const int32_t dyn[1] = {present};

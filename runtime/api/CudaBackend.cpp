@@ -54,12 +54,7 @@ public:
     load.deviceKvSessions = options.deviceKvSessions;
     model_ = cuda::CudaModel::load(path, load);
     identity_ = model_->identity();
-    for (const Bucket &bucket : model_->program().buckets)
-      if (bucket.kind == BucketKind::Decode)
-        decodeBatchSizes_.push_back(bucket.batch);
-    std::sort(decodeBatchSizes_.begin(), decodeBatchSizes_.end());
-    decodeBatchSizes_.erase(std::unique(decodeBatchSizes_.begin(), decodeBatchSizes_.end()),
-                            decodeBatchSizes_.end());
+    decodeBatchSizes_ = v4rt::decodeBatchSizes(model_->program());
   }
   // The members free device memory and events: on the closing thread, the
   // device's context must be current.

@@ -22,7 +22,6 @@ struct v4rt_model_t {
 struct v4rt_session_t {
   v4rt_model_t *model = nullptr;
   std::unique_ptr<v4rt::api::BackendSession> backend;
-  int64_t vocab = 0;
 };
 
 namespace {
@@ -54,7 +53,6 @@ v4rt_session *newSessionHandle(v4rt_model_t *model, std::unique_ptr<v4rt::api::B
   auto handle = std::make_unique<v4rt_session_t>();
   handle->model = model;
   handle->backend = std::move(backend);
-  handle->vocab = model->backend->vocabSize();
   ++model->openSessions;
   return handle.release();
 }

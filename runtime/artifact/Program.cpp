@@ -1,5 +1,7 @@
 #include "runtime/artifact/Program.h"
 
+#include <algorithm>
+
 #include "common/Error.h"
 
 namespace v4rt {
@@ -38,6 +40,16 @@ uint64_t ArgRef::byteSize() const {
                "shape is too large: its byte size overflows 64 bits");
   }
   return bytes;
+}
+
+std::vector<int64_t> decodeBatchSizes(const Program &program) {
+  std::vector<int64_t> sizes;
+  for (const Bucket &bucket : program.buckets)
+    if (bucket.kind == BucketKind::Decode)
+      sizes.push_back(bucket.batch);
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  return sizes;
 }
 
 } // namespace v4rt

@@ -152,4 +152,7 @@ struct Program {
   uint64_t dummySeed = 0;      // seed of the dummy-weight generator (see Weight::dummy)
 };
 
+// Sessions per decode bucket (Bucket::batch of every Decode bucket), ascending, distinct.
+std::vector<int64_t> decodeBatchSizes(const Program &program);
+
 } // namespace v4rt

@@ -153,7 +153,6 @@ private:
   void exportPage(int64_t pageIndex);
 
   // Fork and truncate (CudaSessionFork.cpp).
-  void checkPosition(int64_t position, const char *operation) const;
   // Copies the fixed-size slots to a pinned host snapshot of this page
   // boundary (async), keeping the options' keptSnapshots most recent ones.
   void takeSnapshot();
@@ -199,7 +198,6 @@ private:
   int64_t pageTokens_ = 0; // the prefix cache's page, or the schema's (pageTokensFor)
   int64_t prefillTokensComputed_ = 0;
   int64_t frozenTokens_ = 0;              // dyn[1]: entries below it are restored, not rewritten
-  std::vector<int32_t> pageIds_;          // ids of the current incomplete page
   std::vector<kvcache::PageKey> lastKey_; // key of the last complete page (0 or 1 of them)
 
   std::vector<int32_t> tokens_; // every id fed, position_ of them

@@ -31,17 +31,13 @@ namespace {
 
 bool isEntries(const CacheSlot &slot) { return slot.kind == CacheKind::Entries; }
 
+// Bytes of slot `s` as allocated: what a snapshot holds of a fixed-size slot.
+uint64_t slotBytes(const KvSlots &slots, size_t s) { return static_cast<uint64_t>(slots.rows(s)) * slots.rowBytes(s); }
+
 } // namespace
 
-void CudaSession::checkPosition(int64_t position, const char *operation) const {
-  if (position < 0 || position > position_)
-    throw v4c::Error(std::string(operation) + " position " + std::to_string(position) +
-                     " is out of range: the session holds " + std::to_string(position_) + " tokens (use 0.." +
-                     std::to_string(position_) + ")");
-}
-
 std::unique_ptr<CudaSession> CudaSession::fork(int64_t position) const {
-  checkPosition(position, "fork");
+  checkRewindPosition(position, position_, "fork");
   auto child = std::make_unique<CudaSession>(model_, options_);
   if (position == position_)
     child->copyStateFrom(*this);
@@ -51,7 +47,7 @@ std::unique_ptr<CudaSession> CudaSession::fork(int64_t position) const {
 }
 
 void CudaSession::truncate(int64_t position) {
-  checkPosition(position, "truncate");
+  checkRewindPosition(position, position_, "truncate");
   if (position != position_)
     rewindFrom(*this, position);
 }
@@ -61,7 +57,7 @@ uint64_t CudaSession::snapshotBytes() const {
   uint64_t bytes = 0;
   for (size_t s = 0; s < slots.size(); ++s)
     if (!isEntries(slots[s]))
-      bytes += static_cast<uint64_t>(slots_->rows(s)) * slots_->rowBytes(s);
+      bytes += slotBytes(*slots_, s);
   return bytes;
 }
 
@@ -93,7 +89,7 @@ void CudaSession::takeSnapshot() {
   for (size_t s = 0; s < slots.size(); ++s) {
     if (isEntries(slots[s]))
       continue;
-    const uint64_t bytes = static_cast<uint64_t>(slots_->rows(s)) * slots_->rowBytes(s);
+    const uint64_t bytes = slotBytes(*slots_, s);
     if (bytes)
       checkCuda(api, api.cuMemcpyDtoHAsync(snapshot->data() + offset, slots_->address(s), bytes, model_.stream()),
                 "cuMemcpyDtoHAsync", "snapshot of cache slot " + slots[s].name + " at " + std::to_string(position_));
@@ -115,8 +111,6 @@ void CudaSession::copyStateFrom(const CudaSession &source) {
   slots_->setLiveTokens(position_);
   tokens_ = source.tokens_;
   snapshots_ = source.snapshots_;
-  // The same partial page: the pages this one completes are the source's would-be pages.
-  pageIds_ = source.pageIds_;
   lastKey_ = source.lastKey_;
 }
 
@@ -159,7 +153,7 @@ void CudaSession::restoreBoundary(const CudaSession &source, int64_t boundary, c
         source.slots_->copyRows(s, boundary / slots[s].rate, slots_->address(s));
       continue;
     }
-    const uint64_t bytes = static_cast<uint64_t>(slots_->rows(s)) * slots_->rowBytes(s);
+    const uint64_t bytes = slotBytes(*slots_, s);
     if (bytes == 0)
       continue;
     if (snapshot)
@@ -193,7 +187,6 @@ void CudaSession::clearEntries(int64_t fromTokens, int64_t toTokens) {
 void CudaSession::rekeyPages(int64_t boundary) {
   // A boundary is a page end: the next page starts empty, chained to the key
   // of the page before it (the ids decide it, whichever session computed them).
-  pageIds_.clear();
   lastKey_.clear();
   if (prefixCache_ && boundary > 0)
     lastKey_.assign(1, prefixCache_->prefixKeys(tokens_.data(), boundary / pageTokens_).back());

@@ -47,23 +47,16 @@ void CudaSession::notePageProgress(const int32_t *ids, int64_t count) {
     takeSnapshot();
   if (!prefixCache_)
     return;
+  // Every page these ids completed (restores end on page boundaries, so
+  // tokens_ holds each page's ids whole).
   const int64_t P = pageTokens_;
-  int64_t fed = position_ - count; // position of ids[0]
-  for (int64_t i = 0; i < count;) {
-    const int64_t take = std::min<int64_t>(count - i, P - static_cast<int64_t>(pageIds_.size()));
-    pageIds_.insert(pageIds_.end(), ids + i, ids + i + take);
-    i += take;
-    fed += take;
-    if (static_cast<int64_t>(pageIds_.size()) < P)
-      continue;
-    exportPage(fed / P - 1);
-    pageIds_.clear();
-  }
+  for (int64_t page = (position_ - count) / P; (page + 1) * P <= position_; ++page)
+    exportPage(page);
 }
 
 void CudaSession::exportPage(int64_t pageIndex) {
   const int64_t P = pageTokens_;
-  const kvcache::PageKey key = prefixCache_->pageKey(lastKey_.empty() ? nullptr : &lastKey_[0], pageIds_.data());
+  const kvcache::PageKey key = prefixCache_->pageKey(lastKey_.empty() ? nullptr : &lastKey_[0], tokens_.data() + pageIndex * P);
   lastKey_.assign(1, key);
   if (prefixCache_->contains(key))
     return;
@@ -187,7 +180,6 @@ void CudaSession::restorePages(const int32_t *ids, const std::vector<kvcache::Pa
   prefillTokensComputed_ += boundary - start;
   tokens_.assign(ids, ids + boundary);
   lastKey_.assign(1, keys[pages.size() - 1]);
-  pageIds_.clear();
   prefixCache_->recordRestore(boundary, boundary - start);
 }
 

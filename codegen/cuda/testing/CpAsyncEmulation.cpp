@@ -60,10 +60,6 @@ struct BlockState {
 };
 BlockState gBlock;
 
-[[noreturn]] void fail(const std::source_location &where, const char *what, const std::string &message) {
-  failAtSite(where, what, message);
-}
-
 ThreadState &thread() {
   if (!gBlock.active) {
     gBlock.active = true;
@@ -112,23 +108,23 @@ void copy(void *dstPointer, const void *srcPointer, int srcBytes, const std::sou
   auto *dst = static_cast<unsigned char *>(dstPointer);
   const auto *src = static_cast<const unsigned char *>(srcPointer);
   if (srcBytes < 0 || srcBytes > static_cast<int>(kChunk))
-    fail(where, "cp.async", "src-size " + std::to_string(srcBytes) + " is not in 0..16");
+    failAtSite(where, "cp.async", "src-size " + std::to_string(srcBytes) + " is not in 0..16");
   if (reinterpret_cast<uintptr_t>(dst) % kChunk != 0 || reinterpret_cast<uintptr_t>(src) % kChunk != 0)
-    fail(where, "cp.async",
+    failAtSite(where, "cp.async",
          std::string("its ") + (reinterpret_cast<uintptr_t>(dst) % kChunk != 0 ? "shared destination" : "global source") +
              " is not 16-byte aligned (the GPU faults)");
   if (srcBytes > 0 && src == nullptr)
-    fail(where, "cp.async", "a null source with src-size " + std::to_string(srcBytes));
+    failAtSite(where, "cp.async", "a null source with src-size " + std::to_string(srcBytes));
   unsigned char *array = const_cast<unsigned char *>(v4emu::detail::dynamicSharedArrayOf(dst));
   if (!array)
-    fail(where, "cp.async", "the destination is not in dynamic shared memory (the only kind the emulation tracks)");
+    failAtSite(where, "cp.async", "the destination is not in dynamic shared memory (the only kind the emulation tracks)");
   if (static_cast<size_t>(dst - array) + kChunk > dynamicBytes)
-    fail(where, "cp.async",
+    failAtSite(where, "cp.async",
          "the destination, dynamic shared byte " + std::to_string(dst - array) + ", is not inside the launch's " +
              std::to_string(dynamicBytes) + " bytes");
   ThreadState &state = thread();
   if (gBlock.array && gBlock.array != array)
-    fail(where, "cp.async", "two dynamic shared arrays in one block (the GPU has one)");
+    failAtSite(where, "cp.async", "two dynamic shared arrays in one block (the GPU has one)");
   if (!gBlock.array) {
     gBlock.array = array;
     gBlock.chunks.assign(kDynamicSharedCapacity / kChunk, Chunk{});
@@ -151,7 +147,7 @@ void commitGroup(const std::source_location &where) {
 void waitGroup(int pending, const std::source_location &where) {
   v4emu::detail::launchDynamicSharedBytes();
   if (pending < 0 || pending > 7)
-    fail(where, "cp.async.wait_group", "pending count " + std::to_string(pending) + " is not in 0..7");
+    failAtSite(where, "cp.async.wait_group", "pending count " + std::to_string(pending) + " is not in 0..7");
   ThreadState &state = thread();
   while (state.committedGroups - state.retiredGroups > pending) {
     while (!state.pending.empty() && state.pending.front().group == state.retiredGroups)
@@ -221,7 +217,7 @@ void detail::checkAsyncRead(uint32_t sharedAddress, const char *reader, const st
   case ChunkState::Published:
     return;
   case ChunkState::Pending:
-    fail(where, reader,
+    failAtSite(where, reader,
          "it reads shared bytes of " + describeChunk(chunk) +
              " that no cp.async.wait_group of that thread has retired (a wait_group N too large, or a missing "
              "__syncthreads between the copying thread's wait and this read)");
@@ -230,11 +226,11 @@ void detail::checkAsyncRead(uint32_t sharedAddress, const char *reader, const st
       return; // its own copy, fenced: ordered before this thread's read without a barrier
     [[fallthrough]];
   case ChunkState::Landed:
-    fail(where, reader,
+    failAtSite(where, reader,
          "it reads shared bytes of " + describeChunk(chunk) +
              " with no __syncthreads since that thread's cp.async.wait_group (only the copying thread sees them)");
   case ChunkState::Generic:
-    fail(where, reader,
+    failAtSite(where, reader,
          "it reads shared bytes of " + describeChunk(chunk) +
              " through the async proxy, but that thread ran no fence.proxy.async between its cp.async.wait_group and "
              "the barrier");

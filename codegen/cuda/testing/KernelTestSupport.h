@@ -16,6 +16,8 @@
 
 #include "codegen/cuda/KernelEmitter.h"
 #include "common/Error.h"
+#include "runtime/cpu/QuantKernels.h"
+#include "runtime/cpu/Quantization.h"
 #include "runtime/cpu/ReferenceKernels.h"
 
 namespace v4emu::testing {
@@ -105,6 +107,23 @@ inline std::vector<float> termScale(const std::vector<float> &x, int64_t present
       scale[t * N + n] = static_cast<float>(sum);
     }
   return scale;
+}
+
+// linear_fp8's weights and expectation: w [N, K] quantized to e4m3 codes and
+// ue8m0 scales in `block`s, and ref::linearFp8 of x's first `present` rows.
+struct Fp8LinearCase {
+  std::vector<uint8_t> codes, scales;
+  std::vector<float> expected; // [present, N]
+};
+inline Fp8LinearCase fp8LinearCase(const std::vector<float> &x, int64_t present, int64_t K,
+                                   const std::vector<float> &w, int64_t N, v4rt::quant::BlockShape block) {
+  Fp8LinearCase c;
+  c.codes.resize(N * K);
+  c.scales.resize(v4rt::quant::scaleCount(N, K, block));
+  v4rt::quant::quantizeBlocks(w.data(), N, K, block, v4rt::quant::Format::E4M3, c.codes.data(), c.scales.data());
+  c.expected.resize(present * N);
+  v4rt::ref::linearFp8(x.data(), present, K, c.codes.data(), c.scales.data(), N, block, c.expected.data(), nullptr);
+  return c;
 }
 
 // termScale of grouped_linear: x [present, G * KG] group g against weight

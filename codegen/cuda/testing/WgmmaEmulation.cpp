@@ -96,10 +96,6 @@ struct BlockState {
 };
 BlockState gBlock;
 
-[[noreturn]] void fail(const std::source_location &where, const char *what, const std::string &message) {
-  failAtSite(where, what, message);
-}
-
 ThreadState &thread() {
   if (!gBlock.active) {
     gBlock.active = true;
@@ -114,14 +110,14 @@ ThreadState &record(const CallRecord &call) {
   v4emu::detail::launchDynamicSharedBytes(); // fails outside a launch
   const unsigned t = linearThread(), warpgroup = t / kWarpgroup;
   if ((warpgroup + 1) * kWarpgroup > gBlock.threads)
-    fail(call.where, callName(call.kind),
+    failAtSite(call.where, callName(call.kind),
          "warpgroup " + std::to_string(warpgroup) + " of a block of " + std::to_string(gBlock.threads) +
              " threads is incomplete (wgmma is executed by all 128 threads of a warpgroup)");
   ThreadState &state = thread();
   std::vector<CallRecord> &log = gBlock.warpgroupLogs[warpgroup];
   if (state.calls < log.size()) {
     if (!sameCall(log[state.calls], call))
-      fail(call.where, callName(call.kind),
+      failAtSite(call.where, callName(call.kind),
            "wgmma call #" + std::to_string(state.calls) + " of this thread is " + describe(call) +
                ", but another thread of warpgroup " + std::to_string(warpgroup) + " made " +
                describe(log[state.calls]) + " (wgmma calls must be warpgroup-uniform)");
@@ -143,14 +139,14 @@ Descriptor decode(uint64_t desc, int rows, const char *operand, const std::sourc
   const unsigned swizzle = static_cast<unsigned>(desc >> 62), baseOffset = static_cast<unsigned>((desc >> 49) & 7);
   const std::string name = std::string("descriptor ") + operand + " " + hex(desc) + ": ";
   if (swizzle != 1)
-    fail(where, "wgmma.mma_async", name + "swizzle mode " + std::to_string(swizzle) + " (only mode 1, 128B, is emulated)");
+    failAtSite(where, "wgmma.mma_async", name + "swizzle mode " + std::to_string(swizzle) + " (only mode 1, 128B, is emulated)");
   if (baseOffset != 0)
-    fail(where, "wgmma.mma_async", name + "base offset " + std::to_string(baseOffset) + " (only 0 is emulated)");
+    failAtSite(where, "wgmma.mma_async", name + "base offset " + std::to_string(baseOffset) + " (only 0 is emulated)");
   if (d.sbo == 0 || d.sbo % 1024 != 0)
-    fail(where, "wgmma.mma_async",
+    failAtSite(where, "wgmma.mma_async",
          name + "stride byte offset " + std::to_string(d.sbo) + " is not a nonzero multiple of 1024 (8 rows of 128 B)");
   if (d.start % 1024 >= 128 || d.start % 128 + 32 > 128)
-    fail(where, "wgmma.mma_async",
+    failAtSite(where, "wgmma.mma_async",
          name + "start address " + hex(d.start) + " is at byte " + std::to_string(d.start % 1024) +
              " of its 1024-byte swizzle period: it must be row 0 of an 8-row group plus a k offset of 0..96 bytes "
              "(round the tile up with wgmmaAlignTile)");
@@ -158,7 +154,7 @@ Descriptor decode(uint64_t desc, int rows, const char *operand, const std::sourc
   const uint64_t last = first + uint64_t((rows - 1) / 8) * d.sbo + uint64_t((rows - 1) % 8) * 128 + 128;
   const uint64_t end = kDynamicSharedWindow + v4emu::detail::launchDynamicSharedBytes();
   if (first < kDynamicSharedWindow || last > end)
-    fail(where, "wgmma.mma_async",
+    failAtSite(where, "wgmma.mma_async",
          name + "its " + std::to_string(rows) + " rows span shared bytes [" + hex(first) + ", " + hex(last) +
              "), outside the launch's dynamic shared memory [" + hex(kDynamicSharedWindow) + ", " + hex(end) + ")");
   return d;
@@ -210,7 +206,7 @@ void execute(ThreadState &state, const std::source_location &waitSite) {
   Mma &op = state.pending.front();
   const int count = op.n / 2;
   if (!poisoned(op.acc, count))
-    fail(waitSite, "wgmma.wait_group",
+    failAtSite(waitSite, "wgmma.wait_group",
          "the accumulators of the wgmma.mma_async issued at " + site(op.where) +
              " were written before this wait retired it (undefined on the GPU)");
   const Descriptor da = decode(op.a, 64, "A", op.where), db = decode(op.b, op.n, "B", op.where);
@@ -245,13 +241,13 @@ uint32_t sharedAddress(const void *p, const std::source_location &where) {
   v4emu::detail::launchDynamicSharedBytes(); // fails outside a launch
   const unsigned char *array = v4emu::detail::dynamicSharedArrayOf(p);
   if (!array)
-    fail(where, "shared address", "the pointer is not in dynamic shared memory (wgmma operands must be)");
+    failAtSite(where, "shared address", "the pointer is not in dynamic shared memory (wgmma operands must be)");
   if (gBlock.array && gBlock.array != array)
-    fail(where, "shared address", "two dynamic shared arrays in one block (the GPU has one)");
+    failAtSite(where, "shared address", "two dynamic shared arrays in one block (the GPU has one)");
   gBlock.array = array;
   const uint64_t address = kDynamicSharedWindow + (static_cast<const unsigned char *>(p) - array);
   if (address >= kSharedAddressLimit)
-    fail(where, "shared address", hex(address) + " is beyond the 256 KiB of shared addresses");
+    failAtSite(where, "shared address", hex(address) + " is beyond the 256 KiB of shared addresses");
   return static_cast<uint32_t>(address);
 }
 
@@ -276,7 +272,7 @@ void commitGroup(const std::source_location &where) {
 void waitGroup(int pending, const std::source_location &where) {
   ThreadState &state = record(CallRecord{Call::Wait, 0, pending, 0, 0, false, where});
   if (pending < 0 || pending > 7)
-    fail(where, "wgmma.wait_group", "pending count " + std::to_string(pending) + " is not in 0..7");
+    failAtSite(where, "wgmma.wait_group", "pending count " + std::to_string(pending) + " is not in 0..7");
   while (state.committedGroups - state.retiredGroups > pending) {
     while (!state.pending.empty() && state.pending.front().group == state.retiredGroups)
       execute(state, where);
@@ -293,14 +289,14 @@ void mmaAsync(float *acc, int n, Operands operands, uint64_t descA, uint64_t des
               const std::source_location &where) {
   ThreadState &state = record(CallRecord{Call::Mma, n, 0, descA, descB, accumulate, where, operands});
   if (n < 8 || n > kMaxN || n % 8 != 0)
-    fail(where, "wgmma.mma_async",
+    failAtSite(where, "wgmma.mma_async",
          "n = " + std::to_string(n) + " (m64nNk" + std::to_string(mmaK(operands)) + " takes N = 8..256 in steps of 8)");
   if (!state.fenced)
-    fail(where, "wgmma.mma_async",
+    failAtSite(where, "wgmma.mma_async",
          "no wgmma.fence since this thread's last wgmma.wait_group (or its start): the accumulators may be "
          "accessed out of order");
   if (!gBlock.array)
-    fail(where, "wgmma.mma_async", "no descriptor of this block was built from a shared pointer (wgmmaDescriptor)");
+    failAtSite(where, "wgmma.mma_async", "no descriptor of this block was built from a shared pointer (wgmmaDescriptor)");
   const Descriptor da = decode(descA, 64, "A", where), db = decode(descB, n, "B", where);
   if (linearThread() % kWarpgroup == 0) { // once per warpgroup: its operands are visible to the async proxy
     checkAsyncOperand(da, 64, where);
@@ -312,7 +308,7 @@ void mmaAsync(float *acc, int n, Operands operands, uint64_t descA, uint64_t des
     if (other.acc == acc && other.n == n) {
       chained = true;
     } else if (acc < other.acc + other.n / 2 && other.acc < acc + count) {
-      fail(where, "wgmma.mma_async",
+      failAtSite(where, "wgmma.mma_async",
            "its accumulators overlap those of the pending wgmma.mma_async issued at " + site(other.where) +
                " with another shape or start");
     }
@@ -320,7 +316,7 @@ void mmaAsync(float *acc, int n, Operands operands, uint64_t descA, uint64_t des
   Mma op{acc, n, descA, descB, accumulate, -1, where, {}, operands};
   if (chained) {
     if (!poisoned(acc, count))
-      fail(where, "wgmma.mma_async",
+      failAtSite(where, "wgmma.mma_async",
            "the accumulators of a pending wgmma.mma_async were written before this chained one was issued");
   } else {
     std::copy(acc, acc + count, op.input);

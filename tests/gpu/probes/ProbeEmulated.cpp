@@ -133,12 +133,8 @@ TileProblem fp8Problem() {
   p.rows = kDenseT, p.present = kDensePresent, p.cols = kDenseN;
   p.x = bf16Bits(x);
   const quant::BlockShape block{kFp8BlockRows, kFp8Group};
-  p.codes.resize(size_t(kDenseN) * kDenseK);
-  p.scales.resize(quant::scaleCount(kDenseN, kDenseK, block));
-  quant::quantizeBlocks(w.data(), kDenseN, kDenseK, block, quant::Format::E4M3, p.codes.data(), p.scales.data());
-  p.expected.resize(size_t(kDensePresent) * kDenseN);
-  v4rt::ref::linearFp8(x.data(), kDensePresent, kDenseK, p.codes.data(), p.scales.data(), kDenseN, block,
-                       p.expected.data(), nullptr);
+  v4emu::testing::Fp8LinearCase c = v4emu::testing::fp8LinearCase(x, kDensePresent, kDenseK, w, kDenseN, block);
+  p.codes = std::move(c.codes), p.scales = std::move(c.scales), p.expected = std::move(c.expected);
   // The error scale: the e4m3-rounded activations times the dequantized weights.
   std::vector<float> xq(x.begin(), x.begin() + size_t(kDensePresent) * kDenseK), wq(size_t(kDenseN) * kDenseK);
   v4rt::ref::fakeQuantizeActivations(xq.data(), kDensePresent, kDenseK, kFp8Group);
