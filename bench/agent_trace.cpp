@@ -13,21 +13,29 @@
 //                 [--cache-host-bytes B] [--cache-disk-bytes B] [--max-context N]
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <unistd.h>
+#include <nlohmann/json.hpp>
+#include <stdlib.h> // mkdtemp
 
 #include "runtime/PrefixCache.h"
 #include "runtime/api/v4rt.hpp"
 #include "runtime/artifact/ArtifactReader.h"
+#include "runtime/kvcache/DiskTier.h"
+#include "tools/CommandLine.h"
 
 namespace {
+
+constexpr int kMaxTurns = 1000000;
+constexpr int64_t kMaxTokens = int64_t{1} << 30;
 
 struct Options {
   std::string artifact, cacheDir;
@@ -38,6 +46,7 @@ struct Options {
   uint32_t seed = 1;
   uint64_t deviceBytes = 0, hostBytes = 0, diskBytes = 0;
   int64_t maxContext = 0; // GPU: 0 = what the trace needs
+  int64_t contextLimit = 0; // the model's max_position_embeddings (checkFitsContext)
   bool gpu = false;
 };
 
@@ -60,6 +69,7 @@ struct TraceCacheStats {
 struct Totals {
   int64_t computed = 0, saved = 0;
   double ms = 0;
+  double cpuMs = 0; // CPU time of every thread: what a turn cost on a shared machine
   std::vector<int32_t> lastIds; // the final turn's generated ids
   TraceCacheStats cache;        // with a cache: its tiers at the end
 };
@@ -68,7 +78,7 @@ std::unique_ptr<v4rt::ModelHandle> openModel(const Options &options) {
   v4rt_model_options open{};
   open.verify_checksums = 1;
   if (options.gpu) {
-    const int64_t needed = options.turns * (options.append + options.decode) + 1;
+    const int64_t needed = std::min(options.turns * (options.append + options.decode) + 1, options.contextLimit);
     open.max_context = options.maxContext ? options.maxContext : needed;
     open.device_kv_sessions = 1; // one session at a time: the rest of the memory is the device tier's
   } else {
@@ -133,12 +143,14 @@ Totals replay(const Options &options, const std::string *swaCache, const std::st
   std::uniform_int_distribution<int32_t> pick(2, static_cast<int32_t>(V - 1));
   std::vector<int32_t> context;
   Totals totals;
-  std::printf("\n%s%s\n%5s %9s %16s %12s %10s\n", withCache ? "with KV cache, --swa-cache " : "no cache",
-              withCache ? swaCache->c_str() : "", "turn", "context", "prefill computed", "tokens saved", "ms");
+  std::printf("\n%s%s\n%5s %9s %16s %12s %10s %10s\n", withCache ? "with KV cache, --swa-cache " : "no cache",
+              withCache ? swaCache->c_str() : "", "turn", "context", "prefill computed", "tokens saved", "ms",
+              "cpu ms");
   for (int turn = 1; turn <= options.turns; ++turn) {
     for (int64_t i = 0; i < options.append; ++i)
       context.push_back(pick(generator));
     const auto start = std::chrono::steady_clock::now();
+    const std::clock_t cpuStart = std::clock();
     auto session = std::make_unique<v4rt::SessionHandle>(*model);
     int64_t reused = 0;
     std::vector<float> logits = session->prefillLast(context, &reused);
@@ -152,12 +164,14 @@ Totals replay(const Options &options, const std::string *swaCache, const std::st
     session.reset(); // the next turn is a new request
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const double cpuMs = 1000.0 * static_cast<double>(std::clock() - cpuStart) / CLOCKS_PER_SEC;
     const int64_t computed = static_cast<int64_t>(context.size()) - reused;
-    std::printf("%5d %9zu %16lld %12lld %10.1f\n", turn, context.size(),
-                static_cast<long long>(computed), static_cast<long long>(reused), ms);
+    std::printf("%5d %9zu %16lld %12lld %10.1f %10.1f\n", turn, context.size(),
+                static_cast<long long>(computed), static_cast<long long>(reused), ms, cpuMs);
     totals.computed += computed;
     totals.saved += reused;
     totals.ms += ms;
+    totals.cpuMs += cpuMs;
     totals.lastIds = generated;
     context.insert(context.end(), generated.begin(), generated.end());
   }
@@ -166,6 +180,51 @@ Totals replay(const Options &options, const std::string *swaCache, const std::st
     std::printf("tiers: %s\n", describeTiers(totals.cache).c_str());
   }
   return totals;
+}
+
+// A fresh empty directory of this run's own under the system's temp dir.
+std::string makeTemporaryDirectory() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "v4bench-agent-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw std::runtime_error("cannot create a temporary cache directory " + pattern);
+  return pattern;
+}
+
+// Starts a replay cold without losing anything a user keeps in `directory`:
+// only KV page files (and dead writers' temporaries) go, as with
+// `v4run cache clear`.
+void clearPages(const std::string &directory) {
+  if (!std::filesystem::is_directory(directory))
+    return;
+  v4rt::kvcache::DiskTier tier(directory, "", std::numeric_limits<uint64_t>::max());
+  const uint64_t removed = tier.clear();
+  if (removed > 0)
+    std::printf("cleared %llu KV pages from %s (the replay starts cold)\n",
+                static_cast<unsigned long long>(removed), directory.c_str());
+}
+
+// The trace's last turn holds turns x (append + decode) positions; past the
+// model's max_position_embeddings it would run on (for hours) outside what
+// the model was built for, so it fails now.
+void checkFitsContext(Options &options) {
+  v4rt::OpenOptions open;
+  open.verifyChecksums = false;
+  const std::string text = v4rt::Artifact::open(options.artifact, open)->program().configJson;
+  const nlohmann::json config = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json *limit = config.is_object() && config.contains("max_position_embeddings")
+                                    ? &config["max_position_embeddings"]
+                                    : nullptr;
+  if (!limit || !limit->is_number_integer() || limit->get<int64_t>() <= 0)
+    throw std::runtime_error(options.artifact + ": the model config has no positive max_position_embeddings");
+  options.contextLimit = limit->get<int64_t>();
+  // turns <= kMaxTurns and append, decode <= kMaxTokens: no overflow.
+  const int64_t positions = static_cast<int64_t>(options.turns) * (options.append + options.decode);
+  if (positions > limit->get<int64_t>())
+    throw std::runtime_error("the trace needs " + std::to_string(positions) + " positions (--turns " +
+                             std::to_string(options.turns) + " x (--append " + std::to_string(options.append) +
+                             " + --decode " + std::to_string(options.decode) + ")), more than the " +
+                             std::to_string(limit->get<int64_t>()) + "-token context of " + options.artifact +
+                             "'s model (max_position_embeddings)");
 }
 
 // A bad strategy fails now rather than after the uncached replay: the
@@ -189,36 +248,55 @@ int main(int argc, char **argv) {
   Options options;
   app.add_option("artifact", options.artifact, "compiled model (.v4a): cpu, or sm_* on the CUDA backend")
       ->required();
-  app.add_option("--turns", options.turns, "turns (new sessions)")->check(CLI::PositiveNumber);
-  app.add_option("--append", options.append, "tokens appended per turn")->check(CLI::PositiveNumber);
-  app.add_option("--decode", options.decode, "tokens decoded per turn")->check(CLI::NonNegativeNumber);
-  app.add_option("--cache-dir", options.cacheDir, "disk tier directory (default: a fresh temp dir)");
+  app.add_option("--turns", options.turns, "turns (new sessions)")->check(v4tools::integerIn(1, kMaxTurns));
+  app.add_option("--append", options.append, "tokens appended per turn")
+      ->check(v4tools::integerIn(1, kMaxTokens));
+  app.add_option("--decode", options.decode, "tokens decoded per turn")
+      ->check(v4tools::integerIn(0, kMaxTokens));
+  app.add_option("--cache-dir", options.cacheDir,
+                 "disk tier directory (default: a fresh temp dir); its KV pages are cleared first, "
+                 "nothing else in it is touched");
   app.add_option("--swa-cache", options.swaCaches,
                  "window strategies to compare, comma-separated: full, periodic:P, zero")
       ->delimiter(',');
-  app.add_option("--cache-device-bytes", options.deviceBytes, "GPU artifacts: device page tier budget (0: none)");
+  app.add_option("--cache-device-bytes", options.deviceBytes, "GPU artifacts: device page tier budget (0: none)")
+      ->check(v4tools::nonNegativeInteger());
   app.add_option("--cache-host-bytes", options.hostBytes,
-                 "host page tier budget (0: none; pinned memory on GPU artifacts)");
-  app.add_option("--cache-disk-bytes", options.diskBytes, "disk tier budget (0: 16 GiB)");
+                 "host page tier budget (0: none; pinned memory on GPU artifacts)")
+      ->check(v4tools::nonNegativeInteger());
+  app.add_option("--cache-disk-bytes", options.diskBytes, "disk tier budget (0: 16 GiB)")
+      ->check(v4tools::nonNegativeInteger());
   app.add_option("--max-context", options.maxContext,
                  "GPU artifacts: longest session (0: turns x (append + decode) + 1)");
-  app.add_option("--threads", options.threads, "cpu artifacts: worker threads (0 = all cores)");
-  app.add_option("--seed", options.seed, "trace seed");
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--threads", options.threads, "cpu artifacts: worker threads (0 = all cores)")
+      ->check(v4tools::threadCount());
+  app.add_option("--seed", options.seed, "trace seed")->check(v4tools::nonNegativeInteger());
+  if (const int status = v4tools::parseCommandLine(app, argc, argv, "v4bench-agent"); status >= 0)
+    return status;
   namespace fs = std::filesystem;
   const bool ownDir = options.cacheDir.empty();
+  // This run's own temporary directory goes on every way out (only its pages are in it).
+  struct RemoveOwnDirectory {
+    const std::string *path = nullptr;
+    ~RemoveOwnDirectory() {
+      std::error_code ignored;
+      if (path)
+        fs::remove_all(*path, ignored);
+    }
+  } removeOwnDirectory;
   try {
-    if (ownDir)
-      options.cacheDir =
-          (fs::temp_directory_path() / ("v4bench-agent-" + std::to_string(::getpid()))).string();
+    if (ownDir) {
+      options.cacheDir = makeTemporaryDirectory();
+      removeOwnDirectory.path = &options.cacheDir;
+    }
     if (options.swaCaches.empty())
       throw std::runtime_error("--swa-cache: give at least one strategy (full, periodic:P, zero)");
     const std::string target = v4rt::readArtifactTarget(options.artifact);
     options.gpu = target != "cpu";
     std::printf("v4bench-agent: %s (target %s, %s backend)\n", options.artifact.c_str(), target.c_str(),
                 options.gpu ? "CUDA" : "cpu");
+    checkFitsContext(options);
     checkStrategies(options);
-    fs::remove_all(options.cacheDir); // every run starts cold
     const Totals cold = replay(options, nullptr, "");
     std::vector<Totals> cached;
     for (size_t i = 0; i < options.swaCaches.size(); ++i) {
@@ -226,16 +304,15 @@ int main(int argc, char **argv) {
       const std::string dir = options.swaCaches.size() == 1
                                   ? options.cacheDir
                                   : (fs::path(options.cacheDir) / std::to_string(i)).string();
+      clearPages(dir); // every replay starts cold
       cached.push_back(replay(options, &options.swaCaches[i], dir));
     }
-    if (ownDir)
-      fs::remove_all(options.cacheDir);
 
-    std::printf("\n%-16s %6s %14s %10s %16s %12s %12s %10s %8s\n", "swa-cache", "pages",
+    std::printf("\n%-16s %6s %14s %10s %16s %12s %12s %10s %10s %8s\n", "swa-cache", "pages",
                 "disk bytes", "bytes/page", "prefill computed", "tokens saved", "recomputed", "ms",
-                "same ids");
-    std::printf("%-16s %6s %14s %10s %16lld %12s %12s %10.1f %8s\n", "(no cache)", "-", "-", "-",
-                static_cast<long long>(cold.computed), "-", "-", cold.ms, "-");
+                "cpu ms", "same ids");
+    std::printf("%-16s %6s %14s %10s %16lld %12s %12s %10.1f %10.1f %8s\n", "(no cache)", "-", "-", "-",
+                static_cast<long long>(cold.computed), "-", "-", cold.ms, cold.cpuMs, "-");
     bool allSame = true;
     std::string strategiesJson;
     for (size_t i = 0; i < cached.size(); ++i) {
@@ -244,20 +321,22 @@ int main(int argc, char **argv) {
       allSame = allSame && same;
       const TraceTier *disk = t.cache.find("disk");
       const unsigned long long pages = disk ? disk->pages : 0, bytes = disk ? disk->bytes : 0;
-      std::printf("%-16s %6llu %14llu %10llu %16lld %12lld %12llu %10.1f %8s\n",
+      std::printf("%-16s %6llu %14llu %10llu %16lld %12lld %12llu %10.1f %10.1f %8s\n",
                   options.swaCaches[i].c_str(), pages, bytes, pages ? bytes / pages : 0,
                   static_cast<long long>(t.computed), static_cast<long long>(t.saved),
-                  static_cast<unsigned long long>(t.cache.windowTokensRecomputed), t.ms,
+                  static_cast<unsigned long long>(t.cache.windowTokensRecomputed), t.ms, t.cpuMs,
                   same ? "yes" : "NO");
       char entry[512];
       std::snprintf(entry, sizeof(entry),
                     "%s{\"swa_cache\": \"%s\", \"disk_pages\": %llu, \"disk_bytes\": %llu, "
                     "\"prefill_computed\": %lld, \"tokens_saved\": %lld, \"window_recomputed\": "
-                    "%llu, \"ms\": %.1f, \"speedup\": %.2f, \"same_final_ids\": %s, \"tiers\": ",
+                    "%llu, \"ms\": %.1f, \"cpu_ms\": %.1f, \"speedup\": %.2f, \"cpu_speedup\": %.2f, "
+                    "\"same_final_ids\": %s, \"tiers\": ",
                     i ? ", " : "", options.swaCaches[i].c_str(), pages, bytes,
                     static_cast<long long>(t.computed), static_cast<long long>(t.saved),
-                    static_cast<unsigned long long>(t.cache.windowTokensRecomputed), t.ms,
-                    cold.ms / std::max(t.ms, 1e-9), same ? "true" : "false");
+                    static_cast<unsigned long long>(t.cache.windowTokensRecomputed), t.ms, t.cpuMs,
+                    cold.ms / std::max(t.ms, 1e-9), cold.cpuMs / std::max(t.cpuMs, 1e-9),
+                    same ? "true" : "false");
       strategiesJson += entry + tiersJson(t.cache) + "}";
     }
     for (size_t i = 0; i < cached.size(); ++i)
@@ -265,14 +344,14 @@ int main(int argc, char **argv) {
     // "disk_cache"/"speedup": the first strategy, as before strategies were compared.
     const Totals &first = cached.front();
     std::printf("\n{\"target\": \"%s\", \"turns\": %d, \"append\": %lld, \"decode\": %lld, "
-                "\"no_cache\": {\"prefill_computed\": %lld, \"ms\": %.1f}, "
+                "\"no_cache\": {\"prefill_computed\": %lld, \"ms\": %.1f, \"cpu_ms\": %.1f}, "
                 "\"disk_cache\": {\"prefill_computed\": %lld, \"tokens_saved\": %lld, "
-                "\"ms\": %.1f}, "
+                "\"ms\": %.1f, \"cpu_ms\": %.1f}, "
                 "\"speedup\": %.2f, \"same_final_ids\": %s, \"strategies\": [%s]}\n",
                 target.c_str(), options.turns, static_cast<long long>(options.append),
                 static_cast<long long>(options.decode), static_cast<long long>(cold.computed),
-                cold.ms, static_cast<long long>(first.computed),
-                static_cast<long long>(first.saved), first.ms, cold.ms / std::max(first.ms, 1e-9),
+                cold.ms, cold.cpuMs, static_cast<long long>(first.computed),
+                static_cast<long long>(first.saved), first.ms, first.cpuMs, cold.ms / std::max(first.ms, 1e-9),
                 allSame ? "true" : "false", strategiesJson.c_str());
     return allSame ? 0 : 1;
   } catch (const std::exception &e) {

@@ -39,7 +39,7 @@ FailureOr<SmallVector<Value>> cacheVersions(BlockArgument argument) {
         if (llvm::count(user->getOperandTypes(), version.getType()) != 1)
           return user->emitOpError() << "takes two caches of type " << version.getType()
                                      << "; v4-kv-cache-dtype cannot tell which one a result "
-                                        "updates";
+                                        "updates (an op that updates a cache must take one cache of its type)";
         versions.push_back(result);
       }
     }

@@ -104,8 +104,12 @@ PrefixCache::PromptPages PrefixCache::fetchPrompt(const int32_t *ids, int64_t co
 
 std::vector<kvcache::PagePtr> PrefixCache::fetch(const std::vector<kvcache::PageKey> &keys) {
   std::vector<kvcache::PagePtr> pages;
+  kvcache::PageTier *disk = cache_->findTier("disk");
   try {
+    const uint64_t corruptBefore = disk ? disk->stats().corrupt : 0;
     pages = cache_->fetchPrefix(keys);
+    if (disk && disk->stats().corrupt > corruptBefore)
+      dropDamagedPagesAfter(*disk, keys, pages.size() + 1);
   } catch (const std::exception &e) {
     warn(std::string("KV cache lookup failed, prefilling instead: ") + e.what());
     pages.clear();
@@ -135,6 +139,14 @@ std::vector<kvcache::PagePtr> PrefixCache::fetch(const std::vector<kvcache::Page
   return pages;
 }
 
+void PrefixCache::dropDamagedPagesAfter(kvcache::PageTier &disk, const std::vector<kvcache::PageKey> &keys,
+                                        size_t first) {
+  // Reading a page validates it, and the disk tier deletes a damaged file
+  // (counted corrupt); good pages are only read.
+  for (size_t i = first; i < keys.size(); ++i)
+    disk.get(keys[i]);
+}
+
 bool PrefixCache::contains(const kvcache::PageKey &key) const { return cache_->contains(key); }
 
 void PrefixCache::store(kvcache::Page page) {
@@ -145,6 +157,8 @@ void PrefixCache::store(kvcache::Page page) {
       writeThroughDisk_->put(shared);
   } catch (const std::exception &e) {
     warn(std::string("KV page not stored: ") + e.what());
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++counters_.storeFailures;
     return;
   }
   std::lock_guard<std::mutex> lock(mutex_);
@@ -156,6 +170,12 @@ void PrefixCache::recordRestore(int64_t tokensRestored, int64_t tokensRecomputed
   std::lock_guard<std::mutex> lock(mutex_);
   counters_.prefillTokensSaved += static_cast<uint64_t>(tokensRestored - tokensRecomputed);
   counters_.windowTokensRecomputed += static_cast<uint64_t>(tokensRecomputed);
+}
+
+void PrefixCache::recordStoreFailure(const std::string &why) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++counters_.storeFailures;
+  lastWarning_ = why;
 }
 
 void PrefixCache::warn(const std::string &message) {

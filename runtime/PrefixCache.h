@@ -58,6 +58,9 @@ struct PrefixCacheStats {
   uint64_t pagesStored = 0;        // new pages handed to the cache
   uint64_t pageBytesStored = 0;    // their payload bytes (smaller without window snapshots)
   uint64_t ioFailures = 0;         // lookups or stores that hit an I/O error
+  // Pages the cache failed to take or give back: stores that threw (also in
+  // ioFailures) and a CUDA session's failed page exports and restores.
+  uint64_t storeFailures = 0;
   kvcache::CacheStats tiers;       // per-tier pages, bytes, corrupt, orphans
 
   double hitRate() const {
@@ -112,6 +115,10 @@ public:
   // A session restored `tokensRestored` prompt tokens from pages, of which it
   // ran the last `tokensRecomputed` again to rebuild its window state.
   void recordRestore(int64_t tokensRestored, int64_t tokensRecomputed);
+  // A page a session could not hand to the cache or restore from it (the
+  // work was done without it): counted in storeFailures, `why` kept for the
+  // warning line.
+  void recordStoreFailure(const std::string &why);
 
   // Where new pages' payloads go (PageBytes::allocate); null: the heap.
   const std::shared_ptr<kvcache::PayloadAllocator> &payloadAllocator() const {
@@ -129,6 +136,12 @@ public:
 
 private:
   void warn(const std::string &message);
+  // After a lookup stopped at a damaged disk page: the pages after it were
+  // not read, and a damaged one among them would stop the session from
+  // storing its recomputed page (stores skip held keys) until a later run
+  // found it. Reading them drops the damaged files, so one run repairs every
+  // damaged page of the prompt.
+  void dropDamagedPagesAfter(kvcache::PageTier &disk, const std::vector<kvcache::PageKey> &keys, size_t first);
 
   const PrefixCacheOptions options_;
   const std::string identity_;

@@ -87,6 +87,23 @@ TEST_F(PrefixCacheFaultTest, TruncatedFileIsAMiss) {
   rerun(64);
 }
 
+// Damage in several pages: the run that finds the first one also reads the
+// pages after it, drops the damaged ones and stores them again, so the next
+// run finds every page good (not one more run per damaged page).
+TEST_F(PrefixCacheFaultTest, OneRunRepairsEveryDamagedPageOfThePrompt) {
+  for (int64_t index : {1, 3}) {
+    std::vector<uint8_t> bytes = readBytes(page(index));
+    bytes[bytes.size() / 2] ^= 0x40;
+    writeBytes(page(index), bytes);
+  }
+  const PrefixCacheStats repairing = rerun(16); // page 0 only
+  EXPECT_EQ(repairing.tiers.tiers.at(0).corrupt, 2u);
+  EXPECT_EQ(repairing.pagesStored, 2u); // pages 1 and 3 again (page 2 was good: kept)
+  const PrefixCacheStats repaired = rerun(64);
+  EXPECT_EQ(repaired.tiers.tiers.at(0).corrupt, 0u);
+  EXPECT_EQ(repaired.pagesHit, 4u);
+}
+
 TEST_F(PrefixCacheFaultTest, AnotherArtifactsPageIsAMiss) {
   PrefixCache keys(*model, diskOnly(dir.path()));
   const kvcache::PageKey key = keys.prefixKeys(prompt.data(), 2).at(1);
@@ -131,6 +148,7 @@ TEST(PrefixCacheIo, FailedStoresAreWarningsNotErrors) {
   EXPECT_EQ(run.ids, generate(*model, nullptr, prompt, 3).ids);
   const PrefixCacheStats stats = cache.stats();
   EXPECT_EQ(stats.ioFailures, 3u);
+  EXPECT_EQ(stats.storeFailures, 3u); // all three were stores
   EXPECT_EQ(stats.pagesStored, 0u);
   EXPECT_NE(cache.lastWarning().find("KV page not stored"), std::string::npos) << cache.lastWarning();
 }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
 
 #include "runtime/PrefixCacheTestSupport.h"
@@ -198,6 +199,28 @@ TEST(PrefixCacheApi, ReportsStats) {
   EXPECT_GT(stats.disk_bytes, 0u);
   EXPECT_EQ(stats.disk_corrupt, 0u);
   EXPECT_EQ(stats.io_failures, 0u);
+  EXPECT_EQ(stats.store_failures, 0u);
+}
+
+// A disk that refuses every page (each subdirectory name taken by a plain
+// file): the C API counts the failed stores, and the session is unharmed.
+TEST(PrefixCacheApi, ReportsStoreFailures) {
+  TempDir dir;
+  const char *hex = "0123456789abcdef";
+  for (int high = 0; high < 16; ++high)
+    for (int low = 0; low < 16; ++low)
+      std::ofstream(dir.path() / std::string{hex[high], hex[low]}) << "x";
+  ModelHandle model(test::compiledArtifact("tiny-mixed"));
+  model.attachCache(dir.path().string());
+  const std::vector<int32_t> prompt = pseudoRandomIds(40, model.vocabSize(), 22);
+  SessionHandle session(model);
+  int64_t reused = -1;
+  session.prefillLast(prompt, &reused);
+  EXPECT_EQ(reused, 0);
+  const v4rt_cache_stats stats = model.cacheStats();
+  EXPECT_EQ(stats.pages_stored, 0u);
+  EXPECT_EQ(stats.store_failures, 2u); // pages 0 and 1 of the 40 tokens
+  EXPECT_EQ(stats.io_failures, 2u);
 }
 
 } // namespace

@@ -28,8 +28,6 @@ static const v4rt::Attr *findAttr(const v4rt::Step &step, const char *name) {
   return nullptr;
 }
 
-bool StepView::hasAttr(const char *name) const { return findAttr(step, name) != nullptr; }
-
 int64_t StepView::attrInt(const char *name) const {
   const v4rt::Attr *a = findAttr(step, name);
   check(a != nullptr, opName() + ": step is missing attribute '" + name + "'");

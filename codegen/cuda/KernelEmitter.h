@@ -106,7 +106,6 @@ public:
   const v4rt::ArgRef &out(int64_t result) const;
   int64_t inDim(int64_t operand, int64_t dim) const;
   int64_t outDim(int64_t result, int64_t dim) const;
-  bool hasAttr(const char *name) const;
   int64_t attrInt(const char *name) const;
   double attrFloat(const char *name) const;
   bool attrBool(const char *name) const { return attrInt(name) != 0; }

@@ -137,7 +137,12 @@ TEST(RopeParams, YarnInvFreqMatchesHandComputation) {
     EXPECT_NEAR(inv[i], expected[i], 1e-6 * expected[i]) << "i=" << i;
 }
 
-// A wider YaRN ramp (partial ramp values) against the same formula in double.
+// A wider YaRN ramp at V4's sizes (dim 64, base 160000 = 20^4, factor 16,
+// original 65536, beta 32 / 1), pinned to values derived by hand rather than a
+// second copy of the formula. The correction range is [15, 25]
+// (64 ln(65536 / (2 pi r)) / (2 ln 160000) = 15.45 for r = 32, floored, and 24.71
+// for r = 1, ceiled), so i = 16 is 10% and i = 24 90% interpolated;
+// 160000^(2i/64) is 20, 400, 8000 at i = 8, 16, 24.
 TEST(RopeParams, YarnRampAtRealSizes) {
   RopeParams rope;
   rope.type = "yarn";
@@ -147,20 +152,21 @@ TEST(RopeParams, YarnRampAtRealSizes) {
   rope.originalMaxPositionEmbeddings = 65536;
   std::vector<float> inv = rope.invFreq();
   ASSERT_EQ(inv.size(), 32u);
-  const double pi = std::acos(-1.0);
-  auto correction = [&](double rotations) {
-    return 64 * std::log(65536 / (rotations * 2 * pi)) / (2 * std::log(160000.0));
+  const std::pair<int, double> handDerived[] = {
+      {0, 1.0},                                       // below the ramp: the original frequency
+      {8, 1.0 / 20},                                  // still original
+      {16, 0.1 / (16 * 400.0) + 0.9 / 400.0},         // = 2.265625e-3
+      {24, 0.9 / (16 * 8000.0) + 0.1 / 8000.0},       // = 1.953125e-5
   };
-  const double low = std::max(std::floor(correction(32)), 0.0);
-  const double high = std::min(std::ceil(correction(1)), 63.0);
-  EXPECT_EQ(low, 15.0);
-  EXPECT_EQ(high, 25.0);
-  for (int i = 0; i < 32; ++i) {
-    const double posFreq = std::pow(160000.0, 2.0 * i / 64);
-    const double keep = 1.0 - std::min(std::max((i - low) / (high - low), 0.0), 1.0);
-    const double expected = (1.0 / (16 * posFreq)) * (1.0 - keep) + (1.0 / posFreq) * keep;
+  for (const auto &[i, expected] : handDerived)
     EXPECT_NEAR(inv[i], expected, 1e-6 * expected) << "i=" << i;
-  }
+  // Past the ramp every frequency is the original one divided by the factor:
+  // the ratio of neighbours is the plain rope's 160000^(-1/32) on both sides.
+  const double step = 1.0 / std::pow(160000.0, 1.0 / 32);
+  for (int i : {1, 14, 26, 31})
+    EXPECT_NEAR(inv[i] / inv[i - 1], step, 1e-6) << "i=" << i;
+  for (int i = 1; i < 32; ++i)
+    EXPECT_LT(inv[i], inv[i - 1]) << "frequencies must fall with i, i=" << i;
 }
 
 TEST(ModelConfig, LegacyCompressRatiosAndHashLayers) {

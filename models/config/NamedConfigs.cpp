@@ -111,8 +111,12 @@ ModelConfig namedConfig(const std::string &name) {
     config = pro();
   else if (name == "v4-flash-2layer")
     config = flashTwoLayer();
-  else
-    throw Error("unknown model config \"" + name + "\"; known: v4-flash, v4-pro, v4-flash-2layer");
+  else {
+    std::string known;
+    for (const std::string &each : namedConfigNames())
+      known += (known.empty() ? "" : ", ") + each;
+    throw Error("unknown model config \"" + name + "\"; known: " + known);
+  }
   config.validate();
   return config;
 }

@@ -13,6 +13,7 @@ namespace v4c {
 // HCA layer, both top-k MoE). Throws v4c::Error listing the known names.
 ModelConfig namedConfig(const std::string &name);
 
+// The names namedConfig accepts, in the order its error lists them.
 std::vector<std::string> namedConfigNames();
 
 } // namespace v4c

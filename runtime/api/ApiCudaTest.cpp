@@ -9,6 +9,8 @@
 // folder (gpu.v4a, cpu.v4a) on that machine.
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -174,6 +176,7 @@ TEST_F(CApiCuda, AttachedCacheSavesPrefillThroughDeviceAndHostTiers) {
   EXPECT_EQ(stats.host_pinned_bytes, stats.host_bytes);
   EXPECT_EQ(stats.host_pin_failures, 0u);
   EXPECT_EQ(stats.disk_pages, 0u);
+  EXPECT_EQ(stats.store_failures, 0u);
   // Decoding on from the restored state matches the cold session.
   const int32_t next = argmax(coldLogits);
   EXPECT_LE(maxRowRelativeError(warm.decode(next), cold.decode(next), kVocab), kGpuVsGpu);
@@ -286,6 +289,52 @@ TEST_F(CApiCuda, BadInputIsAOneLineStatus) {
   expectError(v4rt_session_prefill(a.get(), tooLong.data(), tooLong.size(), nullptr),
               "would exceed the session's maximum context of 256 tokens");
   EXPECT_EQ(a.position(), 3);
+}
+
+// A kernel that fails loses the context (the emulator's v4emuFailKernel; as
+// a faulting kernel on a GPU): the call that ran it and every later call on
+// that session return a one-line status, as does a new session's; nothing
+// hangs or crashes. In a child process (death test): the lost context would
+// fail every later test of this process.
+void callsAfterAFailedKernel(void (*failKernel)(unsigned long long), ModelHandle &model) {
+  SessionHandle session(model);
+  session.prefill({5, 6, 7});
+  failKernel(2);
+  std::vector<float> logits(kVocab);
+  const int32_t ids[4] = {8, 9, 10, 11};
+  expectError(v4rt_session_prefill(session.get(), ids, 4, logits.data()), "CUDA_ERROR_LAUNCH_FAILED");
+  EXPECT_EQ(session.position(), 3);
+  const std::string failed = "this CUDA session failed earlier and cannot continue";
+  expectError(v4rt_session_decode(session.get(), 8, logits.data()), failed);
+  expectError(v4rt_session_prefill(session.get(), ids, 4, nullptr), failed);
+  expectError(v4rt_session_truncate(session.get(), 1), failed);
+  v4rt_session *child = nullptr;
+  expectError(v4rt_session_fork(session.get(), 2, &child), failed);
+  EXPECT_EQ(child, nullptr);
+  v4rt_session *fresh = nullptr;
+  const v4rt_status created = v4rt_session_create(model.get(), &fresh);
+  if (created) {
+    expectError(created, "CUDA_ERROR_LAUNCH_FAILED");
+  } else {
+    expectError(v4rt_session_prefill(fresh, ids, 4, nullptr), "CUDA_ERROR_LAUNCH_FAILED");
+    v4rt_session_close(fresh);
+  }
+}
+
+TEST_F(CApiCuda, AFailedKernelMakesLaterCallsOneLineErrors) {
+  auto model = openGpu(); // loads the driver
+  void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+  auto *failKernel =
+      driver ? reinterpret_cast<void (*)(unsigned long long)>(dlsym(driver, "v4emuFailKernel")) : nullptr;
+  if (!failKernel)
+    GTEST_SKIP() << "needs the emulated driver's v4emuFailKernel (tests/emulated-cuda)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        callsAfterAFailedKernel(failKernel, *model);
+        std::exit(::testing::Test::HasFailure() ? 1 : 0);
+      },
+      ::testing::ExitedWithCode(0), "kernel .* failed: injected failure");
 }
 
 } // namespace

@@ -130,6 +130,7 @@ v4rt_status v4rt_model_cache_stats(const v4rt_model *model, v4rt_cache_stats *ou
     out.window_tokens_recomputed = stats.windowTokensRecomputed;
     out.page_bytes_stored = stats.pageBytesStored;
     out.io_failures = stats.ioFailures;
+    out.store_failures = stats.storeFailures;
     for (const v4rt::kvcache::TierStats &tier : stats.tiers.tiers) {
       if (tier.name == "device") {
         out.device_pages = tier.pages;

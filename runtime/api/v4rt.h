@@ -98,6 +98,8 @@ typedef struct v4rt_cache_stats {
   uint64_t host_pinned_bytes;        /* of host_bytes, those in page-locked memory */
   uint64_t host_pin_failures;        /* host pages left pageable: pinning them failed (a warning) */
   uint64_t device_pages, device_bytes; /* the device tier (GPU artifacts; 0 without one) */
+  uint64_t store_failures;           /* pages not stored or not restored (failed store, GPU page
+                                        export or restore): recomputed, a warning */
 } v4rt_cache_stats;
 
 /* Fails when no cache is attached. */

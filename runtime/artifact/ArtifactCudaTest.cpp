@@ -121,7 +121,7 @@ TEST_F(ArtifactCudaTest, ReaderRejectsCraftedModuleIndexAndDummyKind) {
     fb::GetMutableProgram(manifest)->mutable_kernels()->GetMutableObject(1)->mutate_module_index(7);
   });
   EXPECT_THAT(errorOf([&] { Artifact::open(path); }),
-              HasSubstr("kernel 1 \"v4.rms_norm\": module index 7 is out of range"));
+              HasSubstr("kernel 1 \"test.rms_norm\": module index 7 is out of range"));
 
   writeArtifact(path, program, payloadSource(samplePayloads(program)));
   patchManifest(path, [](uint8_t *manifest, size_t) {

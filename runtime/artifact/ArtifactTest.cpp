@@ -152,6 +152,34 @@ TEST_F(ArtifactTest, WriterRejectsInvalidProgramsBeforeCreatingFiles) {
   EXPECT_TRUE(dir.entries().empty());
 }
 
+// Kernels loop on integer attributes and index `ins` by operandSegmentSizes:
+// neither may carry a value no compiler writes.
+TEST_F(ArtifactTest, WriterAndReaderRejectImplausibleAttributes) {
+  program.buckets[1].steps[0].attrs[0].ints = {int64_t{1} << 40}; // top_k
+  EXPECT_THAT(errorOf([&] { writeSample(); }),
+              HasSubstr("bucket \"decode_2\" step 0: attribute \"top_k\" holds 1099511627776, outside "
+                        "[-1048576, 1048576] (file corrupted?)"));
+  program = sampleProgram();
+  program.buckets[0].steps[1].attrs[1].ints = {-(int64_t{1} << 20)}; // the bound itself is fine
+  writeSample();
+  EXPECT_EQ(Artifact::open(path)->program().buckets[0].steps[1].attrs[1].ints[0], -(int64_t{1} << 20));
+
+  WriteOptions unchecked;
+  unchecked.validate = false;
+  program = sampleProgram();
+  program.buckets[0].steps[2].attrs.push_back({"operandSegmentSizes", {1, 2, 1}, {}, ""}); // 5 inputs
+  writeSample(unchecked);
+  EXPECT_EQ(errorOf([&] { Artifact::open(path); }),
+            path + ": bucket \"prefill_4\" step 2: operandSegmentSizes add up to 4 operands but the step "
+                   "has 5 inputs");
+  program.buckets[0].steps[2].attrs.back().ints = {3, -1, 3};
+  writeSample(unchecked);
+  EXPECT_THAT(errorOf([&] { Artifact::open(path); }), HasSubstr("operandSegmentSizes holds a negative size -1"));
+  program.buckets[0].steps[2].attrs.back().ints = {1, 0, 4};
+  writeSample();
+  EXPECT_EQ(Artifact::open(path)->program().buckets[0].steps[2].operandIndex(2), 1);
+}
+
 TEST_F(ArtifactTest, ReaderRejectsArenaArgumentPastArenaBytes) {
   program.buckets[0].steps[1].outs[0].offset = 1000; // [1000, +256) > 1024
   WriteOptions unchecked;

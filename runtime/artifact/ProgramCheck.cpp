@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "common/Error.h"
+#include "runtime/artifact/StepContracts.h"
 
 namespace v4rt::artifact {
 namespace {
@@ -65,6 +66,35 @@ void checkArg(const Program &program, const Bucket &bucket, const ArgRef &arg,
   fail(where + ": unknown argument kind " + to_string(static_cast<int>(arg.kind)));
 }
 
+// Integer attributes are model hyperparameters (dimensions, counts, rates,
+// iterations) that kernels loop on; a value past this is damage, and a loop
+// over it would run for hours (a sinkhorn_iters of 2^40 is a hang).
+constexpr int64_t kMaxIntAttr = int64_t{1} << 20;
+
+void checkAttrs(const Step &step, const std::string &where) {
+  for (size_t i = 0; i < step.attrs.size(); ++i) {
+    const Attr &attr = step.attrs[i];
+    if (attr.name.empty())
+      fail(where + ": attribute " + to_string(i) + " has an empty name");
+    for (int64_t value : attr.ints)
+      if (value < -kMaxIntAttr || value > kMaxIntAttr)
+        fail(where + ": attribute " + quoted(attr.name) + " holds " + to_string(value) + ", outside [-" +
+             to_string(kMaxIntAttr) + ", " + to_string(kMaxIntAttr) + "] (file corrupted?)");
+    // Step::operandIndex turns these into positions in `ins`.
+    if (attr.name == "operandSegmentSizes") {
+      int64_t total = 0;
+      for (int64_t size : attr.ints) {
+        if (size < 0)
+          fail(where + ": operandSegmentSizes holds a negative size " + to_string(size));
+        total += size;
+      }
+      if (total != static_cast<int64_t>(step.ins.size()))
+        fail(where + ": operandSegmentSizes add up to " + to_string(total) + " operands but the step has " +
+             to_string(step.ins.size()) + " inputs");
+    }
+  }
+}
+
 void checkBucket(const Program &program, const Bucket &bucket) {
   const std::string name = "bucket " + quoted(bucket.name);
   if (bucket.kind != BucketKind::Prefill && bucket.kind != BucketKind::Decode)
@@ -85,14 +115,15 @@ void checkBucket(const Program &program, const Bucket &bucket) {
       checkArg(program, bucket, step.ins[i], where + " input " + to_string(i));
     for (size_t i = 0; i < step.outs.size(); ++i)
       checkArg(program, bucket, step.outs[i], where + " output " + to_string(i));
-    for (size_t i = 0; i < step.attrs.size(); ++i)
-      if (step.attrs[i].name.empty())
-        fail(where + ": attribute " + to_string(i) + " has an empty name");
+    checkAttrs(step, where);
     for (int d = 0; d < 3; ++d)
       if (step.grid[d] == 0 || step.block[d] == 0)
         fail(where + ": launch dimensions grid (" + to_string(step.grid[0]) + ", " + to_string(step.grid[1]) +
              ", " + to_string(step.grid[2]) + ") block (" + to_string(step.block[0]) + ", " +
              to_string(step.block[1]) + ", " + to_string(step.block[2]) + ") must all be non-zero");
+    // The CPU kernels index their buffers with the step's dims.
+    if (program.target == "cpu")
+      checkStepContract(program, bucket, s);
   }
 }
 

@@ -13,7 +13,10 @@ namespace v4rt::artifact {
 // argument indices in range, Arena arguments inside arenaBytes, Weight
 // arguments no larger than the weight, shapes non-negative without 64-bit
 // overflow, cache slots with positive widths and rows/rate as their kind
-// needs. Weight placement is checked separately (checkWeightLayout).
+// needs, integer attributes within +-2^20 (hyperparameters kernels loop on),
+// operandSegmentSizes non-negative and adding up to the step's inputs.
+// cpu programs: every v4 op step keeps its shape contract (StepContracts.h).
+// Weight placement is checked separately (checkWeightLayout).
 void checkProgram(const Program &program);
 
 } // namespace v4rt::artifact

@@ -42,11 +42,26 @@ const float *KernelArgs::attrFloats(const char *name) const {
 
 int64_t KernelArgs::operandIndex(int64_t operand) const { return step_.operandIndex(operand); }
 
+namespace {
+// Dim `dim` of `arg`; a step that does not have it is damage the program
+// checks missed, reported as an error, not an out_of_range.
+int64_t argDim(const std::vector<ArgRef> &args, int64_t index, int64_t dim, const char *what, int64_t number) {
+  if (index < 0 || index >= static_cast<int64_t>(args.size()))
+    throw v4c::Error(std::string("kernel step has no ") + what + " " + std::to_string(number) + " (it has " +
+                     std::to_string(args.size()) + ")");
+  const std::vector<int64_t> &shape = args[static_cast<size_t>(index)].shape;
+  if (dim < 0 || dim >= static_cast<int64_t>(shape.size()))
+    throw v4c::Error(std::string("kernel step ") + what + " " + std::to_string(number) + " has rank " +
+                     std::to_string(shape.size()) + ", no dimension " + std::to_string(dim));
+  return shape[static_cast<size_t>(dim)];
+}
+} // namespace
+
 int64_t KernelArgs::inDim(int64_t operand, int64_t dim) const {
-  return step_.ins.at(operandIndex(operand)).shape.at(dim);
+  return argDim(step_.ins, operandIndex(operand), dim, "operand", operand);
 }
 int64_t KernelArgs::outDim(int64_t result, int64_t dim) const {
-  return step_.outs.at(result).shape.at(dim);
+  return argDim(step_.outs, result, dim, "result", result);
 }
 
 ref::RopeParams ropeParams(const KernelArgs &a) {
@@ -78,6 +93,16 @@ ref::CompressParams compressParams(const KernelArgs &a) {
   return p;
 }
 
+void checkExpertIds(const KernelArgs &a, const ref::MoeParams &p) {
+  // Routers pick ids below their expert count; a program whose router and
+  // MoE disagree on it (or a hash table holding a bad id) fails here.
+  const int32_t *experts = a.in<int32_t>(2);
+  for (int64_t i = 0; i < a.tokens * p.topK; ++i)
+    if (experts[i] < 0 || experts[i] >= p.experts)
+      throw v4c::Error("expert id " + std::to_string(experts[i]) + " is out of range (the MoE has " +
+                       std::to_string(p.experts) + " experts)");
+}
+
 ref::MoeParams moeParams(const KernelArgs &a) {
   ref::MoeParams p;
   p.experts = a.inDim(3, 0);
@@ -90,7 +115,16 @@ ref::MoeParams moeParams(const KernelArgs &a) {
 
 namespace {
 
+// Token ids index a table: one compare per token keeps a bad id an error.
+void checkIds(const int32_t *ids, int64_t T, int64_t rows, const char *table) {
+  for (int64_t t = 0; t < T; ++t)
+    if (ids[t] < 0 || ids[t] >= rows)
+      throw v4c::Error("token id " + std::to_string(ids[t]) + " is out of range for the " + table + " (" +
+                       std::to_string(rows) + " rows)");
+}
+
 void embedKernel(const KernelArgs &a) {
+  checkIds(a.in<int32_t>(0), a.tokens, a.inDim(1, 0), "embedding table");
   ref::embed(a.in<int32_t>(0), a.tokens, a.in<float>(1), a.inDim(1, 0), a.inDim(1, 1),
              a.out<float>(0));
 }
@@ -183,6 +217,7 @@ void routerKernel(const KernelArgs &a) {
 }
 
 void hashRouterKernel(const KernelArgs &a) {
+  checkIds(a.in<int32_t>(3), a.tokens, a.inDim(2, 0), "tid2eid table");
   ref::RouterParams p;
   p.experts = a.inDim(1, 0);
   p.topK = a.inDim(2, 1);
@@ -192,8 +227,10 @@ void hashRouterKernel(const KernelArgs &a) {
 }
 
 void moeKernel(const KernelArgs &a) {
+  const ref::MoeParams p = moeParams(a);
+  checkExpertIds(a, p);
   ref::moe(a.in<float>(0), a.tokens, a.in<float>(1), a.in<int32_t>(2), a.in<float>(3),
-           a.in<float>(4), moeParams(a), a.out<float>(0), a.pool);
+           a.in<float>(4), p, a.out<float>(0), a.pool);
 }
 
 void swigluKernel(const KernelArgs &a) {

@@ -55,6 +55,9 @@ ref::HyperParams hyperParams(const KernelArgs &a, int64_t D); // hc, norm_eps, h
 ref::CompressParams compressParams(const KernelArgs &a);      // rate, head_dim, overlap, rope, eps
 // Operands h, weights [T, k], experts, gate_up [E, 2I, D], ... (v4.moe and v4.moe_fp4).
 ref::MoeParams moeParams(const KernelArgs &a);
+// Throws v4c::Error unless every expert id of the step's `experts` operand
+// (operand 2, [tokens, topK]) is below p.experts.
+void checkExpertIds(const KernelArgs &a, const ref::MoeParams &p);
 
 // nullptr when this runtime has no CPU kernel of that name.
 CpuKernelFn findCpuKernel(const std::string &name);

@@ -133,6 +133,7 @@ void linearFp8Kernel(const KernelArgs &a) {
 // v4.moe_fp4 %h, %weights, %experts, %gate_up, %gate_up_scale, %down, %down_scale
 void moeFp4Kernel(const KernelArgs &a) {
   const ref::MoeParams p = moeParams(a);
+  checkExpertIds(a, p);
   ref::moeFp4(a.in<float>(0), a.tokens, a.in<float>(1), a.in<int32_t>(2), a.in<uint8_t>(3),
               a.in<uint8_t>(4), a.in<uint8_t>(5), a.in<uint8_t>(6), blockAttr(a).cols, p,
               a.out<float>(0), a.pool);

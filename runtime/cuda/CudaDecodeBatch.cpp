@@ -82,6 +82,7 @@ void CudaDecodeBatch::check(CudaSession *const *sessions, size_t n, const int32_
     v4c::check(seen.insert(session).second, which + " appears twice; a session takes one token per step, list it once");
     v4c::check(!session->observer_, which + " has a step observer (stepwise compare); a batched step runs every "
                                             "session's launches together, so decode it alone");
+    session->checkUsable();
     session->checkIds(ids + i, 1);
     session->checkContext(1);
   }
@@ -148,22 +149,28 @@ float CudaDecodeBatch::run(BatchedBucket &bucket, CudaSession *const *sessions, 
   for (int64_t r = 0; r < count; ++r)
     sessions[r]->ensureResident(); // resident now: refreshes the session's own launch tables
   stage(bucket, sessions, count, ids);
-  bucket.start->record(model_.stream());
-  if (useGraphs_ && !syncEachStep_)
-    replayGraph(bucket);
-  else
-    launchSteps(bucket);
-  bucket.end->record(model_.stream());
   const DType dtype = model_.logitsDtype();
   const uint64_t rowBytes = static_cast<uint64_t>(model_.vocabSize()) * dtypeSize(dtype);
   const std::string &name = bucket.device->bucket->name;
-  if (logits)
-    checkCuda(api,
-              api.cuMemcpyDtoHAsync(bucket.logits.data(), bucket.device->outputs[0].get(),
-                                    static_cast<size_t>(count) * rowBytes, model_.stream()),
-              "cuMemcpyDtoHAsync", "logits of batched decode bucket " + name);
-  checkCuda(api, api.cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
-            "batched decode bucket " + name + " (set V4_CUDA_SYNC=1 to name the failing kernel)");
+  try {
+    bucket.start->record(model_.stream());
+    if (useGraphs_ && !syncEachStep_)
+      replayGraph(bucket);
+    else
+      launchSteps(bucket);
+    bucket.end->record(model_.stream());
+    if (logits)
+      checkCuda(api,
+                api.cuMemcpyDtoHAsync(bucket.logits.data(), bucket.device->outputs[0].get(),
+                                      static_cast<size_t>(count) * rowBytes, model_.stream()),
+                "cuMemcpyDtoHAsync", "logits of batched decode bucket " + name);
+    checkCuda(api, api.cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
+              "batched decode bucket " + name + " (set V4_CUDA_SYNC=1 to name the failing kernel)");
+  } catch (const std::exception &e) {
+    for (int64_t r = 0; r < count; ++r)
+      sessions[r]->failure_ = e.what(); // the step may have written each one's cache rows
+    throw;
+  }
   const float ms = bucket.end->millisecondsSince(*bucket.start);
   if (logits)
     convertToFloat(bucket.logits.data(), dtype, static_cast<size_t>(count * model_.vocabSize()), logits);

@@ -97,33 +97,41 @@ void CudaModel::uploadWeights() {
   std::unique_ptr<Event> copied[2];
   bool pending[2] = {false, false};
   int next = 0;
-  for (size_t w = 0; w < weights.size(); ++w) {
-    const Weight &weight = weights[w];
-    weights_.emplace_back(api, weight.size, path_ + ": weight \"" + weight.name + "\"");
-    deviceBytes_ += weight.size;
-    if (weight.size == 0)
-      continue;
-    if (weight.isDummy()) {
-      fillDummyWeight(w);
-      continue;
-    }
-    v4c::check(weight.data != nullptr, path_ + ": weight \"" + weight.name + "\" has no bytes in the file");
-    for (uint64_t done = 0; done < weight.size;) {
-      if (!staging[next].data()) {
-        staging[next] = PinnedBuffer(api, kStagingBytes, "weight staging buffer");
-        copied[next] = std::make_unique<Event>(api);
+  try {
+    for (size_t w = 0; w < weights.size(); ++w) {
+      const Weight &weight = weights[w];
+      weights_.emplace_back(api, weight.size, path_ + ": weight \"" + weight.name + "\"");
+      deviceBytes_ += weight.size;
+      if (weight.size == 0)
+        continue;
+      if (weight.isDummy()) {
+        fillDummyWeight(w);
+        continue;
       }
-      if (pending[next])
-        copied[next]->wait(); // the copy that last read this buffer is done
-      const uint64_t n = std::min(kStagingBytes, weight.size - done);
-      std::memcpy(staging[next].data(), weight.data + done, n);
-      checkCuda(api, api.cuMemcpyHtoDAsync(weights_[w].get() + done, staging[next].data(), n, stream()),
-                "cuMemcpyHtoDAsync", path_ + ": weight \"" + weight.name + "\"");
-      copied[next]->record(stream());
-      pending[next] = true;
-      next ^= 1;
-      done += n;
+      v4c::check(weight.data != nullptr, path_ + ": weight \"" + weight.name + "\" has no bytes in the file");
+      for (uint64_t done = 0; done < weight.size;) {
+        if (!staging[next].data()) {
+          staging[next] = PinnedBuffer(api, kStagingBytes, "weight staging buffer");
+          copied[next] = std::make_unique<Event>(api);
+        }
+        if (pending[next])
+          copied[next]->wait(); // the copy that last read this buffer is done
+        const uint64_t n = std::min(kStagingBytes, weight.size - done);
+        std::memcpy(staging[next].data(), weight.data + done, n);
+        checkCuda(api, api.cuMemcpyHtoDAsync(weights_[w].get() + done, staging[next].data(), n, stream()),
+                  "cuMemcpyHtoDAsync", path_ + ": weight \"" + weight.name + "\"");
+        copied[next]->record(stream());
+        pending[next] = true;
+        next ^= 1;
+        done += n;
+      }
     }
+  } catch (...) {
+    // A failure part way (a weight that does not fit) frees the staging
+    // buffers on the way out while copies from them may still be queued:
+    // wait for those first (cuMemFreeHost does not wait for a DMA in flight).
+    api.cuStreamSynchronize(stream());
+    throw;
   }
   stream_->synchronize(path_ + ": uploading weights");
 }

@@ -193,47 +193,85 @@ void CudaSession::copyLogits(const DeviceBucket &bucket, int64_t firstRow, int64
 }
 
 int64_t CudaSession::prefill(const int32_t *ids, int64_t count, float *logits, bool lastRowOnly) {
+  checkUsable();
   checkIds(ids, count);
   checkContext(count);
   if (count <= 0)
     return 0;
   ensureResident();
-  int64_t restored = 0, saved = 0;
-  if (prefixCache_ && lastRowOnly && position_ == 0) {
-    const int64_t computedBefore = prefillTokensComputed_;
-    restored = restorePrefix(ids, count);
-    saved = restored - (prefillTokensComputed_ - computedBefore);
+  const int64_t startPosition = position_;
+  bool kernelsQueued = false; // this call's own chunks (a page restore is undone below)
+  try {
+    int64_t restored = 0, saved = 0;
+    if (prefixCache_ && lastRowOnly && position_ == 0) {
+      const int64_t computedBefore = prefillTokensComputed_;
+      restored = restorePrefix(ids, count);
+      saved = restored - (prefillTokensComputed_ - computedBefore);
+    }
+    const DeviceBucket &bucket = model_.prefillBucket();
+    const int64_t chunk = bucket.bucket->tokens;
+    const int64_t V = model_.vocabSize();
+    for (int64_t done = restored; done < count;) {
+      const int64_t n = chunkToPageBoundary(std::min({chunk, count - done, tokensToNextSnapshot()}));
+      stageInputs(bucket, ids + done, n);
+      kernelsQueued = true;
+      launchSteps(bucket, n);
+      if (logits && !lastRowOnly)
+        copyLogits(bucket, 0, n, logits + done * V);
+      else if (logits && done + n == count)
+        copyLogits(bucket, n - 1, 1, logits);
+      position_ += n;
+      slots_->setLiveTokens(position_);
+      prefillTokensComputed_ += n;
+      notePageProgress(ids + done, n); // best-effort: never throws for the cache's sake
+      done += n;
+    }
+    // Chunks run ahead of the host; errors surface here at the latest.
+    checkCuda(model_.api(), model_.api().cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
+              "bucket " + bucket.bucket->name + " (set V4_CUDA_SYNC=1 to name the failing kernel)");
+    return saved;
+  } catch (const std::exception &e) {
+    if (kernelsQueued) {
+      // Its kernels changed the caches past the position: no going back.
+      failure_ = e.what();
+      throw;
+    }
+    if (position_ != startPosition) { // restored pages, then failed before running a chunk
+      try {
+        resetToEmpty();
+        checkCuda(model_.api(), model_.api().cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
+                  "undoing a page restore");
+      } catch (const std::exception &) {
+        failure_ = e.what();
+      }
+    }
+    throw;
   }
-  const DeviceBucket &bucket = model_.prefillBucket();
-  const int64_t chunk = bucket.bucket->tokens;
-  const int64_t V = model_.vocabSize();
-  for (int64_t done = restored; done < count;) {
-    const int64_t n = chunkToPageBoundary(std::min({chunk, count - done, tokensToNextSnapshot()}));
-    stageInputs(bucket, ids + done, n);
-    launchSteps(bucket, n);
-    if (logits && !lastRowOnly)
-      copyLogits(bucket, 0, n, logits + done * V);
-    else if (logits && done + n == count)
-      copyLogits(bucket, n - 1, 1, logits);
-    position_ += n;
-    slots_->setLiveTokens(position_);
-    prefillTokensComputed_ += n;
-    notePageProgress(ids + done, n);
-    done += n;
-  }
-  // Chunks run ahead of the host; errors surface here at the latest.
-  checkCuda(model_.api(), model_.api().cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
-            "bucket " + bucket.bucket->name + " (set V4_CUDA_SYNC=1 to name the failing kernel)");
-  return saved;
 }
 
 void CudaSession::decode(int32_t id, float *logits) {
+  checkUsable();
   checkIds(&id, 1);
   checkContext(1);
   ensureResident();
-  const DriverApi &api = model_.api();
   const DeviceBucket &bucket = model_.decodeBucket();
-  stageInputs(bucket, &id, 1);
+  stageInputs(bucket, &id, 1); // failing here changes nothing
+  try {
+    runDecodeStep(bucket, logits);
+  } catch (const std::exception &e) {
+    failure_ = e.what(); // the step may have written its cache rows and window state
+    throw;
+  }
+  completeBatchedDecode(id);
+}
+
+void CudaSession::checkUsable() const {
+  if (!failure_.empty())
+    throw v4c::Error("this CUDA session failed earlier and cannot continue (" + failure_ + "): start a new session");
+}
+
+void CudaSession::runDecodeStep(const DeviceBucket &bucket, float *logits) {
+  const DriverApi &api = model_.api();
   const bool graphs = options_.useGraphs && !options_.syncEachStep && !observer_;
   decodeStart_->record(model_.stream());
   if (graphs)
@@ -250,7 +288,6 @@ void CudaSession::decode(int32_t id, float *logits) {
   lastDecodeMs_ = decodeEnd_->millisecondsSince(*decodeStart_);
   if (logits)
     convertToFloat(decodeLogits_.data(), dtype, static_cast<size_t>(model_.vocabSize()), logits);
-  completeBatchedDecode(id);
 }
 
 void CudaSession::completeBatchedDecode(int32_t id) {

@@ -24,6 +24,13 @@
 // fixed-size slots; both restore the nearest of those (or a cached prefix
 // page, or the empty state) at or below the target with device copies and
 // prefill the tokens between again.
+//
+// Errors: the prefix cache and the snapshots are best-effort. A page that
+// cannot be exported or restored, or a snapshot that cannot be taken, costs
+// time only (counted: cacheFailures()); the session's logits and position are
+// what they are without a cache. A call that fails before the session's own
+// kernels ran leaves it as it was (the caller may retry); one that fails
+// after leaves it unusable: every later call says so (start a new session).
 #pragma once
 
 #include <cstdint>
@@ -99,6 +106,10 @@ public:
   int64_t prefillTokensComputed() const { return prefillTokensComputed_; }
   // Device time of the last decode step (CUDA events around the launches).
   float lastDecodeMilliseconds() const { return lastDecodeMs_; }
+  // Page exports, page restores and snapshots that failed and were skipped
+  // (the work was done without them), and the last one's reason.
+  int64_t cacheFailures() const { return cacheFailures_; }
+  const std::string &lastCacheFailure() const { return lastCacheFailure_; }
 
   // A new session holding this one's first `position` tokens (0 <= position <= position()).
   // Same model and options; it restores the nearest state at or below
@@ -140,6 +151,8 @@ private:
   void launchSteps(const DeviceBucket &bucket, int64_t count);
   void copyLogits(const DeviceBucket &bucket, int64_t firstRow, int64_t rows, float *logits);
   void replayDecodeGraph(const DeviceBucket &bucket);
+  // decode()'s launches and logits, after its inputs were staged.
+  void runDecodeStep(const DeviceBucket &bucket, float *logits);
 
   // Prefix reuse (CudaSessionPages.cpp).
   int64_t restorePrefix(const int32_t *ids, int64_t count);
@@ -151,6 +164,14 @@ private:
   // Keeps the ids just fed and exports each page they completed.
   void notePageProgress(const int32_t *ids, int64_t count);
   void exportPage(int64_t pageIndex);
+  void storePage(int64_t pageIndex, const kvcache::PageKey &key);
+  // After a cache or snapshot step threw `error`: waits for the stream (its
+  // error, a lost context, is the session's and is thrown), then counts it.
+  void skipCacheFailure(const std::exception &error);
+  // The state of a fresh session (a failed page restore falls back to it).
+  void resetToEmpty();
+  // Throws when an earlier call failed after the session's kernels ran.
+  void checkUsable() const;
 
   // Fork and truncate (CudaSessionFork.cpp).
   // Copies the fixed-size slots to a pinned host snapshot of this page
@@ -192,6 +213,9 @@ private:
   std::unique_ptr<Event> decodeStart_, decodeEnd_;
   float lastDecodeMs_ = 0.0f;
   int64_t position_ = 0;
+  std::string failure_; // why the session is unusable; empty: it is not
+  int64_t cacheFailures_ = 0;
+  std::string lastCacheFailure_;
   std::function<void(const StepReport &)> observer_;
 
   PrefixCache *prefixCache_ = nullptr;

@@ -37,6 +37,7 @@ uint64_t slotBytes(const KvSlots &slots, size_t s) { return static_cast<uint64_t
 } // namespace
 
 std::unique_ptr<CudaSession> CudaSession::fork(int64_t position) const {
+  checkUsable();
   checkRewindPosition(position, position_, "fork");
   auto child = std::make_unique<CudaSession>(model_, options_);
   if (position == position_)
@@ -47,9 +48,16 @@ std::unique_ptr<CudaSession> CudaSession::fork(int64_t position) const {
 }
 
 void CudaSession::truncate(int64_t position) {
+  checkUsable();
   checkRewindPosition(position, position_, "truncate");
-  if (position != position_)
+  if (position == position_)
+    return;
+  try {
     rewindFrom(*this, position);
+  } catch (const std::exception &e) {
+    failure_ = e.what(); // part restored: neither the old state nor the new one
+    throw;
+  }
 }
 
 uint64_t CudaSession::snapshotBytes() const {
@@ -77,23 +85,25 @@ void CudaSession::takeSnapshot() {
     snapshots_.erase(oldest);
   }
   const DriverApi &api = model_.api();
-  if (!snapshot) {
-    try {
+  // Best-effort, like the prefix cache: without this snapshot a fork or
+  // truncate restores from an earlier boundary and prefills more.
+  try {
+    if (!snapshot)
       snapshot = std::make_shared<PinnedBuffer>(api, snapshotBytes(), "window snapshot of a CUDA session");
-    } catch (const v4c::Error &) {
-      return; // no pinned memory for it: forks restore from an earlier boundary instead
+    const std::vector<CacheSlot> &slots = model_.program().caches;
+    uint64_t offset = 0;
+    for (size_t s = 0; s < slots.size(); ++s) {
+      if (isEntries(slots[s]))
+        continue;
+      const uint64_t bytes = slotBytes(*slots_, s);
+      if (bytes)
+        checkCuda(api, api.cuMemcpyDtoHAsync(snapshot->data() + offset, slots_->address(s), bytes, model_.stream()),
+                  "cuMemcpyDtoHAsync", "snapshot of cache slot " + slots[s].name + " at " + std::to_string(position_));
+      offset += bytes;
     }
-  }
-  const std::vector<CacheSlot> &slots = model_.program().caches;
-  uint64_t offset = 0;
-  for (size_t s = 0; s < slots.size(); ++s) {
-    if (isEntries(slots[s]))
-      continue;
-    const uint64_t bytes = slotBytes(*slots_, s);
-    if (bytes)
-      checkCuda(api, api.cuMemcpyDtoHAsync(snapshot->data() + offset, slots_->address(s), bytes, model_.stream()),
-                "cuMemcpyDtoHAsync", "snapshot of cache slot " + slots[s].name + " at " + std::to_string(position_));
-    offset += bytes;
+  } catch (const std::exception &e) {
+    skipCacheFailure(e); // waits for the copies already queued into `snapshot` before it goes
+    return;
   }
   snapshots_[position_] = std::move(snapshot);
 }
@@ -123,14 +133,24 @@ void CudaSession::rewindFrom(const CudaSession &source, int64_t position) {
   const int64_t previousPosition = position_;
   const auto plan =
       planRestore(source.snapshots_, ids.data(), position, prefixCache_, model_.program().caches, pageTokens_);
+  bool restoredPages = false;
   if (plan.usesPages()) {
     const auto inherited = source.snapshots_;
-    restorePages(ids.data(), plan.keys, plan.pages); // Entries rows of the pages, fixed slots rebuilt
-    clearEntries(position_, previousPosition);
-    snapshots_ = inherited;
-    snapshots_.erase(snapshots_.upper_bound(position_), snapshots_.end());
-    takeSnapshot();
-  } else {
+    try {
+      restorePages(ids.data(), plan.keys, plan.pages); // Entries rows of the pages, fixed slots rebuilt
+      restoredPages = true;
+    } catch (const std::exception &e) {
+      skipCacheFailure(e); // the cached pages failed: the kept snapshot (or 0) below serves instead
+      prefixCache_->recordStoreFailure(e.what());
+    }
+    if (restoredPages) {
+      clearEntries(position_, previousPosition);
+      snapshots_ = inherited;
+      snapshots_.erase(snapshots_.upper_bound(position_), snapshots_.end());
+      takeSnapshot();
+    }
+  }
+  if (!restoredPages) {
     restoreBoundary(source, plan.boundary, plan.snapshot.get());
     clearEntries(plan.boundary, previousPosition);
   }

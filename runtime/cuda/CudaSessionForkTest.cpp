@@ -6,9 +6,6 @@
 // untouched, and a preempted source is read from its pinned host copy.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,77 +13,25 @@
 #include "runtime/PrefixCache.h"
 #include "runtime/cuda/CudaPrefixCache.h"
 #include "runtime/cuda/CudaSession.h"
+#include "runtime/cuda/CudaSessionTestSupport.h"
+#include "runtime/cuda/TinyMixedTestArtifact.h"
 
 namespace v4rt::cuda {
 namespace {
 
+using namespace test;
+
 constexpr float kTolerance = 1e-5f;
 constexpr int64_t kPage = 16; // tiny-mixed: lcm(4, 16)
 
-std::vector<int32_t> pseudoRandomIds(size_t count, int64_t vocab, uint32_t seed) {
-  std::vector<int32_t> ids(count);
-  uint32_t state = seed * 2654435761u + 12345u;
-  for (int32_t &id : ids) {
-    state = state * 1664525u + 1013904223u;
-    id = static_cast<int32_t>((state >> 8) % static_cast<uint32_t>(vocab));
-  }
-  return ids;
-}
-
-std::vector<int32_t> slice(const std::vector<int32_t> &ids, int64_t begin, int64_t end) {
-  return std::vector<int32_t>(ids.begin() + begin, ids.begin() + end);
-}
-
-float maxAbsDifference(const std::vector<float> &a, const std::vector<float> &b) {
-  EXPECT_EQ(a.size(), b.size());
-  float worst = 0.0f;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    if (std::isnan(a[i]) != std::isnan(b[i]))
-      return INFINITY;
-    worst = std::max(worst, std::fabs(a[i] - b[i]));
-  }
-  return worst;
-}
-
-std::vector<float> decodeLogits(CudaSession &session, int32_t id, int64_t vocab) {
-  std::vector<float> logits(static_cast<size_t>(vocab));
-  session.decode(id, logits.data());
-  return logits;
-}
-
-// A cold session's logits after prefilling `prefix` and decoding `next`.
-std::vector<float> coldDecode(const CudaModel &model, const std::vector<int32_t> &prefix, int32_t next) {
-  CudaSession cold(model);
-  cold.prefill(prefix.data(), static_cast<int64_t>(prefix.size()), nullptr);
-  return decodeLogits(cold, next, model.vocabSize());
-}
-
 class CudaSessionFork : public ::testing::Test {
 protected:
-  // The test artifact: V4_FORK_TEST_ARTIFACT (built with its host module by
-  // ctest's cuda.CudaSessionFork.artifact), or on a GPU machine, which has
-  // no compiler, $V4RT_FORK_TEST_ARTIFACT (a copy carried there by
-  // bench/prepare_gpu_session.sh; the real driver loads its cubin).
-  static std::string artifactPath() {
-    const char *moved = std::getenv("V4RT_FORK_TEST_ARTIFACT");
-    return moved && *moved ? moved : V4_FORK_TEST_ARTIFACT;
-  }
-  // Loads the test artifact; skipped without a device, i.e. without the
-  // emulator or a GPU.
+  // The test artifact (TinyMixedTestArtifact.h); null without a device.
   std::unique_ptr<CudaModel> load(int64_t poolSessions = 0) {
-    const std::string path = artifactPath();
-    if (!std::ifstream(path).good())
-      throw v4c::Error(path + " is missing: run through ctest, whose cuda.CudaSessionFork.artifact test builds it"
-                              " (or set V4RT_FORK_TEST_ARTIFACT to a copy)");
-    setenv("V4_EMU_MODULE_DIR", V4_FORK_TEST_MODULES, /*overwrite=*/0); // where the emulator finds the host module
     CudaLoadOptions options;
     options.maxContext = 64;
     options.deviceKvSessions = poolSessions;
-    try {
-      return CudaModel::load(path, options);
-    } catch (const NoCudaDevice &e) {
-      return nullptr;
-    }
+    return loadTinyMixed(options);
   }
 };
 

@@ -57,9 +57,40 @@ void CudaSession::notePageProgress(const int32_t *ids, int64_t count) {
 void CudaSession::exportPage(int64_t pageIndex) {
   const int64_t P = pageTokens_;
   const kvcache::PageKey key = prefixCache_->pageKey(lastKey_.empty() ? nullptr : &lastKey_[0], tokens_.data() + pageIndex * P);
-  lastKey_.assign(1, key);
-  if (prefixCache_->contains(key))
-    return;
+  lastKey_.assign(1, key); // the chain goes on whether or not this page is stored
+  // Best-effort: the session already advanced past this page, so a failure
+  // here (payload memory, a refused copy, a tier) only leaves it uncached.
+  try {
+    if (!prefixCache_->contains(key))
+      storePage(pageIndex, key);
+  } catch (const std::exception &e) {
+    skipCacheFailure(e);
+    prefixCache_->recordStoreFailure(e.what()); // the cache's counters show it too
+  }
+}
+
+void CudaSession::skipCacheFailure(const std::exception &error) {
+  // Queued copies may still use what the failed step allocated; and a lost
+  // context is the session's failure, not the cache's.
+  checkCuda(model_.api(), model_.api().cuStreamSynchronize(model_.stream()), "cuStreamSynchronize",
+            std::string("after a failed KV cache step (") + error.what() + ")");
+  ++cacheFailures_;
+  lastCacheFailure_ = error.what();
+}
+
+void CudaSession::resetToEmpty() {
+  for (size_t s = 0; s < slots_->size(); ++s)
+    slots_->zeroRows(s, 0, slots_->rows(s)); // a fresh session's zeros
+  position_ = 0;
+  slots_->setLiveTokens(0);
+  frozenTokens_ = 0;
+  tokens_.clear();
+  lastKey_.clear();
+  snapshots_.clear();
+}
+
+void CudaSession::storePage(int64_t pageIndex, const kvcache::PageKey &key) {
+  const int64_t P = pageTokens_;
   const std::vector<CacheSlot> &slots = model_.program().caches;
   const SwaCacheStrategy strategy = prefixCache_->strategy();
   const int64_t pageEnd = (pageIndex + 1) * P;
@@ -79,6 +110,7 @@ void CudaSession::exportPage(int64_t pageIndex) {
   page.tokens = P;
   page.payload = kvcache::PageBytes::allocate(prefixCache_->payloadAllocator(),
                                               pagePayloadSize(slots, P, withSnapshot));
+  const DrainOnUnwind drain(api, model_.stream()); // before `page` goes, if a copy below fails
   for (size_t s = 0; s < slots.size(); ++s) {
     if (!isEntries(slots[s]) && !withSnapshot)
       continue;
@@ -101,7 +133,17 @@ int64_t CudaSession::restorePrefix(const int32_t *ids, int64_t count) {
   const PrefixCache::PromptPages cached = prefixCache_->fetchPrompt(ids, count);
   if (cached.pages.empty())
     return 0;
-  restorePages(ids, cached.keys, cached.pages);
+  const int64_t computedBefore = prefillTokensComputed_;
+  try {
+    restorePages(ids, cached.keys, cached.pages);
+  } catch (const std::exception &e) {
+    // Best-effort: the prompt is prefilled whole instead, from a fresh state.
+    skipCacheFailure(e);
+    prefixCache_->recordStoreFailure(e.what());
+    resetToEmpty();
+    prefillTokensComputed_ = computedBefore;
+    return 0;
+  }
   takeSnapshot();
   return position_;
 }
@@ -114,6 +156,8 @@ void CudaSession::restorePages(const int32_t *ids, const std::vector<kvcache::Pa
   const int64_t P = pageTokens_, boundary = static_cast<int64_t>(pages.size()) * P;
   const int64_t start = windowRebuildStart(pages, slots, P);
   ensureResident();
+  // The pages' payloads are the caller's, released as an error unwinds.
+  const DrainOnUnwind drain(api, stream);
   auto *deviceTier = dynamic_cast<DeviceTier *>(prefixCache_->findTier("device"));
   // Entries rows of every page, where they lie in the slots.
   for (size_t i = 0; i < pages.size(); ++i) {

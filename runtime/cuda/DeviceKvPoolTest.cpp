@@ -12,6 +12,7 @@
 #include "runtime/cuda/DeviceKvPool.h"
 #include "runtime/cuda/KvSlots.h"
 #include "runtime/cuda/LaunchParams.h"
+#include "runtime/cuda/Sm90aDeviceTest.h"
 
 namespace v4rt::cuda {
 namespace {
@@ -186,23 +187,18 @@ TEST(DeviceKvPool, DefaultBudgetLeavesHeadroom) {
 
 // ---- KvSlots on the emulated driver ------------------------------------------
 
-class EmulatedKvSlots : public ::testing::Test {
+class EmulatedKvSlots : public Sm90aDeviceTest {
 protected:
   void SetUp() override {
-    try {
-      device_ = &CudaDevice::open("sm_90a");
-    } catch (const NoCudaDevice &e) {
-      GTEST_SKIP() << e.what();
-    }
-    device_->makeCurrent();
-    stream_ = std::make_unique<Stream>(device_->api());
+    Sm90aDeviceTest::SetUp();
+    if (IsSkipped())
+      return;
     // A window ring (bf16), a compressor state and an Entries slot (f32, rate 4).
     slots_ = {CacheSlot{"layers.0.window", 0, CacheKind::Window, 8, 16, 0, DType::BF16},
               CacheSlot{"layers.1.state", 1, CacheKind::CompressState, 8, 4, 0, DType::F32},
               CacheSlot{"layers.1.entries", 1, CacheKind::Entries, 0, 8, 4, DType::F32}};
   }
 
-  const DriverApi &api() const { return device_->api(); }
   uint64_t sessionBytes() const {
     uint64_t bytes = 0;
     for (const CacheSlot &slot : slots_)
@@ -236,8 +232,6 @@ protected:
   }
 
   static constexpr int64_t kContext = 64;
-  const CudaDevice *device_ = nullptr;
-  std::unique_ptr<Stream> stream_;
   std::vector<CacheSlot> slots_;
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <utility>
 
@@ -21,6 +22,21 @@ public:
     const CUresult r = api.cuMemAlloc(&ptr_, bytes);
     if (r != CUDA_SUCCESS)
       throwCudaError(api, r, "cuMemAlloc", what + ", " + std::to_string(bytes) + " bytes");
+  }
+  // An allocation that may not fit: an empty buffer (get() == 0) when the
+  // device is out of memory; any other failure throws as the constructor does.
+  static DeviceBuffer allocateIfRoom(const DriverApi &api, uint64_t bytes, const std::string &what) {
+    DeviceBuffer buffer;
+    if (bytes == 0)
+      return buffer;
+    const CUresult r = api.cuMemAlloc(&buffer.ptr_, bytes);
+    if (r == CUDA_ERROR_OUT_OF_MEMORY)
+      return DeviceBuffer();
+    if (r != CUDA_SUCCESS)
+      throwCudaError(api, r, "cuMemAlloc", what + ", " + std::to_string(bytes) + " bytes");
+    buffer.api_ = &api;
+    buffer.bytes_ = bytes;
+    return buffer;
   }
   ~DeviceBuffer() { reset(); }
   DeviceBuffer(DeviceBuffer &&other) noexcept { *this = std::move(other); }
@@ -126,6 +142,29 @@ public:
 private:
   const DriverApi &api_;
   CUevent event_ = nullptr;
+};
+
+// Waits for `stream` when its scope is left by an exception. A failed driver
+// call part way through queuing copies unwinds past host buffers the earlier,
+// still queued copies read or write (pinned payloads, snapshots, pages): a
+// DMA must not outlive them (use after free on a GPU). Declared after those
+// buffers, so it runs before they go. A context lost to a failed kernel runs
+// nothing more, so its error is ignored here; the caller reports it.
+class DrainOnUnwind {
+public:
+  DrainOnUnwind(const DriverApi &api, CUstream stream)
+      : api_(api), stream_(stream), exceptions_(std::uncaught_exceptions()) {}
+  ~DrainOnUnwind() {
+    if (std::uncaught_exceptions() > exceptions_)
+      api_.cuStreamSynchronize(stream_);
+  }
+  DrainOnUnwind(const DrainOnUnwind &) = delete;
+  DrainOnUnwind &operator=(const DrainOnUnwind &) = delete;
+
+private:
+  const DriverApi &api_;
+  CUstream stream_;
+  int exceptions_;
 };
 
 } // namespace v4rt::cuda

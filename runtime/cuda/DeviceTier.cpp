@@ -46,10 +46,18 @@ std::vector<kvcache::PagePtr> DeviceTier::put(kvcache::PagePtr page) {
     ++counters_.evictions;
   }
   Held held;
+  held.payload = DeviceBuffer::allocateIfRoom(api, size, "device page tier: a page");
+  if (!held.payload.get()) {
+    // The budget is a promise about free device memory that the device may
+    // not keep (the KV pool, other processes): the page goes down instead
+    // of failing the session that exported it after it advanced.
+    ++counters_.evictions;
+    evicted.push_back(std::move(page));
+    return evicted;
+  }
   held.key = page->key;
   held.pageIndex = page->pageIndex;
   held.tokens = page->tokens;
-  held.payload = DeviceBuffer(api, size, "device page tier: a page");
   // Complete before the page may go (a pinned payload is a direct DMA; a
   // heap one is staged by the driver).
   checkCuda(api, api.cuMemcpyHtoDAsync(held.payload.get(), page->payload.data(), size, stream_),

@@ -15,6 +15,7 @@
 #include "runtime/cuda/DeviceObjects.h"
 #include "runtime/cuda/DeviceTier.h"
 #include "runtime/cuda/PinnedPayloadAllocator.h"
+#include "runtime/cuda/Sm90aDeviceTest.h"
 #include "runtime/kvcache/DiskTier.h"
 #include "runtime/kvcache/KvCacheTestSupport.h"
 #include "runtime/kvcache/MemoryTier.h"
@@ -30,27 +31,26 @@ using kvcache::test::testPagePtr;
 constexpr size_t kPayload = 3000;
 constexpr int64_t kPageTokens = 128;
 
-class PinnedPageTier : public ::testing::Test {
+class PinnedPageTier : public Sm90aDeviceTest {
 protected:
   void SetUp() override {
-    try {
-      device_ = &CudaDevice::open("sm_90a");
-    } catch (const NoCudaDevice &e) {
-      GTEST_SKIP() << e.what();
-    }
-    device_->makeCurrent();
+    Sm90aDeviceTest::SetUp();
+    if (IsSkipped())
+      return;
     // The emulator's test queries (absent from a real libcuda: those checks skip).
     void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
     if (driver) {
       isPinnedHost_ = reinterpret_cast<int (*)(const void *, size_t)>(dlsym(driver, "v4emuIsPinnedHost"));
       setPinnedLimit_ = reinterpret_cast<void (*)(size_t)>(dlsym(driver, "v4emuSetPinnedHostLimit"));
+      setDeviceLimit_ = reinterpret_cast<void (*)(size_t)>(dlsym(driver, "v4emuSetDeviceMemoryLimit"));
     }
-    stream_ = std::make_unique<Stream>(device_->api());
     allocator_ = std::make_shared<PinnedPayloadAllocator>(*device_, 0); // no retention: every block is fresh
   }
   void TearDown() override {
     if (setPinnedLimit_)
       setPinnedLimit_(SIZE_MAX);
+    if (setDeviceLimit_)
+      setDeviceLimit_(SIZE_MAX);
   }
 
   // Whether the driver handed out [payload, +size) with cuMemAllocHost.
@@ -58,15 +58,14 @@ protected:
     return isPinnedHost_(payload.data(), payload.size()) != 0;
   }
   void requireEmulator() {
-    if (!isPinnedHost_ || !setPinnedLimit_)
+    if (!isPinnedHost_ || !setPinnedLimit_ || !setDeviceLimit_)
       GTEST_SKIP() << "needs the emulated driver's test queries (tests/emulated-cuda)";
   }
 
-  const CudaDevice *device_ = nullptr;
-  std::unique_ptr<Stream> stream_;
   std::shared_ptr<PinnedPayloadAllocator> allocator_;
   int (*isPinnedHost_)(const void *, size_t) = nullptr;
   void (*setPinnedLimit_)(size_t) = nullptr;
+  void (*setDeviceLimit_)(size_t) = nullptr;
 };
 
 TEST_F(PinnedPageTier, HostTierRehomesPagesIntoDriverPinnedMemory) {
@@ -243,6 +242,31 @@ TEST_F(PinnedPageTier, PagesRoundTripDeviceToPinnedHostToDiskAndBack) {
   EXPECT_GT(stats.promotions, 0u);
   EXPECT_GT(stats.demotions, 0u);
   EXPECT_EQ(stats.dropped, 0u);
+}
+
+// The device tier's budget is not a promise the device keeps: a page it
+// finds no device memory for goes down to the host tier, and the insert
+// (a session's page export) does not fail.
+TEST_F(PinnedPageTier, APageTheDeviceHasNoRoomForGoesDown) {
+  requireEmulator();
+  kvcache::test::ScratchDirectory directory;
+  std::vector<std::unique_ptr<kvcache::PageTier>> tiers;
+  tiers.push_back(std::make_unique<DeviceTier>(*device_, stream_->get(), 4 * kPayload, allocator_));
+  tiers.push_back(std::make_unique<kvcache::MemoryTier>("host", 4 * kPayload, allocator_));
+  kvcache::TieredPageCache cache(std::move(tiers), kPageTokens);
+  auto &device = dynamic_cast<DeviceTier &>(*cache.findTier("device"));
+  kvcache::PageTier &host = *cache.findTier("host");
+  cache.insert(testPagePtr(0, kPayload, 9));
+  EXPECT_TRUE(device.contains(testKey(0, 9)));
+  size_t freeBytes = 0, totalBytes = 0;
+  ASSERT_EQ(api().cuMemGetInfo(&freeBytes, &totalBytes), CUDA_SUCCESS);
+  setDeviceLimit_(totalBytes - freeBytes); // full
+  EXPECT_NO_THROW(cache.insert(testPagePtr(1, kPayload, 9)));
+  EXPECT_FALSE(device.contains(testKey(1, 9)));
+  ASSERT_TRUE(host.contains(testKey(1, 9)));
+  EXPECT_EQ(host.get(testKey(1, 9))->payload, testPagePtr(1, kPayload, 9)->payload);
+  EXPECT_TRUE(device.contains(testKey(0, 9))); // what fitted stays
+  EXPECT_EQ(device.stats().bytes, kPayload);
 }
 
 } // namespace

@@ -86,12 +86,33 @@ void removeFile(const fs::path &path, const char *what) {
     fail(what, path, errno);
 }
 
-enum class SchemeFile { Page, Temp };
+// Lookalike: named like a page but without the page magic (a user's file, or
+// a page truncated below its magic): visited only when asked, never touched.
+enum class SchemeFile { Page, Temp, Lookalike };
+
+// A file named like a page is one of ours only if it starts with the page
+// magic: a user's own "<64 hex>.page" file (another content-addressed store
+// sharing the directory) is never indexed, evicted or cleared.
+bool startsWithPageMagic(const fs::path &path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  char magic[sizeof kPageMagic];
+  ssize_t got;
+  do
+    got = ::read(fd, magic, sizeof magic);
+  while (got < 0 && errno == EINTR);
+  ::close(fd);
+  return got == static_cast<ssize_t>(sizeof magic) && std::memcmp(magic, kPageMagic, sizeof magic) == 0;
+}
 
 // Calls `visit` for every file of this tier's naming scheme under `directory`
-// (regular files only, never following links); nothing else is looked at.
+// (regular files only, never following links; page files only when they
+// start with the page magic, lookalikes too if `withLookalikes`); nothing
+// else is looked at.
 void forEachSchemeFile(const fs::path &directory,
-                       const std::function<void(const fs::path &, SchemeFile, const struct stat &)> &visit) {
+                       const std::function<void(const fs::path &, SchemeFile, const struct stat &)> &visit,
+                       bool withLookalikes = false) {
   std::error_code error;
   for (fs::directory_iterator top(directory, error), end; !error && top != end; top.increment(error)) {
     std::string subName = top->path().filename().string();
@@ -109,6 +130,11 @@ void forEachSchemeFile(const fs::path &directory,
       struct stat info;
       if (::lstat(file->path().c_str(), &info) != 0 || !S_ISREG(info.st_mode))
         continue; // vanished meanwhile, or not a plain file: not ours
+      if (isPage && !startsWithPageMagic(file->path())) {
+        if (withLookalikes)
+          visit(file->path(), SchemeFile::Lookalike, info);
+        continue; // named like a page, but not a page file
+      }
       visit(file->path(), isPage ? SchemeFile::Page : SchemeFile::Temp, info);
     }
     if (subError)
@@ -119,6 +145,56 @@ void forEachSchemeFile(const fs::path &directory,
 }
 
 std::atomic<uint64_t> temporaryCounter{0};
+
+// A page file's bytes, in `allocator`'s blocks (the heap when null); nullopt
+// when the file is gone (another process evicted or cleared it). A file that
+// shrinks while being read keeps what was read: decoding reports it truncated.
+std::optional<PageBytes> readPageFile(const fs::path &path, const std::shared_ptr<PayloadAllocator> &allocator) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return std::nullopt;
+    fail("cannot open KV page file", path, errno);
+  }
+  struct stat info;
+  if (::fstat(fd, &info) != 0) {
+    int error = errno;
+    ::close(fd);
+    fail("cannot stat KV page file", path, error);
+  }
+  PageBytes bytes = PageBytes::allocate(allocator, static_cast<size_t>(info.st_size));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t result = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (result < 0 && errno == EINTR)
+      continue;
+    if (result < 0) {
+      int error = errno;
+      ::close(fd);
+      fail("cannot read KV page file", path, error);
+    }
+    if (result == 0)
+      break;
+    done += static_cast<size_t>(result);
+  }
+  ::close(fd);
+  if (done < bytes.size())
+    bytes = PageBytes(std::vector<uint8_t>(bytes.data(), bytes.data() + done));
+  return bytes;
+}
+
+// The artifact identity a page file names (empty when its header is too
+// damaged to say; decodePage then reports what is wrong).
+std::string_view namedIdentity(const PageBytes &bytes) {
+  if (bytes.size() < 16)
+    return {};
+  uint32_t length = 0;
+  for (int i = 3; i >= 0; --i)
+    length = (length << 8) | bytes[12 + static_cast<size_t>(i)];
+  if (length > kMaxIdentityBytes || 16 + static_cast<size_t>(length) > bytes.size())
+    return {};
+  return std::string_view(reinterpret_cast<const char *>(bytes.data() + 16), length);
+}
 
 } // namespace
 
@@ -276,40 +352,14 @@ PagePtr DiskTier::get(const PageKey &key) {
     return nullptr;
   }
   fs::path path = pagePath(key);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT)
-      fail("cannot open KV page file", path, errno);
+  std::optional<PageBytes> bytes = readPageFile(path, allocator_);
+  if (!bytes) {
     forget(key); // deleted by another process (its eviction or clear)
     ++counters_.misses;
     return nullptr;
   }
-  struct stat info;
-  if (::fstat(fd, &info) != 0) {
-    int error = errno;
-    ::close(fd);
-    fail("cannot stat KV page file", path, error);
-  }
-  PageBytes bytes = PageBytes::allocate(allocator_, static_cast<size_t>(info.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t result = ::read(fd, bytes.data() + done, bytes.size() - done);
-    if (result < 0 && errno == EINTR)
-      continue;
-    if (result < 0) {
-      int error = errno;
-      ::close(fd);
-      fail("cannot read KV page file", path, error);
-    }
-    if (result == 0)
-      break; // shrank while reading: decoding reports it truncated
-    done += static_cast<size_t>(result);
-  }
-  ::close(fd);
-  if (done < bytes.size()) // shrank while reading: keep what was read
-    bytes = PageBytes(std::vector<uint8_t>(bytes.data(), bytes.data() + done));
-
-  DecodedPage decoded = decodePage(std::move(bytes), identity_, key);
+  const size_t done = bytes->size();
+  DecodedPage decoded = decodePage(std::move(*bytes), identity_, key);
   if (!decoded) {
     lastCorruptReason_ = path.string() + ": " + decoded.reason;
     removeFile(path, "cannot delete corrupt KV page file");
@@ -383,6 +433,42 @@ TierStats DiskTier::stats() const {
 std::string DiskTier::lastCorruptReason() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return lastCorruptReason_;
+}
+
+DiskTier::VerifyReport DiskTier::verify(bool removeBad) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  VerifyReport report;
+  forEachSchemeFile(
+      directory_,
+      [&](const fs::path &path, SchemeFile kind, const struct stat &) {
+        if (kind == SchemeFile::Lookalike) {
+          ++report.foreign;
+          return;
+        }
+        if (kind != SchemeFile::Page)
+          return;
+        const PageKey key = *pageFileKey(path.filename().string());
+        const std::optional<PageBytes> bytes = readPageFile(path, nullptr);
+        if (!bytes)
+          return; // removed by another process since the scan
+        // Any artifact's page is checked against the identity it names:
+        // everything else (version, header and payload checksums, key,
+        // length) must hold.
+        const DecodedPage decoded = decodePage(bytes->data(), bytes->size(), namedIdentity(*bytes), key);
+        if (decoded) {
+          ++report.good;
+          return;
+        }
+        ++report.corrupt;
+        report.problems.push_back(path.string() + ": " + decoded.reason);
+        if (removeBad) {
+          removeFile(path, "cannot delete corrupt KV page file");
+          forget(key);
+          ++report.removed;
+        }
+      },
+      /*withLookalikes=*/true);
+  return report;
 }
 
 } // namespace v4rt::kvcache

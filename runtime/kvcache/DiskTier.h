@@ -7,7 +7,10 @@
 // crash leaves at most a temporary file, removed by the next DiskTier opened
 // on the directory. Content is validated on every read (Page.h): a damaged,
 // truncated or foreign file is deleted, counted as corrupt and reported as a
-// miss. Only files of this naming scheme are ever touched.
+// miss. Only files of this naming scheme are ever touched, and of those named
+// like a page only the ones that start with the page magic (Page.h) are
+// indexed, evicted or cleared, so no sweep deletes a user's file (only a
+// file at the exact path of a key being read is taken for a damaged page).
 //
 // Bytes counted are file sizes (header + payload). Real I/O failures (cannot
 // create, write, rename or list) throw v4c::Error naming the path.
@@ -17,7 +20,9 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "runtime/kvcache/PageTier.h"
 
@@ -53,6 +58,18 @@ public:
   std::filesystem::path pagePath(const PageKey &key) const;
   // Why the last corrupt page was rejected (empty if none was).
   std::string lastCorruptReason() const;
+
+  // `v4run cache verify`: every page file read whole and checked (header,
+  // checksums, key, length) against the artifact identity it names, so any
+  // artifact's pages verify. Files named like a page without the page magic
+  // are counted foreign and never touched.
+  struct VerifyReport {
+    uint64_t good = 0, corrupt = 0, foreign = 0, removed = 0;
+    std::vector<std::string> problems; // "path: reason", one per corrupt page
+  };
+  // removeBad: deletes the corrupt page files (only those: they start with
+  // the page magic).
+  VerifyReport verify(bool removeBad);
 
 private:
   using LruList = std::list<PageKey>; // front: most recently used

@@ -195,6 +195,85 @@ TEST(DiskTier, OrphanTemporaryFilesOfDeadWritersAreRemovedAtStart) {
     EXPECT_TRUE(fs::exists(path)) << path;
 }
 
+// A file of the page naming scheme that is not a page (another
+// content-addressed store sharing the directory) is a user's file: the scan,
+// the budget and clear() leave it alone, next to real pages that do go.
+TEST(DiskTier, AUsersFileNamedLikeAPageIsNeverTouched) {
+  ScratchDirectory directory;
+  const std::string hex = testKey(7).hex();
+  const fs::path lookalike = directory.path() / hex.substr(0, 2) / (hex + ".page");
+  fs::create_directories(lookalike.parent_path());
+  const std::string text = "my own notes, not a KV page";
+  writeFileBytes(lookalike, std::vector<uint8_t>(text.begin(), text.end()));
+  const fs::path tiny = directory.path() / "00" / ("00" + std::string(62, 'f') + ".page");
+  fs::create_directories(tiny.parent_path());
+  writeFileBytes(tiny, {'V', '4'}); // shorter than the magic
+
+  {
+    DiskTier tier(directory.path(), kTestIdentity, 1); // a budget no file fits
+    EXPECT_EQ(tier.stats().pages, 0u);
+    EXPECT_EQ(tier.stats().bytes, 0u);
+    EXPECT_EQ(tier.stats().evictions, 0u);
+  }
+  DiskTier tier(directory.path(), kTestIdentity, kLargeBudget);
+  EXPECT_EQ(tier.stats().pages, 0u);
+  for (int64_t i = 0; i < 3; ++i)
+    tier.put(testPagePtr(i, 300));
+  DiskTier reopened(directory.path(), kTestIdentity, kLargeBudget);
+  EXPECT_EQ(reopened.stats().pages, 3u);
+  EXPECT_EQ(reopened.stats().bytes, 3 * fileBytes(300));
+  EXPECT_EQ(reopened.clear(), 3u);
+  EXPECT_FALSE(fs::exists(reopened.pagePath(testKey(0))));
+  EXPECT_EQ(readFileBytes(lookalike), std::vector<uint8_t>(text.begin(), text.end()));
+  EXPECT_TRUE(fs::exists(tiny));
+}
+
+// verify() reads every page: a flipped payload byte and a truncated page are
+// corrupt, a page of another artifact is good (checked against the identity
+// it names), a lookalike is foreign; only --remove-bad deletes, and only the
+// corrupt pages.
+TEST(DiskTier, VerifyChecksEveryPageAndRemovesOnlyCorruptOnesWhenAsked) {
+  ScratchDirectory directory;
+  {
+    DiskTier writer(directory.path(), kTestIdentity, kLargeBudget);
+    for (int64_t i = 0; i < 4; ++i)
+      writer.put(testPagePtr(i, 400));
+    DiskTier other(directory.path(), "another-artifact", kLargeBudget);
+    other.put(testPagePtr(4, 400));
+  }
+  DiskTier tier(directory.path(), "", kLargeBudget);
+  std::vector<uint8_t> flipped = readFileBytes(tier.pagePath(testKey(1)));
+  flipped[flipped.size() - 10] ^= 0x40;
+  writeFileBytes(tier.pagePath(testKey(1)), flipped);
+  std::vector<uint8_t> truncated = readFileBytes(tier.pagePath(testKey(2)));
+  truncated.resize(truncated.size() / 2);
+  writeFileBytes(tier.pagePath(testKey(2)), truncated);
+  const std::string hex = testKey(9).hex();
+  const fs::path lookalike = directory.path() / hex.substr(0, 2) / (hex + ".page");
+  fs::create_directories(lookalike.parent_path());
+  writeFileBytes(lookalike, {'n', 'o', 't', 'e', 's'});
+
+  const DiskTier::VerifyReport looked = tier.verify(/*removeBad=*/false);
+  EXPECT_EQ(looked.good, 3u);
+  EXPECT_EQ(looked.corrupt, 2u);
+  EXPECT_EQ(looked.foreign, 1u);
+  EXPECT_EQ(looked.removed, 0u);
+  ASSERT_EQ(looked.problems.size(), 2u);
+  EXPECT_TRUE(fs::exists(tier.pagePath(testKey(1))));
+
+  const DiskTier::VerifyReport repaired = tier.verify(/*removeBad=*/true);
+  EXPECT_EQ(repaired.corrupt, 2u);
+  EXPECT_EQ(repaired.removed, 2u);
+  EXPECT_FALSE(fs::exists(tier.pagePath(testKey(1))));
+  EXPECT_FALSE(fs::exists(tier.pagePath(testKey(2))));
+  EXPECT_EQ(tier.stats().pages, 3u);
+  EXPECT_TRUE(fs::exists(lookalike));
+  const DiskTier::VerifyReport after = tier.verify(/*removeBad=*/false);
+  EXPECT_EQ(after.good, 3u);
+  EXPECT_EQ(after.corrupt, 0u);
+  EXPECT_EQ(after.foreign, 1u);
+}
+
 TEST(DiskTier, EvictsLeastRecentlyUsedFilesOverBudget) {
   ScratchDirectory directory;
   DiskTier tier(directory.path(), kTestIdentity, 3 * fileBytes(1000));

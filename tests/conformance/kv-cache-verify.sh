@@ -17,7 +17,11 @@ echo "$line" | awk -v bound="$bound" -v floor="$floor" -v case="$(basename "$dir
   prefill = $3 + 0; chunked = $5 + 0; decode = $7 + 0
   printf "kv-cache-verify: %s --kv-cache %s max rel error prefill %.3e chunked %.3e decode %.3e tokens %s (bound %s, floor %s)\n",
          case, kv, prefill, chunked, decode, $9, bound, floor
-  # NaN compares false: "!(x <= bound)" catches it.
+  # A NaN or inf error must fail, but awk compares "nan" unreliably (mawk,
+  # Debian awk, finds nan <= bound true): accept only what %.3e prints for a
+  # finite error.
+  for (i = 3; i <= 7; i += 2)
+    if ($i !~ /^[0-9]\.[0-9]+e[-+][0-9]+$/) { print "kv-cache-verify: max rel error \"" $i "\" is not a finite number"; exit 1 }
   if (!(prefill <= bound) || !(chunked <= bound) || !(decode <= bound)) { print "kv-cache-verify: error above bound"; exit 1 }
   if (prefill < floor) { print "kv-cache-verify: error below the floor: the cache was not stored narrow"; exit 1 }
 }' || exit 1

@@ -16,7 +16,11 @@ echo "$line" | awk -v bound="$bound" -v case="$(basename "$dir")" -v mode="$prec
   prefill = $3 + 0; chunked = $5 + 0; decode = $7 + 0
   printf "quant-verify: %s %s max rel error prefill %.3e chunked %.3e decode %.3e tokens %s (bound %s)\n",
          case, mode, prefill, chunked, decode, $9, bound
-  # NaN compares false: "!(x <= bound)" catches it.
+  # A NaN or inf error must fail, but awk compares "nan" unreliably (mawk,
+  # Debian awk, finds nan <= bound true): accept only what %.3e prints for a
+  # finite error.
+  for (i = 3; i <= 7; i += 2)
+    if ($i !~ /^[0-9]\.[0-9]+e[-+][0-9]+$/) { print "quant-verify: max rel error \"" $i "\" is not a finite number"; exit 1 }
   if (!(prefill <= bound) || !(chunked <= bound) || !(decode <= bound)) { print "quant-verify: error above bound"; exit 1 }
   # fp32 artifacts verify at ~1e-6: an error this small means nothing was quantized.
   if (prefill < 1e-3) { print "quant-verify: error below 1e-3: the artifact does not run quantized"; exit 1 }

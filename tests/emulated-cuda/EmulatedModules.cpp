@@ -147,13 +147,16 @@ CUresult emuModuleUnload(CUmodule handle) {
   LOCKED;
   REQUIRE_INIT
   auto *module = reinterpret_cast<Module *>(handle);
-  if (!gModules.erase(module))
+  if (!gModules.count(module))
     return CUDA_ERROR_INVALID_HANDLE;
+  // Queued launches of its kernels run first (the driver waits for them too).
+  const CUresult pending = synchronizeAll("cuModuleUnload");
+  gModules.erase(module);
   for (auto &[name, function] : module->functions)
     gFunctions.erase(function.get());
   dlclose(module->library);
   delete module;
-  return CUDA_SUCCESS;
+  return pending;
 }
 
 CUresult emuModuleGetFunction(CUfunction *result, CUmodule handle, const char *name) {

@@ -35,9 +35,9 @@ for spec in full:64 periodic:48:48 zero:16; do
   [ "$(head -n 1 "$work/second.txt")" = "$cold" ] || fail "$strategy: restored run's ids differ from the cold run's"
   echo "$strategy: $(grep '^prefix hit' "$work/second.txt"), $(grep '^window rebuild' "$work/second.txt")"
 done
-"$v4run" cache stats "$work/cache-full" > "$work/stats.txt"
-grep -qx 'pages: 4' "$work/stats.txt" && grep -qx 'corrupt: 0' "$work/stats.txt" ||
-  { cat "$work/stats.txt"; fail "cache stats of the GPU pages"; }
+"$v4run" cache verify "$work/cache-full" > "$work/stats.txt" &&
+  grep -qx 'pages: 4' "$work/stats.txt" && grep -qx 'good: 4' "$work/stats.txt" ||
+  { cat "$work/stats.txt"; fail "cache verify of the GPU pages"; }
 
 # Zero pages are 2160 bytes here: a 5000-byte device tier holds 2 of the 4.
 "$v4run" consistency "$gpu" --swa-cache zero --prompt-len 70 --decode 2 --max-context 128 \

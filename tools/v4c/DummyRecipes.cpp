@@ -103,6 +103,14 @@ void makeWeightsDummy(v4rt::Program &program, int64_t numExperts, uint64_t seed)
 }
 
 int writeDummyCheckpoint(const std::string &artifactPath, const std::string &directory) {
+  // Never over a checkpoint the user already has there.
+  namespace fs = std::filesystem;
+  std::error_code error;
+  check(!fs::exists(directory, error) || fs::is_directory(directory, error),
+        directory + ": exists and is not a directory; give a new or empty directory with -o");
+  for (const char *name : {"model.safetensors", "model.safetensors.index.json", "config.json"})
+    check(!fs::exists(fs::path(directory) / name, error),
+          directory + " already holds " + name + "; give a new or empty directory with -o");
   v4rt::OpenOptions open;
   open.generateDummyWeights = true;
   auto artifact = v4rt::Artifact::open(artifactPath, open);
@@ -119,7 +127,8 @@ int writeDummyCheckpoint(const std::string &artifactPath, const std::string &dir
                                 "; dummy-checkpoint writes f32/bf16/i32 weights (compile with --precision fp32)");
     tensors.push_back({weight.name, dtype, weight.shape, std::vector<uint8_t>(weight.data, weight.data + weight.size)});
   }
-  std::filesystem::create_directories(directory);
+  fs::create_directories(directory, error);
+  check(!error, directory + ": cannot create the directory: " + error.message());
   writeSafetensors(directory + "/model.safetensors", tensors);
   std::ofstream config(directory + "/config.json", std::ios::trunc);
   config << program.configJson << "\n";

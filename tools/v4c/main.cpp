@@ -16,8 +16,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Support/FileUtilities.h"
-#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/Error.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include "codegen/ProgramFromPlan.h"
@@ -35,6 +34,7 @@
 #include "passes/Quantize.h"
 #include "runtime/artifact/ArtifactWriter.h"
 #include "runtime/artifact/ArtifactReader.h"
+#include "tools/CommandLine.h"
 #include "tools/v4c/CacheStats.h"
 #include "tools/v4c/DummyRecipes.h"
 #include "tools/v4c/FusionStats.h"
@@ -51,8 +51,9 @@ struct Options {
   std::string target = "cpu";
   int64_t prefillChunk = 64;
   // --decode-batch 1,4,8: one decode bucket per session count (continuous
-  // batching); empty: kDefaultDecodeBatches.
+  // batching); not given: kDefaultDecodeBatches.
   std::string decodeBatch;
+  bool decodeBatchGiven = false;
   bool printPipeline = false;
   bool printIrAfterAll = false;
   std::vector<std::string> dumpIrAfter; // --dump-ir-after: pass arguments
@@ -93,16 +94,19 @@ void printStats(mlir::ModuleOp module) {
   std::printf("%s\n", nlohmann::json{{"stats", rows}}.dump().c_str());
 }
 
+// Into a temporary next to `path`, renamed over it once complete: a file the
+// user already has there is replaced whole or not at all.
 void writeText(const std::string &path, llvm::function_ref<void(llvm::raw_ostream &)> write) {
   if (path.empty() || path == "-") {
     write(llvm::outs());
     return;
   }
-  std::string error;
-  auto file = mlir::openOutputFile(path, &error);
-  v4c::check(file != nullptr, path + ": " + error);
-  write(file->os());
-  file->keep();
+  llvm::Error error = llvm::writeToOutput(path, [&](llvm::raw_ostream &os) {
+    write(os);
+    return llvm::Error::success();
+  });
+  if (error)
+    throw v4c::Error(path + ": cannot write: " + llvm::toString(std::move(error)));
 }
 
 mlir::OwningOpRef<mlir::ModuleOp> importModel(mlir::MLIRContext &context, const Options &options,
@@ -185,7 +189,7 @@ std::vector<int64_t> parseDecodeBatches(const std::string &text) {
 }
 
 std::vector<int64_t> decodeBatches(const Options &options) {
-  return parseDecodeBatches(options.decodeBatch.empty() ? kDefaultDecodeBatches : options.decodeBatch);
+  return parseDecodeBatches(options.decodeBatchGiven ? options.decodeBatch : kDefaultDecodeBatches);
 }
 
 v4c::PipelineOptions pipelineOptions(const Options &options) {
@@ -329,7 +333,8 @@ int main(int argc, char **argv) {
   compile->add_option("--weights", options.weights,
                       "checkpoint (default), or dummy: seeded weights generated at load, none stored "
                       "(needs only --model NAME or DIR/config.json)");
-  compile->add_option("--dummy-seed", options.dummySeed, "seed of --weights dummy");
+  compile->add_option("--dummy-seed", options.dummySeed, "seed of --weights dummy")
+      ->check(v4tools::nonNegativeInteger());
   compile->add_option("--keep-cuda-source", options.keepCudaSource,
                       "CUDA targets: write the generated kernels.cu and headers to DIR and keep them");
   compile->add_option("--tensor-cores", options.tensorCores,
@@ -341,12 +346,10 @@ int main(int argc, char **argv) {
   dummyCheckpoint->add_option("artifact", options.artifact, "a --weights dummy artifact")->required();
   dummyCheckpoint->add_option("-o,--output", options.output, "output checkpoint directory")->required();
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    return app.exit(e);
-  }
+  if (const int status = v4tools::parseCommandLine(app, argc, argv, "v4c"); status >= 0)
+    return status;
   options.kvCacheGiven = compile->count("--kv-cache") > 0;
+  options.decodeBatchGiven = compile->count("--decode-batch") > 0;
   try {
     if (*dummyCheckpoint)
       return v4c::writeDummyCheckpoint(options.artifact, options.output);

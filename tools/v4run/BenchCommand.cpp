@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <vector>
 
@@ -9,6 +10,7 @@
 
 #include "common/Error.h"
 #include "runtime/Sampler.h"
+#include "tools/v4run/ContextLimit.h"
 #include "tools/v4run/DecodeTraffic.h"
 #include "tools/v4run/LongPrefill.h"
 #include "tools/v4run/Runner.h"
@@ -30,8 +32,14 @@ int runBench(const BenchOptions &options) {
   v4c::check(options.promptLength >= 1, "--prompt-len must be >= 1");
   v4c::check(options.decodeSteps >= 1, "--decode must be >= 1");
   v4c::check(options.warmupSteps >= 0, "--warmup must be >= 0");
-  v4c::check(options.batch >= 1, "--batch must be >= 1");
+  v4c::check(options.batch >= 1 && options.batch <= kMaxBatchSessions,
+             "--batch must be 1 to " + std::to_string(kMaxBatchSessions) + " sessions");
   v4c::check(options.prefillBudgetSeconds >= 0, "--prefill-budget must be >= 0");
+  v4c::check(options.bandwidth > 0 && std::isfinite(options.bandwidth),
+             "--bandwidth must be a positive number of bytes/s (e.g. 3.0e12)");
+  v4c::check(options.maxContext >= 0, "--max-context must be >= 0 (0: the model's)");
+  checkFitsContext(options.artifact, {options.promptLength, options.warmupSteps, options.decodeSteps},
+                   "--prompt-len + --warmup + --decode");
   RunnerOptions runnerOptions;
   runnerOptions.threads = options.threads;
   runnerOptions.maxContext = options.maxContext;

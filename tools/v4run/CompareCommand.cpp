@@ -121,6 +121,9 @@ StepError compareValues(const std::vector<float> &gpu, const std::vector<float> 
 
 int runCompare(const CompareOptions &options) {
   const std::vector<int32_t> prompt = parsePromptIds(options.promptIds);
+  v4c::check(options.decodeSteps >= 0, "--decode must be >= 0");
+  v4c::check(options.tolerance > 0, "--tolerance must be positive (e.g. 1e-4)");
+  v4c::check(options.maxContext >= 0, "--max-context must be >= 0 (0: the model's)");
   {
     // The plans first (no device needed): they must correspond step for step.
     v4rt::OpenOptions manifestOnly;

@@ -7,6 +7,7 @@
 
 #include "common/Error.h"
 #include "runtime/Sampler.h"
+#include "tools/v4run/ContextLimit.h"
 #include "tools/v4run/LogitRows.h"
 #include "tools/v4run/Runner.h"
 
@@ -101,6 +102,14 @@ int runBatchConsistency(const ConsistencyOptions &options, Runner &runner) {
 int runConsistency(const ConsistencyOptions &options) {
   const int64_t P = options.promptLength;
   v4c::check(P >= 3, "--prompt-len must be >= 3 (three uneven chunks)");
+  v4c::check(options.tolerance > 0 && options.batchTolerance > 0,
+             "--tolerance and --batch-tolerance must be positive (e.g. 1e-4)");
+  v4c::check(options.batch == 0 || (options.batch >= 2 && options.batch <= kMaxBatchSessions),
+             "--batch must be 2 to " + std::to_string(kMaxBatchSessions) + " sessions");
+  v4c::check(options.decodeSteps >= 1, "--decode must be >= 1");
+  v4c::check(options.maxContext >= 0, "--max-context must be >= 0 (0: the model's)");
+  checkFitsContext(options.artifact, {P, options.batch > 1 ? options.decodeSteps : 0},
+                   options.batch > 1 ? "--prompt-len + --decode" : "--prompt-len");
   RunnerOptions runnerOptions;
   runnerOptions.threads = options.threads;
   runnerOptions.maxContext = options.maxContext;

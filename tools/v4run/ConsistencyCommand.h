@@ -21,7 +21,7 @@ struct ConsistencyOptions {
   int64_t promptLength = 300;
   double tolerance = 1e-4;
   double graphTolerance = 1e-6; // graph replay vs plain launches: the same kernels
-  int64_t batch = 0;             // > 1: the batched-decode check
+  int64_t batch = 0;             // 2..kMaxBatchSessions: the batched-decode check (0: off)
   int64_t decodeSteps = 3;       // batched-decode check: greedy steps per session
   double batchTolerance = 1e-5;  // batched vs alone (row-wise kernels may sum in another order)
   unsigned threads = 0;

@@ -4,9 +4,9 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <sstream>
 
 #include "common/Error.h"
+#include "tools/v4run/CacheCommand.h"
 #include "tools/v4run/PromptIds.h"
 #include "tools/v4run/Runner.h"
 
@@ -60,10 +60,10 @@ void sampleNext(std::vector<v4rt::Sampler> &samplers, RowOf rowOf, int64_t V, st
 
 std::vector<std::vector<int32_t>> batchPrompts(const std::string &text, int64_t batch) {
   v4c::check(batch >= 0, "--batch must be >= 1 (sessions decoding together)");
+  v4c::check(batch <= kMaxBatchSessions,
+             "--batch must be at most " + std::to_string(kMaxBatchSessions) + " (sessions decoding together)");
   std::vector<std::vector<int32_t>> prompts;
-  std::stringstream stream(text);
-  std::string prompt;
-  while (std::getline(stream, prompt, ';'))
+  for (const std::string &prompt : splitItems(text, ';'))
     prompts.push_back(parsePromptIds(prompt));
   v4c::check(!prompts.empty(), "--prompt-ids: give at least one token id");
   const size_t distinct = prompts.size();
@@ -76,7 +76,7 @@ std::vector<std::vector<int32_t>> batchPrompts(const std::string &text, int64_t 
 }
 
 int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int32_t>> &prompts,
-                     int64_t count, const v4rt::SamplingOptions &sampling) {
+                     int64_t count, const v4rt::SamplingOptions &sampling, const std::string *swaCache) {
   using Clock = std::chrono::steady_clock;
   v4c::check(count >= 0, "-n must be >= 0");
   const size_t n = prompts.size();
@@ -86,7 +86,7 @@ int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int
   std::vector<std::vector<float>> lastLogits(n);
 
   const auto t0 = Clock::now();
-  int64_t promptTokens = 0;
+  int64_t promptTokens = 0, tokensReused = 0;
   for (size_t i = 0; i < n; ++i) {
     size_t same = 0;
     while (same < i && prompts[same] != prompts[i])
@@ -98,8 +98,10 @@ int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int
       continue;
     }
     sessions.push_back(std::make_unique<v4rt::SessionHandle>(model));
-    lastLogits[i] = sessions.back()->prefillLast(prompts[i]);
-    promptTokens += static_cast<int64_t>(prompts[i].size());
+    int64_t reused = 0; // restored from the cache, not computed
+    lastLogits[i] = sessions.back()->prefillLast(prompts[i], &reused);
+    promptTokens += static_cast<int64_t>(prompts[i].size()) - reused;
+    tokensReused += reused;
   }
   const auto t1 = Clock::now();
 
@@ -120,6 +122,8 @@ int runGenerateBatch(v4rt::ModelHandle &model, const std::vector<std::vector<int
 
   printBatchGeneration(generated, count, promptTokens, std::chrono::duration<double>(t1 - t0).count(),
                        std::chrono::duration<double>(t2 - t1).count(), model.decodeBatchSizes());
+  if (swaCache)
+    printGenerateCacheSummary(model.cacheStats(), tokensReused, *swaCache);
   return 0;
 }
 

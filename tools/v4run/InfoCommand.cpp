@@ -14,9 +14,9 @@ const char *bucketKindName(v4rt::BucketKind kind) { return kind == v4rt::BucketK
 
 } // namespace
 
-int runInfo(const std::string &artifactPath) {
+int runInfo(const std::string &artifactPath, bool verifyChecksums) {
   v4rt::OpenOptions open;
-  open.verifyChecksums = false; // metadata only: the weights are not read
+  open.verifyChecksums = verifyChecksums; // throws on the first weight that does not match
   auto artifact = v4rt::Artifact::open(artifactPath, open);
   const v4rt::Program &program = artifact->program();
 
@@ -38,7 +38,12 @@ int runInfo(const std::string &artifactPath) {
     std::printf("; %llu dummy, %llu bytes generated at load from seed %llu",
                 static_cast<unsigned long long>(dummyWeights), static_cast<unsigned long long>(dummyBytes),
                 static_cast<unsigned long long>(program.dummySeed));
-  std::printf(")\ncaches    %zu slots\n", program.caches.size());
+  std::printf(")\n");
+  if (verifyChecksums)
+    std::printf("checksums ok (%zu stored weights hashed)\n", program.weights.size() - dummyWeights);
+  else
+    std::printf("checksums not checked (--no-checksums)\n");
+  std::printf("caches    %zu slots\n", program.caches.size());
 
   nlohmann::json buckets = nlohmann::json::array();
   std::printf("%-14s %-8s %7s %6s %7s %14s %9s\n", "bucket", "kind", "tokens", "batch", "steps", "arena_bytes",
@@ -81,6 +86,7 @@ int runInfo(const std::string &artifactPath) {
                                  {"modules", modules},
                                  {"weights", program.weights.size()},
                                  {"weight_bytes_stored", storedBytes},
+                                 {"checksums", verifyChecksums ? "ok" : "not checked"},
                                  {"dummy_weights", dummyWeights},
                                  {"dummy", dummyWeights > 0},
                                  {"dummy_seed", program.dummySeed}}}};

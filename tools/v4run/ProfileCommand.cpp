@@ -9,6 +9,7 @@
 
 #include "common/Error.h"
 #include "runtime/artifact/ArtifactReader.h"
+#include "tools/v4run/ContextLimit.h"
 #include "tools/v4run/DecodeTraffic.h"
 #include "tools/v4run/Runner.h"
 #include "tools/v4run/StepTimer.h"
@@ -116,6 +117,10 @@ int runProfile(const ProfileOptions &options) {
   v4c::check(options.fillChunk >= 1, "--fill-chunk must be >= 1");
   v4c::check(options.bandwidth > 0 && options.peakBf16 > 0 && options.peakF32 > 0,
              "--bandwidth and the peaks must be positive");
+  v4c::check(options.tokens >= 0, "--tokens must be >= 1 (0: the bucket's)");
+  v4c::check(options.maxContext >= 0, "--max-context must be >= 0 (0: context + the bucket)");
+  checkFitsContext(options.artifact, {options.context, std::max<int64_t>(options.tokens, 1)},
+                   "--context + the profiled tokens");
 
   // The bucket from the manifest first: on GPU artifacts it sizes the sessions.
   v4rt::OpenOptions manifestOnly;

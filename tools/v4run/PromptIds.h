@@ -8,6 +8,10 @@
 
 namespace v4run {
 
+// "a,b," -> {"a", "b", ""}: every item, empty ones included (so a stray
+// separator is an error, not silently dropped).
+std::vector<std::string> splitItems(const std::string &text, char separator);
+
 // Throws v4c::Error "--prompt-ids: 'x' is not a token id (want e.g. 5,17,300)".
 std::vector<int32_t> parsePromptIds(const std::string &text);
 

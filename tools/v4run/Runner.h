@@ -13,6 +13,10 @@
 
 namespace v4run {
 
+// --batch of generate, bench and consistency: at most this many sessions
+// decoding together (v4c's largest decode bucket).
+inline constexpr int64_t kMaxBatchSessions = 4096;
+
 struct RunnerOptions {
   unsigned threads = 0;        // CPU worker threads (0: one per core)
   bool verifyChecksums = true; // hash every weight at load

@@ -88,6 +88,8 @@ static float topTwoMargin(const float *row, int64_t vocab) {
 }
 
 int runVerify(const VerifyOptions &options) {
+  v4c::check(options.tolerance > 0, "--tolerance must be positive (e.g. 1e-4)");
+  v4c::check(options.maxContext >= 0, "--max-context must be >= 0 (0: the model's)");
   RunnerOptions runnerOptions;
   runnerOptions.threads = options.threads;
   runnerOptions.maxContext = options.maxContext;

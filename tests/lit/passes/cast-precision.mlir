@@ -1,11 +1,11 @@
 // v4-cast-precision: bf16 storage of weights and activations, with the tiny
 // precision-critical tensors kept f32.
 // RUN: v4-opt --split-input-file --v4-cast-precision=precision=bf16 %s | FileCheck %s
-// RUN: v4-opt --split-input-file --v4-cast-precision=precision=fp32 %s | FileCheck %s --check-prefix=FP32
+// RUN: v4-opt --split-input-file --v4-cast-precision=precision=fp32 %s | FileCheck %s --check-prefix=FP32 --implicit-check-not=bf16
 // RUN: not v4-opt --v4-cast-precision=precision=fp16 %s 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: v4-cast-precision: unknown precision 'fp16'; use fp32 (no change) or bf16
-// FP32-NOT: bf16
+// FP32 (no change): every chunk prints back in f32, no bf16 anywhere.
 
 // The embedding, the final norm and the head become bf16; the logits (the
 // returned tensor) stay f32, so the head linear widens.
@@ -13,6 +13,9 @@
 // CHECK: v4.global @model.norm.weight : tensor<64xbf16>
 // CHECK: v4.global @lm_head.weight : tensor<100x64xbf16>
 // CHECK-LABEL: func.func @head
+// FP32: v4.global @model.embed_tokens.weight : tensor<100x64xf32>
+// FP32-LABEL: func.func @head
+// FP32: v4.linear {{.*}} : (tensor<?x64xf32>, tensor<100x64xf32>) -> tensor<?x100xf32>
 // CHECK-SAME: (%{{.*}}: tensor<?xi32>) -> tensor<?x100xf32>
 // CHECK: v4.embed %{{.*}}, %{{.*}} : (tensor<?xi32>, tensor<100x64xbf16>) -> tensor<?x64xbf16>
 // CHECK: v4.rms_norm {{.*}} : (tensor<?x64xbf16>, tensor<64xbf16>) -> tensor<?x64xbf16>
@@ -39,6 +42,8 @@ func.func @head(%ids: tensor<?xi32>) -> tensor<?x100xf32> {
 // CHECK: v4.global @scale : tensor<3xf32>
 // CHECK: v4.global @head_fn : tensor<4x256xf32>
 // CHECK-LABEL: func.func @hyper_connections
+// FP32-LABEL: func.func @hyper_connections
+// FP32: v4.hc_head {{.*}} : (tensor<?x256xf32>, tensor<4x256xf32>, tensor<4xf32>, tensor<1xf32>) -> tensor<?x64xf32>
 // CHECK: v4.hc_expand {{.*}} -> tensor<?x256xbf16>
 // CHECK: v4.hc_pre {{.*}} : (tensor<?x256xbf16>, tensor<24x256xf32>, tensor<24xf32>, tensor<3xf32>) -> (tensor<?x64xbf16>, tensor<?x4xf32>, tensor<?x16xf32>)
 // CHECK: v4.hc_post {{.*}} : (tensor<?x256xbf16>, tensor<?x64xbf16>, tensor<?x4xf32>, tensor<?x16xf32>) -> tensor<?x256xbf16>
@@ -83,6 +88,8 @@ func.func @hyper_connections(%x: tensor<?x64xf32>, %other: tensor<?x64xf32>) -> 
 // CHECK: v4.global @gate_up : tensor<8x96x64xbf16>
 // CHECK: v4.global @down : tensor<8x64x48xbf16>
 // CHECK-LABEL: func.func @mixture_of_experts
+// FP32-LABEL: func.func @mixture_of_experts
+// FP32: v4.moe {{.*}} : (tensor<?x64xf32>, tensor<?x2xf32>, tensor<?x2xi32>, tensor<8x96x64xf32>, tensor<8x64x48xf32>) -> tensor<?x64xf32>
 // CHECK-SAME: (%{{.*}}: tensor<?x64xbf16>, %{{.*}}: tensor<?xi32>) -> tensor<?x64xbf16>
 // CHECK: v4.router {{.*}} : (tensor<?x64xbf16>, tensor<8x64xf32>, tensor<8xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>)
 // CHECK: v4.hash_router {{.*}} : (tensor<?x64xbf16>, tensor<8x64xf32>, tensor<1000x2xi32>, tensor<?xi32>) -> (tensor<?x2xf32>, tensor<?x2xi32>)
@@ -124,6 +131,8 @@ func.func @mixture_of_experts(%h: tensor<?x64xf32>, %ids: tensor<?xi32>) -> tens
 // CHECK: v4.global @norm : tensor<32xbf16>
 // CHECK: v4.global @sinks : tensor<2xf32>
 // CHECK-LABEL: func.func @csa_attention
+// FP32-LABEL: func.func @csa_attention
+// FP32: v4.attention {{.*}} : (tensor<?x64xf32>, tensor<?x32xf32>, tensor<2xf32>, tensor<?xi32>, !v4.cache<window, rows = 8, width = 32, f32>, !v4.cache<entries, width = 32, rate = 4, f32>) -> tensor<?x64xf32>
 // CHECK: v4.compress {{.*}} : (tensor<?x64xbf16>, tensor<?x64xbf16>, tensor<4x64xf32>, tensor<32xbf16>, tensor<?xi32>, !v4.cache<compress_state, rows = 8, width = 128, f32>, !v4.cache<entries, width = 32, rate = 4, f32>)
 // CHECK: v4.attention {{.*}} : (tensor<?x64xbf16>, tensor<?x32xbf16>, tensor<2xf32>, tensor<?xi32>, !v4.cache<window, rows = 8, width = 32, f32>, !v4.cache<entries, width = 32, rate = 4, f32>) -> tensor<?x64xbf16>
 v4.global @ape : tensor<4x64xf32>
@@ -163,6 +172,8 @@ func.func @csa_attention(%q: tensor<?x64xf32>, %kv: tensor<?x32xf32>, %ckv: tens
 // CHECK: v4.global @wq : tensor<32x64xf8E4M3FN, #v4.quant<fp8_e4m3, block = [128, 128], scale = ue8m0>>
 // CHECK: v4.global @wq.scale : tensor<1x1xi8>
 // CHECK-LABEL: func.func @quantized
+// FP32-LABEL: func.func @quantized
+// FP32: v4.linear_fp8 {{.*}} : (tensor<?x64xf32>, tensor<32x64xf8E4M3FN, #v4.quant<fp8_e4m3, block = [128, 128], scale = ue8m0>>, tensor<1x1xi8>) -> tensor<?x32xf32>
 // CHECK: v4.linear_fp8 {{.*}} : (tensor<?x64xbf16>, tensor<32x64xf8E4M3FN, #v4.quant<fp8_e4m3, block = [128, 128], scale = ue8m0>>, tensor<1x1xi8>) -> tensor<?x32xbf16>
 v4.global @wq : tensor<32x64xf8E4M3FN, #v4.quant<fp8_e4m3, block = [128, 128], scale = ue8m0>>
 v4.global @"wq.scale" : tensor<1x1xi8>

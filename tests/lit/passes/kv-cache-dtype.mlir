@@ -3,7 +3,7 @@
 // in indexer keys (all e4m3); compressor state stays f32.
 // RUN: v4-opt --v4-kv-cache-dtype=dtype=fp8 %s | FileCheck %s --check-prefix=FP8
 // RUN: v4-opt --v4-kv-cache-dtype=dtype=bf16 %s | FileCheck %s --check-prefix=BF16
-// RUN: v4-opt --v4-kv-cache-dtype=dtype=fp32 %s | FileCheck %s --check-prefix=FP32
+// RUN: v4-opt --v4-kv-cache-dtype=dtype=fp32 %s | FileCheck %s --check-prefix=FP32 --implicit-check-not=bf16 --implicit-check-not=f8E4M3FN
 
 // FP8-LABEL: func.func @forward
 // FP8-SAME: %arg{{[0-9]+}}: !v4.cache<window, rows = 4, width = 8, rope = 4, f8E4M3FN> {v4.cache_name = "layers.0.window", v4.layer = 0 : i64}
@@ -25,8 +25,11 @@
 // BF16-NOT: f8E4M3FN
 
 // FP32-LABEL: func.func @forward
-// FP32-NOT: bf16
-// FP32-NOT: f8E4M3FN
+// FP32-SAME: !v4.cache<window, rows = 4, width = 8, f32> {v4.cache_name = "layers.0.window", v4.layer = 0 : i64}
+// FP32-SAME: !v4.cache<entries, width = 8, rate = 4, f32> {v4.cache_name = "layers.0.compressor.entries"
+// FP32-SAME: !v4.cache<entries, width = 8, rate = 4, f32> {v4.cache_name = "layers.0.indexer.entries"
+// FP32: v4.cache_append {{.*}} -> !v4.cache<window, rows = 4, width = 8, f32>
+// FP32: v4.indexer_topk {{.*}} !v4.cache<entries, width = 8, rate = 4, f32>) -> tensor<4x4xi32>
 
 v4.global @ape : tensor<4x16xf32>
 v4.global @norm : tensor<8xf32>

@@ -1,4 +1,4 @@
-// RUN: v4-opt --split-input-file --v4-lower-to-plan --verify-diagnostics %s
+// RUN: v4-opt --split-input-file --allow-unregistered-dialect --v4-lower-to-plan --verify-diagnostics %s
 
 // expected-error @+1 {{has no v4.bucket attribute; run --v4-specialize=buckets=... before --v4-lower-to-plan}}
 func.func @forward(%ids: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?xi32> {
@@ -102,4 +102,70 @@ func.func @prefill_4(%ids: tensor<4xi32>) -> (tensor<4x8xf32>, tensor<4x8xf32>)
   %x = v4.embed %ids, %table : (tensor<4xi32>, tensor<16x8xf32>) -> tensor<4x8xf32>
   // expected-error @+1 {{returns a non-cache value as result #1; the model function returns the logits, then the caches}}
   return %x, %x : tensor<4x8xf32>, tensor<4x8xf32>
+}
+
+// -----
+
+// A cache slot is a module symbol named after v4.cache_name: nothing else may hold that name.
+// expected-error @+1 {{has the symbol name "layers.0.window" that a cache slot needs; rename the cache or the symbol}}
+v4.global @"layers.0.window" : tensor<4xf32>
+func.func @prefill_4(%ids: tensor<4xi32>, %pos: tensor<4xi32>,
+                     %win: !v4.cache<window, rows = 4, width = 8, f32> {v4.cache_name = "layers.0.window", v4.layer = 0 : i64})
+    -> !v4.cache<window, rows = 4, width = 8, f32>
+    attributes {v4.bucket = {batch = 1 : i64, kind = "prefill", tokens = 4 : i64}} {
+  return %win : !v4.cache<window, rows = 4, width = 8, f32>
+}
+
+// -----
+
+// Every buffer needs a static size: a dynamic intermediate means the function was not specialised.
+v4.global @"model.embed.weight" : tensor<16x8xf32>
+func.func @prefill_4(%ids: tensor<4xi32>) -> tensor<4x8xf32>
+    attributes {v4.bucket = {batch = 1 : i64, kind = "prefill", tokens = 4 : i64}} {
+  %t = v4.weight @"model.embed.weight" : tensor<16x8xf32>
+  // expected-error @+1 {{has type 'tensor<?x8xf32>', which is not a static tensor; run --v4-specialize first}}
+  %x = v4.embed %ids, %t : (tensor<4xi32>, tensor<16x8xf32>) -> tensor<?x8xf32>
+  %y = v4.add %x, %x : (tensor<?x8xf32>, tensor<?x8xf32>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+// expected-error @+1 {{has a v4.bucket attribute without kind/tokens/batch; rerun --v4-specialize}}
+func.func @prefill_4(%ids: tensor<4xi32>) -> tensor<4xi32>
+    attributes {v4.bucket = {kind = "prefill", tokens = 4 : i64}} {
+  return %ids : tensor<4xi32>
+}
+
+// -----
+
+// expected-error @+1 {{argument #2 is a third tensor argument; the model function takes ids, positions, then caches}}
+func.func @prefill_4(%ids: tensor<4xi32>, %pos: tensor<4xi32>, %extra: tensor<4xi32>) -> tensor<4xi32>
+    attributes {v4.bucket = {batch = 1 : i64, kind = "prefill", tokens = 4 : i64}} {
+  return %ids : tensor<4xi32>
+}
+
+// -----
+
+// A bucket is one straight-line schedule of launches: no control flow.
+// expected-error @+1 {{has 2 blocks; the model function must be one straight-line block}}
+func.func @prefill_4(%ids: tensor<4xi32>) -> tensor<4xi32>
+    attributes {v4.bucket = {batch = 1 : i64, kind = "prefill", tokens = 4 : i64}} {
+  "test.br"()[^next] : () -> ()
+^next:
+  return %ids : tensor<4xi32>
+}
+
+// -----
+
+v4.global @"model.embed.weight" : tensor<16x8xf32>
+func.func @prefill_4(%ids: tensor<4xi32>) -> tensor<4x8xf32>
+    attributes {v4.bucket = {batch = 1 : i64, kind = "prefill", tokens = 4 : i64}} {
+  // expected-error @+1 {{has regions; only region-free v4 ops lower to plan launches}}
+  "test.region"() ({
+    "test.inner"() : () -> ()
+  }) : () -> ()
+  %t = v4.weight @"model.embed.weight" : tensor<16x8xf32>
+  %x = v4.embed %ids, %t : (tensor<4xi32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  return %x : tensor<4x8xf32>
 }

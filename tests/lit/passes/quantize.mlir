@@ -1,10 +1,12 @@
 // v4-quantize: which weights become fp8 / fp4 and which stay f32.
 // RUN: v4-opt --split-input-file --v4-quantize=precision=fp8 %s | FileCheck %s
 // RUN: v4-opt --split-input-file --v4-quantize="precision=fp32 experts=fp4" %s | FileCheck %s --check-prefix=FP4
-// RUN: v4-opt --split-input-file --v4-quantize="precision=fp32 experts=same" %s | FileCheck %s --check-prefix=NONE
+// RUN: v4-opt --split-input-file --v4-quantize="precision=fp32 experts=same" %s | FileCheck %s --check-prefix=NONE --implicit-check-not=quant
 // RUN: not v4-opt --v4-quantize=precision=int4 %s 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not v4-opt --v4-quantize="precision=fp8 experts=fp8" %s 2>&1 | FileCheck %s --check-prefix=BADEXPERTS
 
 // BAD: v4-quantize: precision must be fp32, bf16 or fp8, got 'int4'
+// BADEXPERTS: v4-quantize: experts must be same or fp4, got 'fp8'
 
 // Fires on an attention projection: a data global (same name, e4m3 codes)
 // and a scale global (ceil(192/128) x ceil(256/128) blocks), both marked.
@@ -23,7 +25,10 @@
 // CHECK: v4.linear %arg0, %{{.*}} : (tensor<?x256xf32>, tensor<64x256xf32>)
 // CHECK: v4.linear %arg0, %{{.*}} : (tensor<?x256xf32>, tensor<4x256xf32>)
 // CHECK: v4.linear %arg0, %{{.*}} : (tensor<?x256xf32>, tensor<512x256xf32>)
-// NONE-NOT: quant
+// NONE (precision=fp32 experts=same): every weight and op as it was, no quant anywhere.
+// NONE: v4.global @model.layers.0.self_attn.q_a_proj.weight : tensor<192x256xf32>
+// NONE-LABEL: func.func @forward
+// NONE: v4.linear %arg0, %{{.*}} : (tensor<?x256xf32>, tensor<192x256xf32>) -> tensor<?x192xf32>
 v4.global @"model.layers.0.self_attn.q_a_proj.weight" : tensor<192x256xf32>
 v4.global @"model.layers.0.self_attn.compressor.kv_proj.weight" : tensor<64x256xf32>
 v4.global @"model.layers.0.self_attn.compressor.indexer.gate_proj.weight" : tensor<64x256xf32>
@@ -61,6 +66,8 @@ func.func @tied(%ids: tensor<?xi32>) -> tensor<?x512xf32> {
 
 // Routed experts: only with experts=fp4 (precision=fp8 alone leaves v4.moe).
 // CHECK-LABEL: func.func @experts
+// NONE-LABEL: func.func @experts
+// NONE: v4.moe %{{.*}} : (tensor<?x64xf32>, tensor<?x2xf32>, tensor<?x2xi32>, tensor<8x96x64xf32>, tensor<8x64x48xf32>) -> tensor<?x64xf32>
 // CHECK: v4.moe %
 // FP4: v4.global @model.layers.0.mlp.experts.gate_up_proj {v4.quant_part = "data", v4.quant_source = "model.layers.0.mlp.experts.gate_up_proj"} : tensor<8x96x64xi8, #v4.quant<fp4_e2m1, block = [1, 32], scale = ue8m0>>
 // FP4: v4.global @model.layers.0.mlp.experts.gate_up_proj.scale {v4.quant_part = "scale", v4.quant_source = "model.layers.0.mlp.experts.gate_up_proj"} : tensor<8x96x2xi8>

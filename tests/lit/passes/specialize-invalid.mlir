@@ -1,4 +1,4 @@
-// RUN: v4-opt --split-input-file --v4-specialize="buckets=prefill:4" --verify-diagnostics %s
+// RUN: v4-opt --split-input-file --allow-unregistered-dialect --v4-specialize="buckets=prefill:4" --verify-diagnostics %s
 
 // expected-error @+1 {{v4-specialize: the module has no func.func @forward to specialise; build the model function first}}
 module {
@@ -21,5 +21,14 @@ func.func @prefill_4(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
   return %x : tensor<?x8xf32>
 }
 func.func @forward(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  return %x : tensor<?x8xf32>
+}
+
+// -----
+
+// Inside the function too, only the token dimension may be dynamic.
+func.func @forward(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{result type 'tensor<?x?xf32>' has dynamic dimension 1; only dimension 0 (tokens) may be dynamic}}
+  %y = "test.reshape"(%x) : (tensor<?x8xf32>) -> tensor<?x?xf32>
   return %x : tensor<?x8xf32>
 }

@@ -2,10 +2,12 @@
 // channels with rope_width; other formats have none.
 // RUN: v4-opt --split-input-file --verify-diagnostics %s | FileCheck %s
 
-// CHECK: plan.cache_slot @layers.0.window {element_type = f8E4M3FN, kind = "window", layer = 0 : i64, rate = 0 : i64, rope_width = 64 : i64, rows = 128 : i64, width = 512 : i64}
+// CHECK-LABEL: plan.cache_slot @layers.0.window
+// CHECK-SAME: {element_type = f8E4M3FN, kind = "window", layer = 0 : i64, rate = 0 : i64, rope_width = 64 : i64, rows = 128 : i64, width = 512 : i64}
 plan.cache_slot @"layers.0.window" {kind = "window", layer = 0 : i64, rows = 128 : i64, width = 512 : i64,
                                     rate = 0 : i64, element_type = f8E4M3FN, rope_width = 64 : i64}
-// CHECK: plan.cache_slot @layers.0.indexer.entries {element_type = f8E4M3FN, kind = "entries", layer = 0 : i64, rate = 4 : i64, rope_width = 0 : i64, rows = 0 : i64, width = 128 : i64}
+// CHECK-LABEL: plan.cache_slot @layers.0.indexer.entries
+// CHECK-SAME: {element_type = f8E4M3FN, kind = "entries", layer = 0 : i64, rate = 4 : i64, rope_width = 0 : i64, rows = 0 : i64, width = 128 : i64}
 plan.cache_slot @"layers.0.indexer.entries" {kind = "entries", layer = 0 : i64, rows = 0 : i64, width = 128 : i64,
                                              rate = 4 : i64, element_type = f8E4M3FN, rope_width = 0 : i64}
 

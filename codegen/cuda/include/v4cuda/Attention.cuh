@@ -138,9 +138,6 @@ template <int HD, int HG> struct OnlineSoftmax {
 
 } // namespace state
 
-// Dynamic shared memory of attentionHeads, in floats, for `warps` warps.
-template <int HD> constexpr int attentionSharedFloats(int warps) { return warps * HD + 2 * warps; }
-
 // Block (token t, head group g) = blockIdx.x / (nh / HG), blockIdx.x % (nh / HG);
 // blockDim.x a multiple of 32. Per-row slots (RowSlots, a batched decode
 // bucket): row t reads session t's window and entries, and its own kv row is

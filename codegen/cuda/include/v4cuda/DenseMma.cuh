@@ -28,15 +28,6 @@ template <int BM, int BN> __host__ __device__ constexpr int gemmMmaTileBytes() {
   return (BM + BN) * (kMmaBK + kMmaPad) * 2 > 8 * 256 * 4 ? (BM + BN) * (kMmaBK + kMmaPad) * 2 : 8 * 256 * 4;
 }
 
-// Rounds 8 floats to bf16 and stores them as one 16-byte chunk.
-__device__ __forceinline__ void storeBf16x8(__nv_bfloat16 *dst, const float (&v)[8]) {
-  __align__(16) __nv_bfloat16 packed[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-    packed[i] = __float2bfloat16_rn(v[i]);
-  *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(packed);
-}
-
 // 8 floats rounded to bf16, packed in one 16-byte register value.
 __device__ __forceinline__ uint4 packBf16x8(const float (&v)[8]) {
   __align__(16) __nv_bfloat16 packed[8];

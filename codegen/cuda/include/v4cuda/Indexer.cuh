@@ -114,11 +114,6 @@ template <int BUF> struct TopKBuffer {
 
 } // namespace state
 
-// Dynamic shared memory of indexerTopK, in bytes.
-constexpr int indexerSharedBytes(int heads, int headDim, int buffer) {
-  return (heads * headDim + heads) * 4 + buffer * 8 + 16;
-}
-
 // grid = (bucket tokens, S); BUF a power of two >= K + blockDim. With S > 1,
 // `scratchScore`/`scratchIndex` hold tokens*S*K pairs and `done` one counter
 // per token. Per-row slots (RowSlots, a batched decode bucket): row t scores
