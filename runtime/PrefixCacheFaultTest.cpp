@@ -12,7 +12,9 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include "common/Error.h"
 #include "runtime/PrefixCacheTestSupport.h"
+#include "runtime/Session.h"
 #include "runtime/kvcache/Page.h"
 
 extern char **environ;
@@ -151,6 +153,101 @@ TEST(PrefixCacheIo, FailedStoresAreWarningsNotErrors) {
   EXPECT_EQ(stats.storeFailures, 3u); // all three were stores
   EXPECT_EQ(stats.pagesStored, 0u);
   EXPECT_NE(cache.lastWarning().find("KV page not stored"), std::string::npos) << cache.lastWarning();
+}
+
+// An exception while encoding a page or taking a boundary snapshot (say
+// std::bad_alloc) costs the cache that page or snapshot, never the prefill:
+// the logits are exactly a cache-less session's, and the failures are counted.
+TEST(PrefixCacheStoreFaults, FailedPageEncodingOrSnapshotNeverFailsPrefill) {
+  auto model = Model::load(test::compiledArtifact("tiny-mixed"));
+  const int64_t V = model->vocabSize();
+  const std::vector<int32_t> prompt = pseudoRandomIds(70, V, 23);
+  Session plain(*model);
+  std::vector<float> plainLogits(V);
+  plain.prefill(prompt.data(), 70, plainLogits.data(), PrefillLogits::LastRow);
+
+  PrefixCacheOptions options;
+  options.hostBytes = 64ull << 20;
+  PrefixCache cache(*model, options);
+  const int64_t P = cache.pageTokens();
+  ASSERT_EQ(70 / P, 4); // pages 0..3 complete
+  Session session(*model, &cache);
+  int pagesEncoded = 0, snapshotsTaken = 0;
+  session.setCacheFaultHook([&](const char *where) {
+    if (std::string(where) == "page" && ++pagesEncoded == 2)
+      throw std::bad_alloc();
+    if (std::string(where) == "snapshot" && ++snapshotsTaken == 3)
+      throw v4c::Error("no memory for the snapshot");
+  });
+  std::vector<float> logits(V);
+  EXPECT_EQ(session.prefill(prompt.data(), 70, logits.data(), PrefillLogits::LastRow), 0);
+  EXPECT_EQ(session.position(), 70);
+  EXPECT_EQ(logits, plainLogits);
+  EXPECT_EQ(pagesEncoded, 4);
+  EXPECT_EQ(snapshotsTaken, 4);
+  const PrefixCacheStats stats = cache.stats();
+  EXPECT_EQ(stats.storeFailures, 2u); // page 1 and the snapshot at 3P
+  EXPECT_EQ(stats.pagesStored, 3u);
+  EXPECT_EQ(stats.ioFailures, 0u);
+  EXPECT_NE(cache.lastWarning().find("no memory for the snapshot"), std::string::npos) << cache.lastWarning();
+
+  // The session goes on as the cache-less one: a decode step, and a fork
+  // past the missing snapshot (restored from an earlier boundary instead).
+  std::vector<float> next(V), plainNext(V);
+  session.decode(prompt[5], next.data());
+  plain.decode(prompt[5], plainNext.data());
+  EXPECT_EQ(next, plainNext);
+  std::unique_ptr<Session> child = session.fork(3 * P + 2), plainChild = plain.fork(3 * P + 2);
+  child->decode(prompt[7], next.data());
+  plainChild->decode(prompt[7], plainNext.data());
+  EXPECT_LE(test::maxAbsDifference(next, plainNext), 1e-6f);
+
+  // A later session restores page 0 only (page 1 is missing) and matches.
+  const uint64_t hitsBefore = cache.stats().pagesHit; // the fork may have looked pages up
+  Session warm(*model, &cache);
+  std::vector<float> warmLogits(V);
+  EXPECT_EQ(warm.prefill(prompt.data(), 70, warmLogits.data(), PrefillLogits::LastRow), P);
+  EXPECT_EQ(cache.stats().pagesHit - hitsBefore, 1u);
+  EXPECT_LE(test::maxAbsDifference(warmLogits, plainLogits), 1e-5f);
+}
+
+// A restore that fails midway (here the window rebuild's first kernel step)
+// puts the session back to the fresh state and prefills the whole prompt:
+// the logits are exactly a cache-less session's, the failure is counted.
+TEST(PrefixCacheStoreFaults, FailedRestoreFallsBackToAFullPrefill) {
+  auto model = Model::load(test::compiledArtifact("tiny-mixed"));
+  const int64_t V = model->vocabSize();
+  const std::vector<int32_t> prompt = pseudoRandomIds(70, V, 29);
+  Session plain(*model);
+  std::vector<float> plainLogits(V);
+  plain.prefill(prompt.data(), 70, plainLogits.data(), PrefillLogits::LastRow);
+
+  PrefixCacheOptions options;
+  options.hostBytes = 64ull << 20;
+  options.strategy = SwaCacheStrategy::Zero; // restores run the last tokens again
+  PrefixCache cache(*model, options);
+  Session writer(*model, &cache);
+  writer.prefill(prompt.data(), 70, nullptr, PrefillLogits::LastRow);
+  ASSERT_EQ(cache.stats().pagesStored, 4u);
+
+  Session session(*model, &cache);
+  bool failed = false;
+  session.setStepHook([&](const BoundBucket &, size_t, const KernelArgs &) {
+    if (!failed) {
+      failed = true;
+      throw v4c::Error("injected kernel failure");
+    }
+  });
+  std::vector<float> logits(V);
+  EXPECT_EQ(session.prefill(prompt.data(), 70, logits.data(), PrefillLogits::LastRow), 0);
+  EXPECT_TRUE(failed);
+  EXPECT_EQ(session.position(), 70);
+  EXPECT_EQ(session.prefillTokensComputed(), 70);
+  EXPECT_EQ(logits, plainLogits);
+  const PrefixCacheStats stats = cache.stats();
+  EXPECT_EQ(stats.storeFailures, 1u);
+  EXPECT_EQ(stats.prefillTokensSaved, 0u);
+  EXPECT_NE(cache.lastWarning().find("injected kernel failure"), std::string::npos) << cache.lastWarning();
 }
 
 // kill -9 of a v4run writing pages, then a new run on the directory.

@@ -48,15 +48,27 @@ int64_t Session::prefill(const int32_t *ids, int64_t count, float *logits, Prefi
     return 0;
   const int64_t V = model_.vocabSize();
   int64_t restored = 0, saved = 0;
+  // Allocated before any state changes: running out of memory here leaves
+  // the session as it was.
+  std::vector<float> lastChunk;
+  if (logits && rows == PrefillLogits::LastRow)
+    lastChunk.reserve(static_cast<size_t>(std::min(model_.prefillBucket().bucket->tokens, count) * V));
   if (prefixCache_ && rows == PrefillLogits::LastRow && position_ == 0) {
     const int64_t computedBefore = prefillTokensComputed_;
-    restored = restorePrefix(ids, count);
+    try {
+      restored = restorePrefix(ids, count);
+    } catch (const std::exception &e) {
+      // Back to the fresh state this call found; the prompt is computed.
+      restoreBoundary(*this, 0, nullptr);
+      restored = 0;
+      prefillTokensComputed_ = computedBefore;
+      recordCacheFailure(std::string("KV prefix not restored, prefilling instead: ") + e.what());
+    }
     saved = restored - (prefillTokensComputed_ - computedBefore);
   }
   const BoundBucket &bucket = model_.prefillBucket();
   const int64_t chunk = bucket.bucket->tokens;
   const int64_t P = pageTokens_;
-  std::vector<float> lastChunk;
   for (int64_t done = restored; done < count;) {
     int64_t n = std::min(chunk, count - done);
     // End chunks on page boundaries so each page's snapshot can be taken.
@@ -150,26 +162,48 @@ void Session::notePageProgress(const int32_t *ids, int64_t count) {
       prefixCache_->pageKey(lastKey_.empty() ? nullptr : &lastKey_[0], pageIds_.data());
   lastKey_.assign(1, key);
   pageIds_.clear();
-  if (prefixCache_->contains(key))
-    return;
-  kvcache::Page page;
-  page.key = key;
-  page.pageIndex = position_ / P - 1;
-  page.tokens = P;
-  page.payload = encodePagePayload(model_.program().caches, caches_, page.pageIndex, P,
-                                   prefixCache_->strategy());
-  prefixCache_->store(std::move(page));
+  storePage(key);
+}
+
+void Session::storePage(const kvcache::PageKey &key) {
+  try {
+    if (prefixCache_->contains(key))
+      return;
+    if (cacheFaultHook_)
+      cacheFaultHook_("page");
+    const int64_t P = pageTokens_;
+    kvcache::Page page;
+    page.key = key;
+    page.pageIndex = position_ / P - 1;
+    page.tokens = P;
+    page.payload = encodePagePayload(model_.program().caches, caches_, page.pageIndex, P,
+                                     prefixCache_->strategy());
+    prefixCache_->store(std::move(page)); // counts its own I/O failures
+  } catch (const std::exception &e) {
+    recordCacheFailure(std::string("KV page not stored: ") + e.what());
+  }
 }
 
 void Session::takeSnapshot() {
-  const std::vector<CacheSlot> &slots = model_.program().caches;
-  auto snapshot = std::make_shared<StateSnapshot>(slots.size());
-  for (size_t s = 0; s < slots.size(); ++s)
-    if (slots[s].kind != CacheKind::Entries)
-      (*snapshot)[s] = caches_[s].data;
-  snapshots_[position_] = std::move(snapshot);
-  while (snapshots_.size() > kKeptSnapshots)
-    snapshots_.erase(snapshots_.begin());
+  try {
+    if (cacheFaultHook_)
+      cacheFaultHook_("snapshot");
+    const std::vector<CacheSlot> &slots = model_.program().caches;
+    auto snapshot = std::make_shared<StateSnapshot>(slots.size());
+    for (size_t s = 0; s < slots.size(); ++s)
+      if (slots[s].kind != CacheKind::Entries)
+        (*snapshot)[s] = caches_[s].data;
+    snapshots_[position_] = std::move(snapshot);
+    while (snapshots_.size() > kKeptSnapshots)
+      snapshots_.erase(snapshots_.begin());
+  } catch (const std::exception &e) {
+    recordCacheFailure(std::string("state snapshot not kept: ") + e.what());
+  }
+}
+
+void Session::recordCacheFailure(const std::string &why) {
+  if (prefixCache_)
+    prefixCache_->recordStoreFailure(why);
 }
 
 std::unique_ptr<Session> Session::fork(int64_t position) const {

@@ -5,12 +5,20 @@
 // shared by the sessions forked from it. fork/truncate restore the nearest
 // state at or below the target (a snapshot, a cached prefix page, or the
 // empty state) and prefill the tokens between it and the target again.
+//
+// Errors: like CudaSession, the prefix cache and the snapshots are
+// best-effort. A page that cannot be encoded, stored or restored, or a
+// snapshot that cannot be taken, costs time only (counted in the cache's
+// storeFailures); logits and position are what they are without a cache.
+// A prefill whose own compute fails before its first chunk ran leaves the
+// session's position as it was.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "runtime/Model.h"
@@ -47,6 +55,11 @@ public:
   // step's resolved arguments (v4run compare reads the outputs); empty: none.
   using StepHook = std::function<void(const BoundBucket &, size_t stepIndex, const KernelArgs &)>;
   void setStepHook(StepHook hook) { stepHook_ = std::move(hook); }
+  // Test seam: called with "page" before the session encodes a page for the
+  // prefix cache and with "snapshot" before it takes a boundary snapshot; a
+  // hook that throws stands in for an allocation failure there.
+  using CacheFaultHook = std::function<void(const char *where)>;
+  void setCacheFaultHook(CacheFaultHook hook) { cacheFaultHook_ = std::move(hook); }
 
   // A new session (same model and prefix cache) whose state equals this one's
   // after its first `position` tokens, 0 <= position <= position().
@@ -94,7 +107,13 @@ private:
   // Keeps the ids just fed, snapshots a page boundary and stores the page
   // they completed, if any.
   void notePageProgress(const int32_t *ids, int64_t count);
+  // Encodes the page that ends at position_ and stores it; best-effort.
+  void storePage(const kvcache::PageKey &key);
+  // Keeps the fixed state at position_; best-effort (a missing snapshot only
+  // makes a later fork or truncate prefill more).
   void takeSnapshot();
+  // Counts a failed store or restore in the prefix cache, if any.
+  void recordCacheFailure(const std::string &why);
   // Makes this session's state that of `source` after `position` tokens:
   // restores the nearest boundary at or below it and re-prefills the rest.
   // `source` may be this session.
@@ -118,6 +137,7 @@ private:
 
   PrefixCache *prefixCache_ = nullptr;
   StepHook stepHook_;
+  CacheFaultHook cacheFaultHook_;
   std::vector<int32_t> pageIds_;          // ids of the current incomplete page
   std::vector<kvcache::PageKey> lastKey_; // key of the last complete page (0 or 1 of them)
 };

@@ -5,13 +5,13 @@
 // free), nothing left allocated, and the device usable afterwards.
 #include <gtest/gtest.h>
 
-#include <dlfcn.h>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "runtime/artifact/ArtifactReader.h"
+#include "runtime/cuda/EmulatorQueries.h"
 #include "runtime/cuda/CudaSession.h"
 #include "runtime/cuda/Sm90aDeviceTest.h"
 #include "runtime/cuda/TinyMixedTestArtifact.h"
@@ -21,20 +21,18 @@ namespace {
 
 class CudaModelLoad : public Sm90aDeviceTest {
 protected:
+  EmulatorQueries emu_; // the emulated driver's fault injection and limits
+
   void SetUp() override {
     Sm90aDeviceTest::SetUp();
     if (IsSkipped())
       return;
-    void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    setDeviceLimit_ = driver ? reinterpret_cast<void (*)(size_t)>(dlsym(driver, "v4emuSetDeviceMemoryLimit")) : nullptr;
-    if (!setDeviceLimit_)
+    emu_ = EmulatorQueries::find();
+    if (!emu_.setDeviceMemoryLimit)
       GTEST_SKIP() << "needs the emulated driver's test queries (tests/emulated-cuda)";
     options_.maxContext = 64;
   }
-  void TearDown() override {
-    if (setDeviceLimit_)
-      setDeviceLimit_(SIZE_MAX);
-  }
+  void TearDown() override { emu_.reset(); }
   uint64_t allocatedBytes() const {
     size_t freeBytes = 0, totalBytes = 0;
     EXPECT_EQ(device_->api().cuMemGetInfo(&freeBytes, &totalBytes), CUDA_SUCCESS);
@@ -50,7 +48,6 @@ protected:
     return "";
   }
 
-  void (*setDeviceLimit_)(size_t) = nullptr;
   CudaLoadOptions options_;
 };
 
@@ -68,9 +65,9 @@ TEST_F(CudaModelLoad, RunningOutOfDeviceMemoryPartWayIsAnErrorAndLeavesTheDevice
   }
   ASSERT_LT(uploaded + 1, weights.size());
   ASSERT_GT(weights[uploaded + 1].size, 0u);
-  setDeviceLimit_(allocatedBytes() + fitting);
+  emu_.setDeviceMemoryLimit(allocatedBytes() + fitting);
   const std::string error = loadError();
-  setDeviceLimit_(SIZE_MAX);
+  emu_.setDeviceMemoryLimit(SIZE_MAX);
   EXPECT_NE(error.find("cuMemAlloc failed: CUDA_ERROR_OUT_OF_MEMORY"), std::string::npos) << error;
   EXPECT_NE(error.find("weight \"" + weights[uploaded + 1].name + "\""), std::string::npos) << error;
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
@@ -103,7 +100,7 @@ TEST_F(CudaModelLoad, OutOfMemoryAnywhereInTheLoadIsAnError) {
     rooms.push_back(footprint * k / 16);
   for (const uint64_t room : rooms) {
     SCOPED_TRACE(std::to_string(room) + " of " + std::to_string(footprint) + " bytes");
-    setDeviceLimit_(before + room);
+    emu_.setDeviceMemoryLimit(before + room);
     std::string error;
     try {
       const std::unique_ptr<CudaModel> model = loadTinyMixed(options_);
@@ -113,7 +110,7 @@ TEST_F(CudaModelLoad, OutOfMemoryAnywhereInTheLoadIsAnError) {
     } catch (const v4c::Error &e) {
       error = e.what();
     }
-    setDeviceLimit_(SIZE_MAX);
+    emu_.setDeviceMemoryLimit(SIZE_MAX);
     EXPECT_NE(error, "");
     EXPECT_EQ(error.find('\n'), std::string::npos) << error;
     EXPECT_EQ(allocatedBytes(), before) << "a failed load left device memory allocated";

@@ -10,7 +10,6 @@
 // with a one-line error; nothing hangs or crashes.
 #include <gtest/gtest.h>
 
-#include <dlfcn.h>
 
 #include <cstdlib>
 #include <memory>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "runtime/PrefixCache.h"
+#include "runtime/cuda/EmulatorQueries.h"
 #include "runtime/cuda/CudaPrefixCache.h"
 #include "runtime/cuda/CudaSession.h"
 #include "runtime/cuda/CudaSessionTestSupport.h"
@@ -34,6 +34,8 @@ constexpr int64_t kPage = 16;       // tiny-mixed: lcm(4, 16)
 
 class CudaSessionFaults : public ::testing::Test {
 protected:
+  EmulatorQueries emu_; // the emulated driver's fault injection and limits
+
   void SetUp() override {
     CudaLoadOptions options;
     options.maxContext = 64;
@@ -41,25 +43,11 @@ protected:
     if (!model_)
       GTEST_SKIP() << "no CUDA device (run with the emulated driver on LD_LIBRARY_PATH)";
     // The emulator's test queries (absent from a real libcuda: skip).
-    void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    if (driver) {
-      setPinnedLimit_ = reinterpret_cast<void (*)(size_t)>(dlsym(driver, "v4emuSetPinnedHostLimit"));
-      setDeviceLimit_ = reinterpret_cast<void (*)(size_t)>(dlsym(driver, "v4emuSetDeviceMemoryLimit"));
-      failSubmission_ =
-          reinterpret_cast<void (*)(const char *, unsigned long long)>(dlsym(driver, "v4emuFailSubmission"));
-      failKernel_ = reinterpret_cast<void (*)(unsigned long long)>(dlsym(driver, "v4emuFailKernel"));
-    }
-    if (!setPinnedLimit_ || !setDeviceLimit_ || !failSubmission_ || !failKernel_)
+    emu_ = EmulatorQueries::find();
+    if (!emu_.setPinnedHostLimit || !emu_.setDeviceMemoryLimit || !emu_.failSubmission || !emu_.failKernel)
       GTEST_SKIP() << "needs the emulated driver's test queries (tests/emulated-cuda)";
   }
-  void TearDown() override {
-    if (failKernel_) {
-      setPinnedLimit_(SIZE_MAX);
-      setDeviceLimit_(SIZE_MAX);
-      failSubmission_("", 0);
-      failKernel_(0);
-    }
-  }
+  void TearDown() override { emu_.reset(); }
 
   std::unique_ptr<PrefixCache> hostCache(uint64_t deviceTierBytes = 0) const {
     PrefixCacheOptions options;
@@ -84,14 +72,10 @@ protected:
   void fillDevice() {
     size_t freeBytes = 0, totalBytes = 0;
     ASSERT_EQ(model_->api().cuMemGetInfo(&freeBytes, &totalBytes), CUDA_SUCCESS);
-    setDeviceLimit_(totalBytes - freeBytes);
+    emu_.setDeviceMemoryLimit(totalBytes - freeBytes);
   }
 
   std::unique_ptr<CudaModel> model_;
-  void (*setPinnedLimit_)(size_t) = nullptr;
-  void (*setDeviceLimit_)(size_t) = nullptr;
-  void (*failSubmission_)(const char *, unsigned long long) = nullptr;
-  void (*failKernel_)(unsigned long long) = nullptr;
 };
 
 void expectOneLine(const std::string &message, const std::string &expected) {
@@ -113,7 +97,7 @@ TEST_F(CudaSessionFaults, AFailedPageExportLeavesThePageUncachedAndTheSessionExa
   CudaSession session(*model_, options);
   session.ensureResident();
   // The chunk [0, 16) ends with the snapshot at 16, then page 0's export.
-  failSubmission_("cuMemcpyDtoHAsync", snapshotCopies() + 2);
+  emu_.failSubmission("cuMemcpyDtoHAsync", snapshotCopies() + 2);
   std::vector<float> logits(static_cast<size_t>(V));
   ASSERT_NO_THROW(session.prefill(prompt.data(), 40, logits.data(), /*lastRowOnly=*/true));
   EXPECT_LE(maxAbsDifference(logits, reference), kTolerance);
@@ -146,7 +130,7 @@ TEST_F(CudaSessionFaults, RefusedPinnedAndDeviceMemoryCostTheCacheNothingOfTheSe
   CudaSession session(*model_, options), next(*model_, options);
   session.ensureResident();
   next.ensureResident();
-  setPinnedLimit_(0);
+  emu_.setPinnedHostLimit(0);
   fillDevice();
   std::vector<float> logits(static_cast<size_t>(V));
   ASSERT_NO_THROW(session.prefill(ids.data(), 41, logits.data(), /*lastRowOnly=*/true));
@@ -165,8 +149,8 @@ TEST_F(CudaSessionFaults, RefusedPinnedAndDeviceMemoryCostTheCacheNothingOfTheSe
   EXPECT_EQ(host.pinFailures, 2u);
   EXPECT_GE(pinnedAllocatorOf(*cache)->stats().failures, 2u);
 
-  setPinnedLimit_(SIZE_MAX);
-  setDeviceLimit_(SIZE_MAX);
+  emu_.setPinnedHostLimit(SIZE_MAX);
+  emu_.setDeviceMemoryLimit(SIZE_MAX);
   EXPECT_EQ(next.prefill(ids.data(), 41, logits.data(), /*lastRowOnly=*/true), 2 * kPage);
   EXPECT_LE(maxAbsDifference(logits, reference), kTolerance);
   EXPECT_EQ(next.cacheFailures(), 0);
@@ -189,7 +173,7 @@ TEST_F(CudaSessionFaults, AFailedRestoreFallsBackToAFullPrefill) {
   ASSERT_EQ(cache->stats().pagesStored, 2u);
   CudaSession session(*model_, options);
   session.ensureResident();
-  failSubmission_("cuMemcpyHtoDAsync", 2); // page 0's second cache slot
+  emu_.failSubmission("cuMemcpyHtoDAsync", 2); // page 0's second cache slot
   ASSERT_NO_THROW(EXPECT_EQ(session.prefill(ids.data(), 41, logits.data(), /*lastRowOnly=*/true), 0));
   EXPECT_LE(maxAbsDifference(logits, reference), kTolerance);
   EXPECT_EQ(session.cacheFailures(), 1);
@@ -209,7 +193,7 @@ TEST_F(CudaSessionFaults, APrefillRefusedBeforeItsKernelsCanBeRetried) {
   const std::vector<int32_t> ids = pseudoRandomIds(16, V, 16);
   CudaSession session(*model_);
   session.prefill(ids.data(), 8, nullptr);
-  failSubmission_("cuMemcpyHtoDAsync", 1); // the chunk's ids
+  emu_.failSubmission("cuMemcpyHtoDAsync", 1); // the chunk's ids
   try {
     session.prefill(ids.data() + 8, 8, nullptr);
     FAIL() << "a prefill whose inputs were refused returned";
@@ -234,7 +218,7 @@ TEST_F(CudaSessionFaults, ForksWithoutPinnedMemoryFailCleanlyOrPrefillAgain) {
   const std::vector<float> childReference = coldDecode(*model_, slice(ids, 0, 40), next);
   CudaSession parent(*model_);
   parent.ensureResident();
-  setPinnedLimit_(0);
+  emu_.setPinnedHostLimit(0);
   parent.prefill(ids.data(), 45, nullptr); // chunk [0, 32): no snapshot at 32
   EXPECT_EQ(parent.cacheFailures(), 1);
   try {
@@ -245,7 +229,7 @@ TEST_F(CudaSessionFaults, ForksWithoutPinnedMemoryFailCleanlyOrPrefillAgain) {
   }
   EXPECT_EQ(parent.position(), 45);
   EXPECT_EQ(parent.tokens(), ids);
-  setPinnedLimit_(SIZE_MAX);
+  emu_.setPinnedHostLimit(SIZE_MAX);
   std::unique_ptr<CudaSession> child = parent.fork(40);
   EXPECT_EQ(child->position(), 40);
   EXPECT_EQ(child->prefillTokensComputed(), 40);
@@ -296,7 +280,7 @@ TEST_F(CudaSessionFaults, AFailedKernelFailsLaterCallsWithOneLineErrors) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {
-        runAfterAFailedKernel(*model_, failKernel_);
+        runAfterAFailedKernel(*model_, emu_.failKernel);
         std::exit(::testing::Test::HasFailure() ? 1 : 0);
       },
       ::testing::ExitedWithCode(0), "kernel .* failed: injected failure");

@@ -4,10 +4,13 @@
 // host cannot touch), no kernels involved.
 #include <gtest/gtest.h>
 
+
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "runtime/cuda/EmulatorQueries.h"
 #include "runtime/cuda/CudaDriver.h"
 #include "runtime/cuda/DeviceKvPool.h"
 #include "runtime/cuda/KvSlots.h"
@@ -365,6 +368,149 @@ TEST_F(EmulatedKvSlots, ASessionLargerThanThePoolIsRefused) {
   } catch (const v4c::Error &e) {
     EXPECT_NE(std::string(e.what()).find("session a needs"), std::string::npos) << e.what();
   }
+}
+
+// ---- Preemption error paths (the emulator's fault injection) -----------------
+
+// Session a holds a pattern at token 21 in a pool where only one session
+// fits; the emulator's test queries refuse pinned memory, device memory or a
+// copy submission. Whatever fails, a's state must survive exactly.
+class KvSlotsFaults : public EmulatedKvSlots {
+protected:
+  EmulatorQueries emu_; // the emulated driver's fault injection and limits
+
+  void SetUp() override {
+    EmulatedKvSlots::SetUp();
+    if (IsSkipped())
+      return;
+    emu_ = EmulatorQueries::find();
+    if (!emu_.setPinnedHostLimit || !emu_.setDeviceMemoryLimit || !emu_.failSubmission)
+      GTEST_SKIP() << "needs the emulated driver's test queries (tests/emulated-cuda)";
+  }
+  void TearDown() override { emu_.reset(); }
+  static void expectOneLine(const std::string &message, const std::string &part) {
+    EXPECT_NE(message.find(part), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+  // a's slots hold `written` (its live rows: entries rows below 21 / 4 = 5).
+  void expectIntact(const KvSlots &a, const std::vector<std::vector<uint8_t>> &written) {
+    ASSERT_TRUE(a.isResident());
+    EXPECT_EQ(read(a, 0), written[0]);
+    EXPECT_EQ(read(a, 1), written[1]);
+    const std::vector<uint8_t> entries = read(a, 2);
+    const size_t live = 5 * a.rowBytes(2);
+    EXPECT_TRUE(std::equal(entries.begin(), entries.begin() + live, written[2].begin()));
+  }
+
+};
+
+// No pinned memory for a's host copy: b is refused with one line, a stays.
+TEST_F(KvSlotsFaults, NoPinnedMemoryRefusesTheNewSessionAndKeepsTheOld) {
+  DeviceKvPool pool(sessionBytes() * 3 / 2);
+  KvSlots a(api(), stream_->get(), slots_, kContext, pool, "session a");
+  KvSlots b(api(), stream_->get(), slots_, kContext, pool, "session b");
+  a.ensureResident();
+  const std::vector<std::vector<uint8_t>> written = writePattern(a, 5);
+  a.setLiveTokens(21);
+  emu_.setPinnedHostLimit(0);
+  try {
+    b.ensureResident();
+    FAIL() << "a's host copy cannot be allocated";
+  } catch (const v4c::Error &e) {
+    expectOneLine(e.what(), "session a: pinned host copy of preempted cache slots");
+  }
+  EXPECT_FALSE(b.isResident());
+  EXPECT_EQ(pool.stats().preemptions, 0u);
+  EXPECT_EQ(pool.stats().bytesInUse, sessionBytes());
+  expectIntact(a, written);
+  // With pinned memory back, the same preemption works and a returns exactly.
+  emu_.setPinnedHostLimit(SIZE_MAX);
+  EXPECT_TRUE(b.ensureResident());
+  EXPECT_FALSE(a.isResident());
+  EXPECT_TRUE(a.ensureResident());
+  expectIntact(a, written);
+}
+
+// The second copy of a's swap-out is refused while the first is queued into
+// the host copy: the retry right after (no synchronization in between) must
+// not free that host copy under the queued copy (the emulator aborts on it).
+TEST_F(KvSlotsFaults, ARefusedSwapOutCopyKeepsTheSessionAndFreesNothingInUse) {
+  DeviceKvPool pool(sessionBytes() * 3 / 2);
+  KvSlots a(api(), stream_->get(), slots_, kContext, pool, "session a");
+  KvSlots b(api(), stream_->get(), slots_, kContext, pool, "session b");
+  a.ensureResident();
+  const std::vector<std::vector<uint8_t>> written = writePattern(a, 6);
+  a.setLiveTokens(21);
+  emu_.failSubmission("cuMemcpyDtoHAsync", 2);
+  try {
+    b.ensureResident();
+    FAIL() << "a's second swap-out copy is refused";
+  } catch (const v4c::Error &e) {
+    expectOneLine(e.what(), "session a: swapping out cache slot \"layers.1.state\"");
+  }
+  EXPECT_TRUE(a.isResident());
+  EXPECT_FALSE(b.isResident());
+  EXPECT_EQ(pool.stats().preemptions, 0u);
+  EXPECT_TRUE(b.ensureResident()); // the retry allocates a new host copy
+  EXPECT_TRUE(a.ensureResident());
+  expectIntact(a, written);
+  EXPECT_EQ(pool.stats().preemptions, 2u);
+}
+
+// A refused copy while a comes back: a stays preempted with its host copy
+// and comes back exactly on the next call; b, preempted for it, too.
+TEST_F(KvSlotsFaults, ARefusedSwapInCopyKeepsTheHostCopy) {
+  DeviceKvPool pool(sessionBytes() * 3 / 2);
+  KvSlots a(api(), stream_->get(), slots_, kContext, pool, "session a");
+  KvSlots b(api(), stream_->get(), slots_, kContext, pool, "session b");
+  a.ensureResident();
+  const std::vector<std::vector<uint8_t>> writtenA = writePattern(a, 7);
+  a.setLiveTokens(21);
+  b.ensureResident(); // a goes to its host copy
+  const std::vector<std::vector<uint8_t>> writtenB = writePattern(b, 8);
+  b.setLiveTokens(21);
+  emu_.failSubmission("cuMemcpyHtoDAsync", 2);
+  try {
+    a.ensureResident();
+    FAIL() << "a's second swap-in copy is refused";
+  } catch (const v4c::Error &e) {
+    expectOneLine(e.what(), "session a: swapping in cache slot \"layers.1.state\"");
+  }
+  EXPECT_FALSE(a.isResident());
+  EXPECT_EQ(pool.stats().bytesInUse, 0u); // b went to make room
+  EXPECT_TRUE(a.ensureResident());
+  expectIntact(a, writtenA);
+  EXPECT_TRUE(b.ensureResident());
+  expectIntact(b, writtenB);
+}
+
+// The device holds less than the pool's budget: resuming a preempts b;
+// with b pinned, one line and nothing lost.
+TEST_F(KvSlotsFaults, ResumingOnAFullDevicePreemptsAnotherOrSaysSo) {
+  DeviceKvPool pool(sessionBytes() * 4); // the budget says four fit
+  KvSlots a(api(), stream_->get(), slots_, kContext, pool, "session a");
+  KvSlots b(api(), stream_->get(), slots_, kContext, pool, "session b");
+  size_t freeBytes = 0, totalBytes = 0;
+  checkCuda(api(), api().cuMemGetInfo(&freeBytes, &totalBytes), "cuMemGetInfo");
+  emu_.setDeviceMemoryLimit(totalBytes - freeBytes + sessionBytes() * 3 / 2); // room for one session
+  a.ensureResident();
+  const std::vector<std::vector<uint8_t>> written = writePattern(a, 9);
+  a.setLiveTokens(21);
+  EXPECT_TRUE(b.ensureResident());
+  EXPECT_FALSE(a.isResident());
+  EXPECT_TRUE(a.ensureResident()); // resume: b goes
+  EXPECT_FALSE(b.isResident());
+  expectIntact(a, written);
+  KvPinScope step(pool);
+  step.add(a);
+  try {
+    b.ensureResident();
+    FAIL() << "the device has room for one session and a is pinned";
+  } catch (const v4c::Error &e) {
+    expectOneLine(e.what(), "nothing left to preempt");
+  }
+  EXPECT_FALSE(b.isResident());
+  expectIntact(a, written);
 }
 
 } // namespace

@@ -120,20 +120,31 @@ uint64_t KvSlots::swapIn() {
 
 uint64_t KvSlots::swapOut() {
   v4c::check(resident_, name_ + ": swapped out while not resident");
-  copiedBytes_.assign(slots_.size(), 0);
+  std::vector<uint64_t> copiedBytes(slots_.size(), 0);
   uint64_t total = 0;
   for (size_t s = 0; s < slots_.size(); ++s)
-    total += copiedBytes_[s] = liveSlotBytes(s);
-  hostCopy_ = PinnedBuffer(api_, total, name_ + ": pinned host copy of preempted cache slots");
-  uint64_t offset = 0;
-  for (size_t s = 0; s < slots_.size(); ++s) {
-    if (copiedBytes_[s])
-      checkCuda(api_, api_.cuMemcpyDtoHAsync(hostCopy_.data() + offset, device_[s].get(), copiedBytes_[s], stream_),
-                "cuMemcpyDtoHAsync", name_ + ": swapping out cache slot \"" + slots_[s].name + "\"");
-    offset += copiedBytes_[s];
+    total += copiedBytes[s] = liveSlotBytes(s);
+  // A failed pinned allocation throws here, having changed nothing.
+  PinnedBuffer hostCopy(api_, total, name_ + ": pinned host copy of preempted cache slots");
+  try {
+    uint64_t offset = 0;
+    for (size_t s = 0; s < slots_.size(); ++s) {
+      if (copiedBytes[s])
+        checkCuda(api_, api_.cuMemcpyDtoHAsync(hostCopy.data() + offset, device_[s].get(), copiedBytes[s], stream_),
+                  "cuMemcpyDtoHAsync", name_ + ": swapping out cache slot \"" + slots_[s].name + "\"");
+      offset += copiedBytes[s];
+    }
+    // The copies (and every launch before them) must finish before the memory goes.
+    checkCuda(api_, api_.cuStreamSynchronize(stream_), "cuStreamSynchronize", name_ + ": swapping out");
+  } catch (...) {
+    // A refused submission leaves the earlier copies queued into hostCopy:
+    // they must finish before it is freed (on unwinding), or the GPU writes
+    // freed host memory. The slots stay resident and unchanged.
+    api_.cuStreamSynchronize(stream_);
+    throw;
   }
-  // The copies (and every launch before them) must finish before the memory goes.
-  checkCuda(api_, api_.cuStreamSynchronize(stream_), "cuStreamSynchronize", name_ + ": swapping out");
+  hostCopy_ = std::move(hostCopy);
+  copiedBytes_ = std::move(copiedBytes);
   device_.clear();
   resident_ = false;
   hasHostCopy_ = true;

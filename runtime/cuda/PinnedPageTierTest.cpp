@@ -5,12 +5,12 @@
 // go device -> pinned host -> disk -> back byte for byte.
 #include <gtest/gtest.h>
 
-#include <dlfcn.h>
 
 #include <cstring>
 #include <memory>
 #include <vector>
 
+#include "runtime/cuda/EmulatorQueries.h"
 #include "runtime/cuda/CudaDriver.h"
 #include "runtime/cuda/DeviceObjects.h"
 #include "runtime/cuda/DeviceTier.h"
@@ -33,39 +33,28 @@ constexpr int64_t kPageTokens = 128;
 
 class PinnedPageTier : public Sm90aDeviceTest {
 protected:
+  EmulatorQueries emu_; // the emulated driver's fault injection and limits
+
   void SetUp() override {
     Sm90aDeviceTest::SetUp();
     if (IsSkipped())
       return;
     // The emulator's test queries (absent from a real libcuda: those checks skip).
-    void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    if (driver) {
-      isPinnedHost_ = reinterpret_cast<int (*)(const void *, size_t)>(dlsym(driver, "v4emuIsPinnedHost"));
-      setPinnedLimit_ = reinterpret_cast<void (*)(size_t)>(dlsym(driver, "v4emuSetPinnedHostLimit"));
-      setDeviceLimit_ = reinterpret_cast<void (*)(size_t)>(dlsym(driver, "v4emuSetDeviceMemoryLimit"));
-    }
+    emu_ = EmulatorQueries::find();
     allocator_ = std::make_shared<PinnedPayloadAllocator>(*device_, 0); // no retention: every block is fresh
   }
-  void TearDown() override {
-    if (setPinnedLimit_)
-      setPinnedLimit_(SIZE_MAX);
-    if (setDeviceLimit_)
-      setDeviceLimit_(SIZE_MAX);
-  }
+  void TearDown() override { emu_.reset(); }
 
   // Whether the driver handed out [payload, +size) with cuMemAllocHost.
   bool driverPinned(const kvcache::PageBytes &payload) const {
-    return isPinnedHost_(payload.data(), payload.size()) != 0;
+    return emu_.isPinnedHost(payload.data(), payload.size()) != 0;
   }
   void requireEmulator() {
-    if (!isPinnedHost_ || !setPinnedLimit_ || !setDeviceLimit_)
+    if (!emu_.isPinnedHost || !emu_.setPinnedHostLimit || !emu_.setDeviceMemoryLimit)
       GTEST_SKIP() << "needs the emulated driver's test queries (tests/emulated-cuda)";
   }
 
   std::shared_ptr<PinnedPayloadAllocator> allocator_;
-  int (*isPinnedHost_)(const void *, size_t) = nullptr;
-  void (*setPinnedLimit_)(size_t) = nullptr;
-  void (*setDeviceLimit_)(size_t) = nullptr;
 };
 
 TEST_F(PinnedPageTier, HostTierRehomesPagesIntoDriverPinnedMemory) {
@@ -135,7 +124,7 @@ TEST_F(PinnedPageTier, ARefusedPinLeavesThePagePageableAndCounted) {
   requireEmulator();
   kvcache::MemoryTier host("host", 10 * kPayload, allocator_);
   host.put(testPagePtr(0, kPayload));
-  setPinnedLimit_(0); // cuMemAllocHost now fails
+  emu_.setPinnedHostLimit(0); // cuMemAllocHost now fails
   const PagePtr given = testPagePtr(1, kPayload);
   host.put(given);
   const PagePtr held = host.get(testKey(1));
@@ -172,7 +161,7 @@ TEST_F(PinnedPageTier, ReleasedBlocksAreReusedBySizeUpToTheRetainBudget) {
   EXPECT_EQ(stats.retainedBlocks, 2u);
   EXPECT_EQ(stats.retainedBytes, 2 * kPayload);
   EXPECT_EQ(stats.liveBlocks, 0u);
-  EXPECT_TRUE(isPinnedHost_(retainedBlock, kPayload)); // retained: still the driver's
+  EXPECT_TRUE(emu_.isPinnedHost(retainedBlock, kPayload)); // retained: still the driver's
   kvcache::PageBytes again = kvcache::PageBytes::allocate(retaining, kPayload);
   kvcache::PageBytes other = kvcache::PageBytes::allocate(retaining, kPayload / 2); // another size: a new block
   stats = retaining->stats();
@@ -260,7 +249,7 @@ TEST_F(PinnedPageTier, APageTheDeviceHasNoRoomForGoesDown) {
   EXPECT_TRUE(device.contains(testKey(0, 9)));
   size_t freeBytes = 0, totalBytes = 0;
   ASSERT_EQ(api().cuMemGetInfo(&freeBytes, &totalBytes), CUDA_SUCCESS);
-  setDeviceLimit_(totalBytes - freeBytes); // full
+  emu_.setDeviceMemoryLimit(totalBytes - freeBytes); // full
   EXPECT_NO_THROW(cache.insert(testPagePtr(1, kPayload, 9)));
   EXPECT_FALSE(device.contains(testKey(1, 9)));
   ASSERT_TRUE(host.contains(testKey(1, 9)));

@@ -31,6 +31,8 @@ for spec in full:64 periodic:48:48 zero:16; do
   grep -qx 'prefix hit: 0 tokens reused' "$work/first.txt" || { cat "$work/first.txt"; fail "$strategy: first run reused pages"; }
   grep -qx "prefix hit: $reused tokens reused" "$work/second.txt" ||
     { cat "$work/second.txt"; fail "$strategy: second run did not reuse $reused tokens"; }
+  grep -q '^kv cache: .*; store failures 0$' "$work/second.txt" ||
+    { cat "$work/second.txt"; fail "$strategy: the GPU kv cache line lacks 'store failures 0'"; }
   [ "$(head -n 1 "$work/first.txt")" = "$cold" ] || fail "$strategy: first run's ids differ from the cold run's"
   [ "$(head -n 1 "$work/second.txt")" = "$cold" ] || fail "$strategy: restored run's ids differ from the cold run's"
   echo "$strategy: $(grep '^prefix hit' "$work/second.txt"), $(grep '^window rebuild' "$work/second.txt")"

@@ -5,24 +5,20 @@
 #include <cstdio>
 
 #include "common/Error.h"
+#include "runtime/api/CacheStats.h"
+#include "tools/v4run/CacheCommand.h"
 #include "tools/v4run/PromptIds.h"
 #include "tools/v4run/Runner.h"
 
 namespace v4run {
 namespace {
 
-// The lines the CPU path prints (tools/v4run/main.cpp), then the tiers and
-// the device KV pool.
+// The lines the CPU path prints (printGenerateCacheSummary: store failures
+// included), then every tier with its pinned bytes.
 void printCacheReport(const Runner &runner, int64_t reused, const std::string &swaCache) {
   const v4rt::PrefixCacheStats stats = runner.prefixCache()->stats();
-  uint64_t diskPages = 0, diskBytes = 0, corrupt = 0;
   std::string tiers;
   for (const v4rt::kvcache::TierStats &tier : stats.tiers.tiers) {
-    if (tier.name == "disk") {
-      diskPages = tier.pages;
-      diskBytes = tier.bytes;
-    }
-    corrupt += tier.corrupt;
     tiers += (tiers.empty() ? "" : ", ") + tier.displayName() + " " + std::to_string(tier.pages) + " pages " +
              std::to_string(tier.bytes) + " bytes";
     if (tier.pinned)
@@ -31,21 +27,13 @@ void printCacheReport(const Runner &runner, int64_t reused, const std::string &s
       std::fprintf(stderr, "v4run: warning: %llu %s-tier pages stayed in pageable memory (cuMemAllocHost failed)\n",
                    static_cast<unsigned long long>(tier.pinFailures), tier.name.c_str());
   }
-  std::printf("prefix hit: %lld tokens reused\n", static_cast<long long>(reused));
-  std::printf("window rebuild: %llu restored tokens run again (--swa-cache %s)\n",
-              static_cast<unsigned long long>(stats.windowTokensRecomputed), swaCache.c_str());
-  std::printf("kv cache: page %lld tokens; pages hit %llu, missed %llu, stored %llu; disk %llu pages, %llu bytes; "
-              "corrupt %llu\n",
-              static_cast<long long>(stats.pageTokens), static_cast<unsigned long long>(stats.pagesHit),
-              static_cast<unsigned long long>(stats.pagesMissed), static_cast<unsigned long long>(stats.pagesStored),
-              static_cast<unsigned long long>(diskPages), static_cast<unsigned long long>(diskBytes),
-              static_cast<unsigned long long>(corrupt));
+  printGenerateCacheSummary(v4rt::toApiCacheStats(stats), reused, swaCache);
   std::printf("kv tiers: %s; promotions %llu, demotions %llu\n", tiers.c_str(),
               static_cast<unsigned long long>(stats.tiers.promotions),
               static_cast<unsigned long long>(stats.tiers.demotions));
-  if (stats.ioFailures > 0)
-    std::fprintf(stderr, "v4run: warning: %llu KV cache I/O failures (pages recomputed): %s\n",
-                 static_cast<unsigned long long>(stats.ioFailures), runner.prefixCache()->lastWarning().c_str());
+  const std::string lastWarning = runner.prefixCache()->lastWarning();
+  if ((stats.ioFailures > 0 || stats.storeFailures > 0) && !lastWarning.empty())
+    std::fprintf(stderr, "v4run: warning: last KV cache failure: %s\n", lastWarning.c_str());
 }
 
 } // namespace
