@@ -168,6 +168,8 @@ private:
   // After a cache or snapshot step threw `error`: waits for the stream (its
   // error, a lost context, is the session's and is thrown), then counts it.
   void skipCacheFailure(const std::exception &error);
+  // The same for a page export or restore, counted by the prefix cache too.
+  void skipPageFailure(const std::exception &error);
   // The state of a fresh session (a failed page restore falls back to it).
   void resetToEmpty();
   // Throws when an earlier call failed after the session's kernels ran.

@@ -140,8 +140,7 @@ void CudaSession::rewindFrom(const CudaSession &source, int64_t position) {
       restorePages(ids.data(), plan.keys, plan.pages); // Entries rows of the pages, fixed slots rebuilt
       restoredPages = true;
     } catch (const std::exception &e) {
-      skipCacheFailure(e); // the cached pages failed: the kept snapshot (or 0) below serves instead
-      prefixCache_->recordStoreFailure(e.what());
+      skipPageFailure(e); // the cached pages failed: the kept snapshot (or 0) below serves instead
     }
     if (restoredPages) {
       clearEntries(position_, previousPosition);

@@ -64,8 +64,7 @@ void CudaSession::exportPage(int64_t pageIndex) {
     if (!prefixCache_->contains(key))
       storePage(pageIndex, key);
   } catch (const std::exception &e) {
-    skipCacheFailure(e);
-    prefixCache_->recordStoreFailure(e.what()); // the cache's counters show it too
+    skipPageFailure(e);
   }
 }
 
@@ -76,6 +75,11 @@ void CudaSession::skipCacheFailure(const std::exception &error) {
             std::string("after a failed KV cache step (") + error.what() + ")");
   ++cacheFailures_;
   lastCacheFailure_ = error.what();
+}
+
+void CudaSession::skipPageFailure(const std::exception &error) {
+  skipCacheFailure(error);
+  prefixCache_->recordStoreFailure(error.what()); // the cache's counters show it too
 }
 
 void CudaSession::resetToEmpty() {
@@ -138,8 +142,7 @@ int64_t CudaSession::restorePrefix(const int32_t *ids, int64_t count) {
     restorePages(ids, cached.keys, cached.pages);
   } catch (const std::exception &e) {
     // Best-effort: the prompt is prefilled whole instead, from a fresh state.
-    skipCacheFailure(e);
-    prefixCache_->recordStoreFailure(e.what());
+    skipPageFailure(e);
     resetToEmpty();
     prefillTokensComputed_ = computedBefore;
     return 0;

@@ -126,23 +126,18 @@ uint64_t KvSlots::swapOut() {
     total += copiedBytes[s] = liveSlotBytes(s);
   // A failed pinned allocation throws here, having changed nothing.
   PinnedBuffer hostCopy(api_, total, name_ + ": pinned host copy of preempted cache slots");
-  try {
-    uint64_t offset = 0;
-    for (size_t s = 0; s < slots_.size(); ++s) {
-      if (copiedBytes[s])
-        checkCuda(api_, api_.cuMemcpyDtoHAsync(hostCopy.data() + offset, device_[s].get(), copiedBytes[s], stream_),
-                  "cuMemcpyDtoHAsync", name_ + ": swapping out cache slot \"" + slots_[s].name + "\"");
-      offset += copiedBytes[s];
-    }
-    // The copies (and every launch before them) must finish before the memory goes.
-    checkCuda(api_, api_.cuStreamSynchronize(stream_), "cuStreamSynchronize", name_ + ": swapping out");
-  } catch (...) {
-    // A refused submission leaves the earlier copies queued into hostCopy:
-    // they must finish before it is freed (on unwinding), or the GPU writes
-    // freed host memory. The slots stay resident and unchanged.
-    api_.cuStreamSynchronize(stream_);
-    throw;
+  // A refused submission leaves the earlier copies queued into hostCopy: they
+  // finish before it is freed. The slots stay resident and unchanged.
+  const DrainOnUnwind drain(api_, stream_);
+  uint64_t offset = 0;
+  for (size_t s = 0; s < slots_.size(); ++s) {
+    if (copiedBytes[s])
+      checkCuda(api_, api_.cuMemcpyDtoHAsync(hostCopy.data() + offset, device_[s].get(), copiedBytes[s], stream_),
+                "cuMemcpyDtoHAsync", name_ + ": swapping out cache slot \"" + slots_[s].name + "\"");
+    offset += copiedBytes[s];
   }
+  // The copies (and every launch before them) must finish before the memory goes.
+  checkCuda(api_, api_.cuStreamSynchronize(stream_), "cuStreamSynchronize", name_ + ": swapping out");
   hostCopy_ = std::move(hostCopy);
   copiedBytes_ = std::move(copiedBytes);
   device_.clear();

@@ -183,18 +183,6 @@ std::optional<PageBytes> readPageFile(const fs::path &path, const std::shared_pt
   return bytes;
 }
 
-// The artifact identity a page file names (empty when its header is too
-// damaged to say; decodePage then reports what is wrong).
-std::string_view namedIdentity(const PageBytes &bytes) {
-  if (bytes.size() < 16)
-    return {};
-  uint32_t length = 0;
-  for (int i = 3; i >= 0; --i)
-    length = (length << 8) | bytes[12 + static_cast<size_t>(i)];
-  if (length > kMaxIdentityBytes || 16 + static_cast<size_t>(length) > bytes.size())
-    return {};
-  return std::string_view(reinterpret_cast<const char *>(bytes.data() + 16), length);
-}
 
 } // namespace
 
@@ -454,7 +442,7 @@ DiskTier::VerifyReport DiskTier::verify(bool removeBad) {
         // Any artifact's page is checked against the identity it names:
         // everything else (version, header and payload checksums, key,
         // length) must hold.
-        const DecodedPage decoded = decodePage(bytes->data(), bytes->size(), namedIdentity(*bytes), key);
+        const DecodedPage decoded = decodePage(bytes->data(), bytes->size(), pageNamedIdentity(bytes->data(), bytes->size()), key);
         if (decoded) {
           ++report.good;
           return;

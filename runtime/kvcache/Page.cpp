@@ -134,6 +134,15 @@ const char *pageFaultName(PageFault fault) {
   return "unknown";
 }
 
+std::string_view pageNamedIdentity(const uint8_t *data, size_t size) {
+  if (size < 16)
+    return {};
+  const uint32_t length = getU32(data + 12);
+  if (length > kMaxIdentityBytes || 16 + static_cast<size_t>(length) > size)
+    return {};
+  return std::string_view(reinterpret_cast<const char *>(data + 16), length);
+}
+
 DecodedPage decodePage(const uint8_t *data, size_t size, std::string_view expectedIdentity,
                        const PageKey &expectedKey) {
   Page page;

@@ -71,6 +71,11 @@ struct DecodedPage {
   explicit operator bool() const { return page.has_value(); }
 };
 
+// The artifact identity a page's header names (empty when the header is too
+// damaged to say; decodePage then reports what is wrong): lets a page of any
+// artifact be checked against its own identity (v4run cache verify).
+std::string_view pageNamedIdentity(const uint8_t *data, size_t size);
+
 // Validates everything in the layout above against the expected identity and
 // key. Never throws on bad content.
 DecodedPage decodePage(const uint8_t *data, size_t size, std::string_view expectedIdentity,
